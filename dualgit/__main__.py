@@ -1,0 +1,3 @@
+from dualgit.main import main
+
+raise SystemExit(main())

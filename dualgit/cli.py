@@ -1,0 +1,101 @@
+"""The command line: typer parses, plain functions in `dualgit.commands` do the work."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from dualgit import __version__
+
+app = typer.Typer(
+    name="git dual",
+    help="Every git worktree its own machine: one Docker container per worktree.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+PathArg = Annotated[Optional[str], typer.Argument(help="A worktree's path (or a folder in it), or its branch. Default: here.")]
+PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+@app.command()
+def up(
+    target: PathArg = None,
+    recreate: Annotated[bool, typer.Option("--recreate", help="Make the container anew.")] = False,
+) -> int:
+    """Create the worktree's container, or start it; recreate it when its image or ports changed."""
+    from dualgit.commands.up import up as run
+
+    return run(target, recreate)
+
+
+@app.command()
+def down(
+    target: PathArg = None,
+    rm: Annotated[bool, typer.Option("--rm", help="Remove the container (files and volumes stay).")] = False,
+) -> int:
+    """Stop the worktree's container."""
+    from dualgit.commands.up import down as run
+
+    return run(target, rm)
+
+
+@app.command("ls")
+def ls_(as_json: Annotated[bool, typer.Option("--json", help="A JSON array, one object per worktree.")] = False) -> int:
+    """Every worktree with its branch, container, state and ports."""
+    from dualgit.commands.ls import ls
+
+    return ls(as_json)
+
+
+@app.command("exec", context_settings=PASSTHROUGH)
+def exec_(ctx: typer.Context) -> int:
+    """Run a command in this worktree's container: [-e K=V]... [--no-wait] [--] CMD..."""
+    from dualgit import fastexec
+
+    return fastexec.run(fastexec.parse(list(ctx.args)))
+
+
+@app.command()
+def shell() -> int:
+    """An interactive shell in this worktree's container (bash where the image has it)."""
+    from dualgit import fastexec
+
+    return fastexec.run(fastexec.parse(["--", *fastexec.SHELL]))
+
+
+@app.command()
+def init(force: Annotated[bool, typer.Option("--force", help="Replace an existing .dual.toml.")] = False) -> int:
+    """Write a commented .dual.toml at the worktree's root."""
+    from dualgit.commands.init import init as run
+
+    return run(force)
+
+
+@app.command()
+def gc(dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; change nothing.")] = False) -> int:
+    """Remove containers (and volumes) whose worktree git no longer knows."""
+    from dualgit.commands.gc import gc as run
+
+    return run(dry_run)
+
+
+@app.command()
+def rm(
+    target: PathArg = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Remove even with uncommitted changes.")] = False,
+) -> int:
+    """Remove a worktree and its container; a dirty worktree is refused as git refuses it."""
+    from dualgit.commands.gc import rm as run
+
+    return run(target, force)
+
+
+@app.command()
+def version() -> int:
+    """Print dualgit's version."""
+    print(__version__)
+    return 0

@@ -1,0 +1,26 @@
+"""What most commands start from: the repository, reconciled with the engine."""
+
+from __future__ import annotations
+
+from dualgit import git
+from dualgit.containers import Container, list_containers
+from dualgit.dockerapi import DockerAPI
+from dualgit.reconcile import reconcile
+
+
+def reconciled(folder: str | None = None) -> tuple[git.Repo, DockerAPI, list[Container]]:
+    """Open the repository, reap containers whose worktree is gone, return what is left."""
+    repo = git.open_repo(folder)
+    api = DockerAPI()
+    containers = list_containers(api, repo.common_dir)
+    gone = reconcile(repo, api, containers)
+    if gone:
+        removed = {a.container.id for a in gone}
+        containers = [c for c in containers if c.id not in removed]
+        if any(a.moved_to for a in gone):
+            containers = list_containers(api, repo.common_dir)
+    return repo, api, containers
+
+
+def worktree_for(repo: git.Repo, target: str | None) -> git.Worktree:
+    return git.find_worktree(repo, target or repo.workdir or ".")

@@ -1,0 +1,34 @@
+"""`git dual gc` and `git dual rm`: containers go when their worktrees go."""
+
+from __future__ import annotations
+
+from dualgit import git
+from dualgit.commands._context import reconciled
+from dualgit.containers import list_containers, remove
+from dualgit.dockerapi import DockerAPI
+from dualgit.reconcile import reconcile
+
+
+def gc(dry_run: bool = False, folder: str | None = None) -> int:
+    repo = git.open_repo(folder)
+    actions = reconcile(repo, DockerAPI(), dry_run=dry_run)
+    for action in actions:
+        print(("would " if dry_run else "") + action.describe())
+    if not actions:
+        print("nothing to do: every container has its worktree")
+    return 0
+
+
+def rm(target: str | None = None, force: bool = False) -> int:
+    """Remove a worktree (as `git worktree remove` would, dirty ones refused without --force) and its
+    container and volumes."""
+    repo, api, _containers = reconciled(target)
+    wt = git.find_worktree(repo, target or repo.workdir or ".")
+    git.remove_worktree(wt, force)
+    for container in list_containers(api, repo.common_dir, wt.path):
+        remove(api, container, volumes=True)
+        print(f"{wt.label}: removed {wt.path} and container {container.name}")
+        break
+    else:
+        print(f"{wt.label}: removed {wt.path}")
+    return 0

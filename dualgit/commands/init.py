@@ -1,0 +1,13 @@
+"""`git dual init`: a commented `.dual.toml`, and the hooks."""
+
+from __future__ import annotations
+
+from dualgit import config, git
+
+
+def init(force: bool = False, folder: str | None = None) -> int:
+    repo = git.open_repo(folder)
+    where = repo.workdir or "."
+    written = config.write_template(where, force)
+    print(f"wrote {written}")
+    return 0

@@ -1,0 +1,40 @@
+"""`git dual up` and `git dual down`."""
+
+from __future__ import annotations
+
+from dualgit.commands._context import reconciled, worktree_for
+from dualgit.containers import Container, ensure_running, remove, stop
+from dualgit.errors import DualgitError
+
+
+def describe(branch: str, container: Container) -> str:
+    ports = ", ".join(f":{p} -> {host}" for p, host in container.ports.items())
+    return f"{branch}: {container.name} {container.state}" + (f" ({ports})" if ports else "")
+
+
+def up(target: str | None = None, recreate: bool = False) -> int:
+    repo, api, containers = reconciled(target)
+    wt = worktree_for(repo, target)
+    if recreate:
+        for container in containers:
+            if container.worktree == wt.path:
+                remove(api, container, volumes=False)
+    container = ensure_running(wt.location, api=api)
+    print(describe(wt.label, container))
+    return 0
+
+
+def down(target: str | None = None, rm: bool = False) -> int:
+    repo, api, containers = reconciled(target)
+    wt = worktree_for(repo, target)
+    mine = [c for c in containers if c.worktree == wt.path]
+    if not mine:
+        raise DualgitError(f"{wt.label} ({wt.path}) has no container", hint="`git dual up` creates it")
+    for container in mine:
+        if rm:
+            remove(api, container, volumes=False)
+            print(f"{wt.label}: {container.name} removed (the worktree's files are untouched)")
+        else:
+            stop(api, container)
+            print(f"{wt.label}: {container.name} stopped")
+    return 0

@@ -1,0 +1,136 @@
+"""`.dual.toml` at a worktree's root: read with tomlkit, checked, defaulted; `git dual init` writes it."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import tomlkit
+from tomlkit.exceptions import ParseError
+
+from dualgit.errors import DualgitError
+
+FILENAME = ".dual.toml"
+DEFAULT_IMAGE = "busybox:latest"
+DEFAULT_PORTS = (3000,)
+KNOWN_KEYS = ("image", "ports", "env", "strict")
+
+TEMPLATE = '''\
+# dualgit: every worktree of this repository gets its own container, made from this file.
+# Each worktree reads the copy on its own branch, so a branch can try another image.
+
+# The image for each worktree's container. It needs `tail` (busybox or coreutils) to stay up.
+image = "busybox:latest"
+
+# Container ports to publish. Every branch can bind the same port: each container has its own
+# network. Docker publishes each on 127.0.0.1 with a free host port; `git dual ls` shows which.
+ports = [3000]
+
+# true: a post-checkout hook that cannot bring the container up fails the git command.
+strict = false
+
+# Environment for the container and everything `git dual exec` runs in it.
+[env]
+# NODE_ENV = "development"
+'''
+
+
+@dataclass(frozen=True)
+class Config:
+    image: str = DEFAULT_IMAGE
+    ports: tuple[int, ...] = DEFAULT_PORTS
+    env: dict[str, str] = field(default_factory=dict)
+    strict: bool = False
+    source: str | None = None  # the file it came from; None when defaults
+
+
+def load(worktree: str) -> Config:
+    """The worktree's config; defaults when it has no `.dual.toml`."""
+    file = os.path.join(worktree, FILENAME)
+    try:
+        with open(file, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return Config()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DualgitError(f"cannot read {file}: {exc}")
+    return parse(text, file)
+
+
+def parse(text: str, file: str = FILENAME) -> Config:
+    try:
+        doc = tomlkit.parse(text).unwrap()
+    except ParseError as exc:
+        raise DualgitError(
+            f"{file}:{exc.line}:{exc.col}: {_reason(exc)}",
+            hint=f"fix the TOML at line {exc.line}, column {exc.col} (`git dual init --force` writes a fresh template)",
+        )
+    for key in doc:
+        if key not in KNOWN_KEYS:
+            close = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
+            guess = f" (did you mean `{close[0]}`?)" if close else f" (known: {', '.join(KNOWN_KEYS)})"
+            print(f"dualgit: warning: {file}: unknown key `{key}`{guess}", file=sys.stderr)
+    return Config(
+        image=_image(doc.get("image", DEFAULT_IMAGE), file),
+        ports=_ports(doc.get("ports", list(DEFAULT_PORTS)), file),
+        env=_env(doc.get("env", {}), file),
+        strict=_bool(doc.get("strict", False), "strict", file),
+        source=file,
+    )
+
+
+def _reason(exc: ParseError) -> str:
+    message = str(exc)
+    return message.split(" at line ")[0] if " at line " in message else message
+
+
+def _bad(file: str, key: str, wanted: str, got: Any) -> DualgitError:
+    return DualgitError(f"{file}: `{key}` must be {wanted}, not {got!r}", hint=f"edit `{key}` in {file}")
+
+
+def _image(value: Any, file: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _bad(file, "image", 'an image name such as "busybox:latest"', value)
+    return value.strip()
+
+
+def _ports(value: Any, file: str) -> tuple[int, ...]:
+    if not isinstance(value, list):
+        raise _bad(file, "ports", "a list of port numbers such as [3000, 5173]", value)
+    ports = []
+    for item in value:
+        port = int(item) if isinstance(item, str) and item.isdigit() else item
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise _bad(file, "ports", "a list of port numbers from 1 to 65535", item)
+        if port not in ports:
+            ports.append(port)
+    return tuple(ports)
+
+
+def _env(value: Any, file: str) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise _bad(file, "env", 'a table such as [env] NODE_ENV = "development"', value)
+    env = {}
+    for key, item in value.items():
+        if isinstance(item, (dict, list)) or "=" in key or not key:
+            raise _bad(file, f"env.{key}", "a string, number or boolean", item)
+        env[key] = str(item).lower() if isinstance(item, bool) else str(item)
+    return env
+
+
+def _bool(value: Any, key: str, file: str) -> bool:
+    if not isinstance(value, bool):
+        raise _bad(file, key, "true or false", value)
+    return value
+
+
+def write_template(worktree: str, force: bool = False) -> str:
+    file = os.path.join(worktree, FILENAME)
+    if os.path.exists(file) and not force:
+        raise DualgitError(f"{file} exists already", hint="edit it, or run `git dual init --force` to replace it")
+    with open(file, "w", encoding="utf-8") as f:
+        f.write(TEMPLATE)
+    return file

@@ -1,0 +1,217 @@
+"""One container per worktree: what it is made from, and bringing it up, down and away.
+
+Labels are the only state: a container is found by `dualgit.repo` and `dualgit.worktree`, and
+`dualgit.spec` says what it was made from, so `up` knows when to recreate it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from dualgit import labels
+from dualgit.config import Config, load
+from dualgit.dockerapi import ApiError, DockerAPI, path
+from dualgit.errors import DualgitError
+from dualgit.locate import Location
+from dualgit.naming import container_name
+
+KEEPALIVE = ["tail", "-f", "/dev/null"]  # busybox and coreutils both have it; tini (Init) reaps and forwards
+
+
+@dataclass(frozen=True)
+class Container:
+    id: str
+    name: str
+    state: str  # Docker's word: created, running, exited, paused, ...
+    repo: str
+    worktree: str
+    gitdir: str
+    spec: str
+    image_id: str
+    ports: dict[str, str] = field(default_factory=dict)  # "3000" -> "127.0.0.1:49153"
+
+    @classmethod
+    def from_summary(cls, entry: dict[str, Any]) -> Container:
+        """From one entry of the engine's list call (which carries labels, state and ports)."""
+        tags = entry.get("Labels") or {}
+        ports = {}
+        for port in entry.get("Ports") or []:
+            if port.get("PublicPort") and port.get("Type", "tcp") == "tcp" and ":" not in port.get("IP", ""):
+                ports[str(port["PrivatePort"])] = f"{port.get('IP') or '127.0.0.1'}:{port['PublicPort']}"
+        return cls(
+            id=entry["Id"],
+            name=(entry.get("Names") or ["/?"])[0].lstrip("/"),
+            state=entry.get("State", "unknown"),
+            repo=tags.get(labels.REPO, ""),
+            worktree=tags.get(labels.WORKTREE, ""),
+            gitdir=tags.get(labels.GITDIR, ""),
+            spec=tags.get(labels.SPEC, ""),
+            image_id=entry.get("ImageID", ""),
+            ports=dict(sorted(ports.items(), key=lambda kv: int(kv[0]))),
+        )
+
+
+def list_containers(api: DockerAPI, repo: str, worktree: str | None = None) -> list[Container]:
+    """Every container of the repository (or of one worktree): one label-filtered list call."""
+    entries = api.get("/containers/json", {"all": 1, "filters": labels.filters(repo, worktree)})
+    return [Container.from_summary(e) for e in entries if labels.owned(e.get("Labels"), repo)]
+
+
+def create_body(loc: Location, config: Config, image_id: str) -> dict[str, Any]:
+    binds = [f"{loc.worktree}:{loc.worktree}"]
+    if not _inside(loc.common_dir, loc.worktree):
+        binds.append(f"{loc.common_dir}:{loc.common_dir}")
+    exposed = {f"{p}/tcp": {} for p in config.ports}
+    body: dict[str, Any] = {
+        "Image": config.image,
+        "Entrypoint": KEEPALIVE[:1],
+        "Cmd": KEEPALIVE[1:],
+        "WorkingDir": loc.worktree,
+        "Hostname": container_name(loc.common_dir, loc.worktree),
+        "Env": [f"{k}={v}" for k, v in sorted(config.env.items())],
+        "ExposedPorts": exposed,
+        "HostConfig": {
+            "Init": True,
+            "Binds": binds,
+            "PortBindings": {p: [{"HostIp": "127.0.0.1", "HostPort": ""}] for p in exposed},
+            "RestartPolicy": {"Name": "unless-stopped"},
+        },
+    }
+    spec = hashlib.sha256(json.dumps([body, image_id], sort_keys=True).encode()).hexdigest()[:16]
+    body["Labels"] = {
+        labels.REPO: loc.common_dir,
+        labels.WORKTREE: loc.worktree,
+        labels.GITDIR: loc.gitdir,
+        labels.SPEC: spec,
+    }
+    return body
+
+
+def _inside(child: str, parent: str) -> bool:
+    return child == parent or child.startswith(parent.rstrip("/") + "/")
+
+
+def image_id(api: DockerAPI, image: str) -> str:
+    """The local image's id; pulled first when it isn't here."""
+    try:
+        return str(api.get(path("/images/%s/json", image))["Id"])
+    except ApiError as exc:
+        if exc.status != 404:
+            raise DualgitError(f"cannot inspect image {image}: {exc.message}")
+    reason = _pull(api, image)
+    try:
+        return str(api.get(path("/images/%s/json", image))["Id"])
+    except ApiError:
+        raise DualgitError(
+            f"image {image} is not on this machine and could not be pulled ({reason})",
+            hint=f"build it (`docker build -t {image} .`) or pull it (`docker pull {image}`), "
+            "or set `image` in .dual.toml (`scripts/setup` builds busybox:latest and dualgit/debian:bookworm)",
+        ) from None
+
+
+def _pull(api: DockerAPI, image: str) -> str:
+    name, tag = image, "latest"
+    if "@" not in image and ":" in image.rsplit("/", 1)[-1]:
+        name, tag = image.rsplit(":", 1)
+    try:
+        response = api.request("POST", "/images/create", None, {"fromImage": name, "tag": tag}, timeout=600)
+    except ApiError as exc:
+        return exc.message
+    for line in response.body.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if "error" in event:
+            return str(event["error"])
+    return "no error given"
+
+
+def ensure_running(loc: Location, config: Config | None = None, api: DockerAPI | None = None) -> Container:
+    """Idempotent `up`: create the worktree's container, or start it, or recreate it when what it is
+    made from (image, ports, env, mounts) changed. Concurrent callers are settled by the engine's
+    name conflict: the loser adopts the winner's container."""
+    api = api or DockerAPI()
+    config = config or load(loc.worktree)
+    body = create_body(loc, config, image_id(api, config.image))
+    name = container_name(loc.common_dir, loc.worktree)
+    for _ in range(3):
+        current = list_containers(api, loc.common_dir, loc.worktree)
+        if current and current[0].spec != body["Labels"][labels.SPEC]:
+            remove(api, current[0], volumes=False)
+            current = []
+        if not current:
+            try:
+                api.post(path("/containers/create"), body, {"name": name})
+            except ApiError as exc:
+                if exc.status == 409:
+                    _check_name_is_ours(api, name, loc.common_dir)
+                    continue
+                raise DualgitError(f"cannot create container {name}: {exc.message}")
+            current = list_containers(api, loc.common_dir, loc.worktree)
+            if not current:
+                continue
+        container = current[0]
+        if container.state != "running":
+            start(api, container)
+            container = list_containers(api, loc.common_dir, loc.worktree)[0]
+        return container
+    raise DualgitError(f"container {name} kept changing while dualgit brought it up", hint="run `git dual up` again")
+
+
+def _check_name_is_ours(api: DockerAPI, name: str, repo: str) -> None:
+    try:
+        info = api.get(path("/containers/%s/json", name))
+    except ApiError:
+        return  # gone again: the next round creates it
+    if not labels.owned(info.get("Config", {}).get("Labels"), repo):
+        raise DualgitError(
+            f"a container named {name} exists and is not dualgit's",
+            hint=f"rename or remove it yourself (`docker rename {name} {name}-old`); dualgit will not touch it",
+        )
+
+
+def start(api: DockerAPI, container: Container) -> None:
+    try:
+        api.post(path("/containers/%s/start", container.id))
+        return
+    except ApiError as exc:
+        message = exc.message
+    if container.state == "paused":
+        api.post(path("/containers/%s/unpause", container.id))
+        return
+    raise DualgitError(
+        f"container {container.name} for {container.worktree} does not start: {message}",
+        hint=f"see `docker logs {container.name}`; `git dual up --recreate` makes it anew",
+    )
+
+
+def stop(api: DockerAPI, container: Container) -> None:
+    api.post(path("/containers/%s/stop", container.id), query={"t": 3})
+
+
+def remove(api: DockerAPI, container: Container, volumes: bool = True) -> None:
+    """Remove the container and, with `volumes`, the named volumes dualgit made for its worktree."""
+    try:
+        api.request("DELETE", path("/containers/%s", container.id), query={"force": 1, "v": 1})
+    except ApiError as exc:
+        if exc.status != 404:
+            raise DualgitError(f"cannot remove container {container.name}: {exc.message}")
+    if volumes:
+        remove_volumes(api, container.repo, container.worktree)
+
+
+def remove_volumes(api: DockerAPI, repo: str, worktree: str) -> list[str]:
+    found = api.get("/volumes", {"filters": labels.filters(repo, worktree)}).get("Volumes") or []
+    gone = []
+    for volume in found:
+        if labels.owned(volume.get("Labels"), repo):
+            try:
+                api.request("DELETE", path("/volumes/%s", volume["Name"]))
+                gone.append(volume["Name"])
+            except ApiError:
+                pass  # still in use by a container that is going away; the next reconcile retries
+    return gone

@@ -1,0 +1,173 @@
+"""A small Docker Engine API client over the engine's socket.
+
+The hot paths (`git dual exec`, the post-checkout hook) cannot afford docker-py's import (~80 ms,
+more than a whole `docker exec`), so container work speaks HTTP/1.1 to the engine directly: one
+short connection per request, and a hijacked connection for exec streams.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from dualgit.errors import DualgitError
+
+DEFAULT_SOCKET = "/var/run/docker.sock"
+ENGINE_HINT = "start the engine (`scripts/setup` here, `sudo dockerd &`, or Docker Desktop), or point DOCKER_HOST at it"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+def _address() -> tuple[int, Any]:
+    host = os.environ.get("DOCKER_HOST", "")
+    if not host:
+        for candidate in (DEFAULT_SOCKET, os.path.expanduser("~/.docker/run/docker.sock")):
+            if os.path.exists(candidate):
+                return socket.AF_UNIX, candidate
+        return socket.AF_UNIX, DEFAULT_SOCKET
+    if host.startswith("unix://"):
+        return socket.AF_UNIX, host[len("unix://"):]
+    if host.startswith("tcp://"):
+        hostport = host[len("tcp://"):].rstrip("/")
+        name, _, port = hostport.rpartition(":")
+        return socket.AF_INET, (name.strip("[]") or "127.0.0.1", int(port or 2375))
+    raise DualgitError(
+        f"DOCKER_HOST={host} is not supported (unix:// and tcp:// are)",
+        hint="set DOCKER_HOST to unix:///path/to/docker.sock or tcp://HOST:PORT",
+    )
+
+
+def path(template: str, *parts: str) -> str:
+    """Fill %s slots in an API path with URL-quoted parts (names come from users and git)."""
+    return template % tuple(quote(p, safe="") for p in parts)
+
+
+class Response:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+class DockerAPI:
+    def __init__(self) -> None:
+        self.family, self.address = _address()
+
+    def connect(self, timeout: float | None = 30.0) -> socket.socket:
+        sock = socket.socket(self.family, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(self.address)
+        except OSError as exc:
+            sock.close()
+            where = self.address if isinstance(self.address, str) else "%s:%s" % self.address
+            raise DualgitError(f"cannot reach the Docker engine ({where}: {exc.strerror or exc})", hint=ENGINE_HINT)
+        return sock
+
+    @staticmethod
+    def _head(method: str, url: str, body: bytes | None, extra: str = "") -> bytes:
+        head = f"{method} {url} HTTP/1.1\r\nHost: docker\r\nUser-Agent: dualgit\r\n{extra}"
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        return head.encode() + b"\r\n" + (body or b"")
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        payload: Any = None,
+        query: dict[str, Any] | None = None,
+        timeout: float | None = 60.0,
+        ok: tuple[int, ...] = (200, 201, 204, 304),
+    ) -> Response:
+        if query:
+            url += "?" + urlencode(query)
+        body = None if payload is None else json.dumps(payload).encode()
+        sock = self.connect(timeout)
+        try:
+            sock.sendall(self._head(method, url, body, "Connection: close\r\n"))
+            response = _read_response(sock)
+        except OSError as exc:
+            raise DualgitError(f"the Docker engine stopped answering ({exc})", hint=ENGINE_HINT)
+        finally:
+            sock.close()
+        if response.status not in ok:
+            try:
+                message = str(response.json().get("message", ""))
+            except (ValueError, AttributeError):
+                message = response.body.decode(errors="replace").strip()
+            raise ApiError(response.status, message)
+        return response
+
+    def get(self, url: str, query: dict[str, Any] | None = None) -> Any:
+        return self.request("GET", url, query=query).json()
+
+    def post(self, url: str, payload: Any = None, query: dict[str, Any] | None = None) -> Any:
+        return self.request("POST", url, payload if payload is not None else {}, query).json()
+
+    def hijack(self, url: str, payload: Any) -> tuple[socket.socket, bytes]:
+        """POST with `Upgrade: tcp`; return the raw stream and any bytes already read past the head."""
+        body = json.dumps(payload).encode()
+        sock = self.connect(None)
+        sock.sendall(self._head("POST", url, body, "Connection: Upgrade\r\nUpgrade: tcp\r\n"))
+        status, _, rest = _read_head(sock)
+        if status not in (101, 200):
+            sock.close()
+            raise ApiError(status, rest.decode(errors="replace").strip())
+        return sock, rest
+
+
+def _read_head(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise OSError("connection closed before the response head")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = {}
+    for line in lines[1:]:
+        key, _, value = line.partition(":")
+        headers[key.strip().lower()] = value.strip()
+    return status, headers, rest
+
+
+def _read_response(sock: socket.socket) -> Response:
+    status, headers, data = _read_head(sock)
+    chunks = [data]
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        raw = _dechunk(raw)
+    elif "content-length" in headers:
+        raw = raw[: int(headers["content-length"])]
+    return Response(status, headers, raw)
+
+
+def _dechunk(raw: bytes) -> bytes:
+    out = []
+    pos = 0
+    while True:
+        end = raw.index(b"\r\n", pos)
+        size = int(raw[pos:end].split(b";")[0], 16)
+        if size == 0:
+            return b"".join(out)
+        out.append(raw[end + 2 : end + 2 + size])
+        pos = end + 2 + size + 2

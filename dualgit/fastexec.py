@@ -1,0 +1,269 @@
+"""`git dual exec`: run a command in the current worktree's container as if it ran here.
+
+The container is found by name from the worktree's path (no lookup round trip), and only the
+standard library and `dockerapi` are imported on the happy path. Missing or stopped containers
+send us down the slow path once (`containers.ensure`), and then we retry.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import struct
+import sys
+import threading
+from typing import Any, NamedTuple
+
+from dualgit.dockerapi import ApiError, DockerAPI, path
+from dualgit.errors import DualgitError
+from dualgit.locate import Location, locate
+from dualgit.naming import container_name
+
+USAGE = "usage: git dual exec [-e KEY=VALUE]... [--no-wait] [--] COMMAND [ARG]..."
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+SHELL = ["sh", "-c", "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi"]
+NOT_FOUND_MARKS = (b"executable file not found", b"no such file or directory")
+
+
+class ExecRequest(NamedTuple):
+    cmd: list[str]
+    env: list[str]
+    wait: bool
+
+
+def parse(argv: list[str]) -> ExecRequest:
+    env: list[str] = []
+    wait = True
+    args = list(argv)
+    while args:
+        arg = args[0]
+        if arg == "--":
+            args.pop(0)
+            break
+        if arg in ("-e", "--env"):
+            if len(args) < 2:
+                raise DualgitError(f"{arg} needs KEY=VALUE", hint=USAGE)
+            env.append(_env_item(args[1]))
+            del args[:2]
+        elif arg.startswith("--env="):
+            env.append(_env_item(arg[len("--env="):]))
+            args.pop(0)
+        elif arg.startswith("-e") and len(arg) > 2:
+            env.append(_env_item(arg[2:]))
+            args.pop(0)
+        elif arg == "--no-wait":
+            wait = False
+            args.pop(0)
+        elif arg in ("-h", "--help"):
+            raise SystemExit(_help())
+        elif arg.startswith("-") and arg != "-":
+            raise DualgitError(f"unknown option {arg} for `git dual exec`", hint=f"{USAGE} (put -- before a command that starts with -)")
+        else:
+            break
+    if not args:
+        raise DualgitError("no command given", hint=USAGE)
+    return ExecRequest(args, env, wait)
+
+
+def _env_item(item: str) -> str:
+    key, eq, _ = item.partition("=")
+    if not key:
+        raise DualgitError(f"bad environment item {item!r}", hint="write -e KEY=VALUE, or -e KEY to pass this shell's value")
+    if eq:
+        return item
+    return f"{key}={os.environ.get(key, '')}"
+
+
+def _help() -> int:
+    print(USAGE)
+    print("\nRun COMMAND in this worktree's container, in the same directory, passing exit code,")
+    print("stdin, TTY and signals through. A stopped container is started, a missing one created.")
+    return 0
+
+
+def run(request: ExecRequest, location: Location | None = None) -> int:
+    loc = location or locate()
+    cwd = os.path.realpath(os.getcwd()) if location is None else loc.worktree
+    tty = os.isatty(0) and os.isatty(1)
+    attach_stdin = _fd_open(0)
+    env = list(request.env)
+    if tty and "TERM" in os.environ:
+        env.append(f"TERM={os.environ['TERM']}")
+    body = {
+        "AttachStdin": attach_stdin,
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "Tty": tty,
+        "Cmd": request.cmd,
+        "WorkingDir": cwd,
+        "Env": env,
+    }
+    api = DockerAPI()
+    name = container_name(loc.common_dir, loc.worktree)
+    exec_id = _create_exec(api, name, body, loc)
+    return Session(api, exec_id, tty, attach_stdin, request.cmd[0]).run()
+
+
+def _fd_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def _create_exec(api: DockerAPI, name: str, body: dict[str, Any], loc: Location) -> str:
+    url = path("/containers/%s/exec", name)
+    for attempt in range(3):
+        try:
+            return str(api.post(url, body)["Id"])
+        except ApiError as exc:
+            if attempt == 2 or exc.status not in (404, 409):
+                raise DualgitError(f"cannot run in container {name}: {exc.message}") from None
+            from dualgit.containers import ensure_running  # the slow path: config, image, create
+
+            ensure_running(loc)
+    raise AssertionError("unreachable")
+
+
+class Session:
+    """One attached exec: pumps stdin, demultiplexes output, forwards signals and window size."""
+
+    def __init__(self, api: DockerAPI, exec_id: str, tty: bool, attach_stdin: bool, program: str) -> None:
+        self.api = api
+        self.exec_id = exec_id
+        self.tty = tty
+        self.attach_stdin = attach_stdin
+        self.program = program
+        self.held = b""  # an engine error about a missing program, held until the exit code says so
+
+    def run(self) -> int:
+        sock, rest = self.api.hijack(path("/exec/%s/start", self.exec_id), {"Detach": False, "Tty": self.tty})
+        restore = self._enter_tty() if self.tty else None
+        previous = {sig: signal.signal(sig, self._forward) for sig in FORWARDED_SIGNALS}
+        try:
+            if self.attach_stdin:
+                threading.Thread(target=_pump_stdin, args=(sock,), daemon=True).start()
+            if self.tty:
+                _copy_raw(sock, rest)
+            else:
+                self._demux(sock, rest)
+        finally:
+            sock.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            if restore:
+                restore()
+        return self._exit_code()
+
+    def _enter_tty(self) -> Any:
+        import termios
+        import tty
+
+        saved = termios.tcgetattr(0)
+        tty.setraw(0)
+        self._resize()
+        signal.signal(signal.SIGWINCH, lambda *_: self._resize())
+
+        def restore() -> None:
+            signal.signal(signal.SIGWINCH, signal.SIG_DFL)
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+
+        return restore
+
+    def _resize(self) -> None:
+        size = os.get_terminal_size(1)
+        try:
+            self.api.request("POST", path("/exec/%s/resize", self.exec_id), query={"h": size.lines, "w": size.columns})
+        except (ApiError, DualgitError):
+            pass  # the process may have exited already
+
+    def _forward(self, signum: int, _frame: Any) -> None:
+        if self.tty and signum == signal.SIGINT:
+            return  # in raw mode Ctrl-C travels as a byte and the container's terminal delivers it
+        try:
+            info = self.api.get(path("/exec/%s/json", self.exec_id))
+        except (ApiError, DualgitError):
+            return
+        pid = info.get("Pid") or 0
+        if pid and _in_container(pid, str(info.get("ContainerID", ""))):
+            try:
+                os.killpg(pid, signum) if os.getpgid(pid) == pid else os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def _demux(self, sock: socket.socket, buffer: bytes) -> None:
+        first = True
+        while True:
+            while len(buffer) >= 8:
+                kind, size = struct.unpack(">BxxxL", buffer[:8])
+                if len(buffer) < 8 + size:
+                    break
+                payload, buffer = buffer[8 : 8 + size], buffer[8 + size :]
+                if first and payload.startswith(b"OCI runtime exec failed"):
+                    self.held += payload
+                else:
+                    _write_all(2 if kind == 2 else 1, payload)
+                first = False
+            chunk = sock.recv(262144)
+            if not chunk:
+                return
+            buffer += chunk
+
+    def _exit_code(self) -> int:
+        info: dict[str, Any] = {}
+        for _ in range(100):
+            info = self.api.get(path("/exec/%s/json", self.exec_id))
+            if not info.get("Running"):
+                break
+            threading.Event().wait(0.02)
+        code = int(info.get("ExitCode") or 0)
+        if self.held:
+            lowered = self.held.lower()
+            if code == 126 and any(mark in lowered for mark in NOT_FOUND_MARKS):
+                sys.stderr.write(f"{self.program}: command not found\n")
+                return 127
+            _write_all(2, self.held)
+        return code
+
+
+def _in_container(pid: int, container_id: str) -> bool:
+    """True when `pid` is this host's process in that container (a local engine, not a VM's)."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            return bool(container_id) and container_id in f.read()
+    except OSError:
+        return False
+
+
+def _pump_stdin(sock: socket.socket) -> None:
+    try:
+        while True:
+            data = os.read(0, 65536)
+            if not data:
+                break
+            sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def _copy_raw(sock: socket.socket, first: bytes) -> None:
+    if first:
+        _write_all(1, first)
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return
+        _write_all(1, chunk)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except BrokenPipeError:
+            return
+        view = view[written:]

@@ -1,0 +1,22 @@
+"""The label namespace that marks what dualgit owns. Nothing without `dualgit.repo` is ever touched."""
+
+from __future__ import annotations
+
+REPO = "dualgit.repo"  # the repository's common git dir, on every object dualgit creates
+WORKTREE = "dualgit.worktree"  # the worktree's absolute path, on containers and their volumes
+GITDIR = "dualgit.gitdir"  # the worktree's admin dir: it stays put through `git worktree move`
+SPEC = "dualgit.spec"  # a hash of what the container was made from; a change means recreate
+
+
+def filters(repo: str, worktree: str | None = None) -> str:
+    """The engine's JSON `filters` argument that selects one repository's objects (or one worktree's)."""
+    import json
+
+    wanted = [f"{REPO}={repo}"]
+    if worktree is not None:
+        wanted.append(f"{WORKTREE}={worktree}")
+    return json.dumps({"label": wanted})
+
+
+def owned(labels: dict[str, str] | None, repo: str) -> bool:
+    return bool(labels) and labels.get(REPO) == repo  # type: ignore[union-attr]

@@ -1,0 +1,75 @@
+"""Find the worktree that holds a folder, reading git's files directly (no pygit2, no subprocess).
+
+This is what the hot paths use; `git.py` builds the full model with pygit2.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+from dualgit.errors import DualgitError
+
+
+class Location(NamedTuple):
+    worktree: str  # the worktree's root, absolute and resolved
+    gitdir: str  # its admin dir: `.git` for the main worktree, `.git/worktrees/<id>` for a linked one
+    common_dir: str  # the repository's shared git dir
+
+
+def not_a_repo(folder: str) -> DualgitError:
+    return DualgitError(
+        f"{folder} is not inside a git repository",
+        hint="cd into a git worktree, or create one with `git init`",
+    )
+
+
+def common_dir_of(gitdir: str) -> str:
+    try:
+        with open(os.path.join(gitdir, "commondir")) as f:
+            rel = f.read().strip()
+    except FileNotFoundError:
+        return gitdir
+    return os.path.realpath(os.path.join(gitdir, rel))
+
+
+def gitdir_of(dotgit: str) -> str | None:
+    """The admin dir that a worktree's `.git` entry (a folder, or a `gitdir:` file) points to."""
+    if os.path.isdir(dotgit):
+        return dotgit
+    try:
+        with open(dotgit) as f:
+            line = f.readline().strip()
+    except OSError:
+        return None
+    if not line.startswith("gitdir:"):
+        return None
+    return os.path.realpath(os.path.join(os.path.dirname(dotgit), line[len("gitdir:"):].strip()))
+
+
+def locate(folder: str | None = None) -> Location:
+    start = os.path.realpath(folder if folder is not None else os.getcwd())
+    current = start
+    while True:
+        dotgit = os.path.join(current, ".git")
+        if os.path.lexists(dotgit):
+            gitdir = gitdir_of(dotgit)
+            if gitdir is not None:
+                return Location(current, gitdir, common_dir_of(gitdir))
+        parent = os.path.dirname(current)
+        if parent == current:
+            raise not_a_repo(start)
+        current = parent
+
+
+def read_head(gitdir: str) -> tuple[str | None, str]:
+    """(branch, what HEAD says) read live from a worktree's admin dir; branch is None when detached."""
+    try:
+        with open(os.path.join(gitdir, "HEAD")) as f:
+            head = f.read().strip()
+    except OSError:
+        return None, ""
+    if head.startswith("ref:"):
+        ref = head[4:].strip()
+        return (ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ref), ref
+    return None, head

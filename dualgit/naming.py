@@ -1,0 +1,57 @@
+"""Names derived from paths and branches: container names, DNS-safe slugs. Pure functions.
+
+Container names derive from the worktree's absolute path alone, so `git dual exec` finds its
+container without asking the engine anything first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import unicodedata
+
+NAME_PREFIX = "dual"
+MAX_NAME = 63
+
+
+def short_hash(text: str, length: int = 8) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:length]
+
+
+def slug(text: str) -> str:
+    """Lowercase ASCII; accents are dropped, and each run of any other character becomes `-`."""
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
+
+
+def dns_label(text: str, taken: bool = False, limit: int = MAX_NAME) -> str:
+    """`slug(text)` when it fits one DNS label; with a short hash of the original text added when it
+    was truncated, came out empty, or collides with another's (`taken`)."""
+    base = slug(text)
+    if base and len(base) <= limit and not taken:
+        return base
+    tag = short_hash(text, 6)
+    base = base[: limit - len(tag) - 1].rstrip("-")
+    return f"{base}-{tag}" if base else tag
+
+
+def repo_name(common_dir: str) -> str:
+    """The repository's name: its main worktree's folder, or a bare repository's folder less `.git`."""
+    base = os.path.basename(common_dir.rstrip("/"))
+    if base == ".git":
+        return os.path.basename(os.path.dirname(common_dir.rstrip("/")))
+    return base[:-4] if base.endswith(".git") else base
+
+
+def container_name(common_dir: str, worktree: str) -> str:
+    """`dual-<repo>-<folder>-<hash of the worktree's path>`: valid for Docker, at most 63 characters,
+    distinct for distinct paths, readable in `docker ps`."""
+    repo = slug(repo_name(common_dir))[:16].strip("-") or "repo"
+    folder = slug(os.path.basename(worktree.rstrip("/")))[:28].strip("-") or "wt"
+    name = f"{NAME_PREFIX}-{repo}-{folder}-{short_hash(worktree)}"
+    return name[:MAX_NAME]
+
+
+def volume_name(container: str, what: str) -> str:
+    return f"{container}-{slug(what)[:20] or 'v'}-{short_hash(what, 6)}"
