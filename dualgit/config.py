@@ -64,9 +64,10 @@ def parse(text: str, file: str = FILENAME) -> Config:
     try:
         doc = tomlkit.parse(text).unwrap()
     except ParseError as exc:
+        line, col, reason = _where(exc, text)
         raise DualgitError(
-            f"{file}:{exc.line}:{exc.col}: {_reason(exc)}",
-            hint=f"fix the TOML at line {exc.line}, column {exc.col} (`git dual init --force` writes a fresh template)",
+            f"{file}:{line}:{col}: {reason}",
+            hint=f"fix the TOML at line {line}, column {col} (`git dual init --force` writes a fresh template)",
         )
     for key in doc:
         if key not in KNOWN_KEYS:
@@ -82,9 +83,14 @@ def parse(text: str, file: str = FILENAME) -> Config:
     )
 
 
-def _reason(exc: ParseError) -> str:
-    message = str(exc)
-    return message.split(" at line ")[0] if " at line " in message else message
+def _where(exc: ParseError, text: str) -> tuple[int, int, str]:
+    """1-based line and column, and the reason. tomlkit reports running out of text as a NUL
+    character at 1:0, so that case points at the end of the file instead."""
+    reason = str(exc).split(" at line ")[0]
+    if "'\\x00'" in reason:
+        lines = text.rstrip("\n").split("\n")
+        return len(lines), len(lines[-1]) + 1, "unexpected end of file (is a bracket or quote left open?)"
+    return exc.line, exc.col + 1, reason
 
 
 def _bad(file: str, key: str, wanted: str, got: Any) -> DualgitError:

@@ -61,7 +61,7 @@ def worktrees(repo: Repo) -> list[Worktree]:
     found = []
     if not common.is_bare and common.workdir:
         found.append(_worktree(os.path.realpath(common.workdir), repo.common_dir, repo.common_dir, main=True))
-    for name in common.list_worktrees():
+    for name in sorted(common.list_worktrees()):
         gitdir = os.path.join(repo.common_dir, "worktrees", name)
         try:
             wt_path = common.lookup_worktree(name).path

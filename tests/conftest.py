@@ -1,0 +1,153 @@
+"""Fixtures: real git in a temporary folder with an isolated HOME, and the real Docker engine.
+
+Every container and volume a test makes carries `dualgit.repo` = a repository under the test's
+temporary folder: teardown removes them by that label, and the session fails if any is left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dualgit.dockerapi import DockerAPI
+from dualgit.errors import DualgitError
+
+BIN = Path(sys.executable).parent
+IN_CI = bool(os.environ.get("CI"))
+
+
+@pytest.fixture(autouse=True)
+def git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    for key in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
+        monkeypatch.setenv(key, "Dual Test")
+    for key in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.setenv(key, "dual@example.invalid")
+    monkeypatch.setenv("PATH", f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("DUALGIT_RUNNING", raising=False)
+    subprocess.run(["git", "config", "--global", "init.defaultBranch", "main"], check=True)
+    subprocess.run(["git", "config", "--global", "advice.detachedHead", "false"], check=True)
+    return home
+
+
+def git(*args: str, cwd: Path | str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def dual(*args: str, cwd: Path | str, input: str | bytes | None = None, env: dict[str, str] | None = None,
+         timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`git dual ARGS` as a user types it: through git, which finds `git-dual` on PATH."""
+    return subprocess.run(
+        ["git", "dual", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        input=input, env={**os.environ, **(env or {})},  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A repository with one commit, in a folder named `demo`."""
+    path = tmp_path / "demo"
+    path.mkdir()
+    git("init", "-q", cwd=path)
+    (path / "README").write_text("demo\n")
+    git("add", "README", cwd=path)
+    git("commit", "-q", "-m", "init", cwd=path)
+    return path
+
+
+def _engine_error() -> str | None:
+    try:
+        DockerAPI().request("GET", "/_ping")
+    except DualgitError as exc:
+        return exc.message
+    except Exception as exc:  # noqa: BLE001 - any answer but pong means no usable engine
+        return str(exc)
+    return None
+
+
+@pytest.fixture(scope="session")
+def engine() -> DockerAPI:
+    problem = _engine_error()
+    if problem:
+        if IN_CI:
+            pytest.fail(f"CI needs a Docker engine: {problem}")
+        pytest.skip(f"no Docker engine: {problem}")
+    return DockerAPI()
+
+
+def labelled(api: DockerAPI, under: Path) -> tuple[list[dict], list[dict]]:  # type: ignore[type-arg]
+    """Containers and volumes dualgit labelled for a repository under `under`."""
+    prefix = str(under.resolve())
+    query = {"filters": json.dumps({"label": ["dualgit.repo"]})}
+    containers = [c for c in api.get("/containers/json", {"all": 1, **query})
+                  if c["Labels"]["dualgit.repo"].startswith(prefix)]
+    volumes = [v for v in api.get("/volumes", query).get("Volumes") or []
+               if (v.get("Labels") or {}).get("dualgit.repo", "").startswith(prefix)]
+    return containers, volumes
+
+
+def remove_labelled(api: DockerAPI, under: Path) -> int:
+    containers, volumes = labelled(api, under)
+    for c in containers:
+        api.request("DELETE", f"/containers/{c['Id']}", query={"force": 1, "v": 1}, ok=(204, 404))
+    for v in labelled(api, under)[1]:
+        api.request("DELETE", f"/volumes/{v['Name']}", ok=(204, 404))
+    return len(containers) + len(volumes)
+
+
+@pytest.fixture
+def docker(engine: DockerAPI, tmp_path: Path) -> Iterator[DockerAPI]:
+    """The engine, with everything this test's repositories own removed afterwards."""
+    yield engine
+    remove_labelled(engine, tmp_path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    yield
+    if _engine_error():
+        return
+    base = tmp_path_factory.getbasetemp()
+    containers, volumes = labelled(DockerAPI(), base)
+    if containers or volumes:
+        names = [c["Names"][0] for c in containers] + [v["Name"] for v in volumes]
+        remove_labelled(DockerAPI(), base)
+        pytest.fail(f"tests left labelled objects behind: {names}")
+
+
+def add_worktree(repo: Path, folder: str, branch: str) -> Path:
+    path = repo.parent / folder
+    git("worktree", "add", "-q", "-b", branch, str(path), cwd=repo)
+    return path.resolve()
+
+
+def have_image(api: DockerAPI, image: str) -> bool:
+    try:
+        api.get(f"/images/{image}/json")
+    except Exception:  # noqa: BLE001
+        return False
+    return True
+
+
+def need_image(api: DockerAPI, image: str) -> None:
+    if not have_image(api, image):
+        message = f"image {image} is missing: run scripts/setup"
+        pytest.fail(message) if IN_CI else pytest.skip(message)
+
+
+def write_config(worktree: Path, text: str) -> None:
+    (worktree / ".dual.toml").write_text(text)
+
+
+assert shutil.which("git"), "the tests drive real git"
