@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,7 +17,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-PathArg = Annotated[Optional[str], typer.Argument(help="A worktree's path (or a folder in it), or its branch. Default: here.")]
+PathArg = Annotated[str | None, typer.Argument(help="A worktree's path (or a folder in it), or its branch. Default: here.")]
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
 
@@ -69,10 +69,26 @@ def shell() -> int:
 
 @app.command()
 def init(force: Annotated[bool, typer.Option("--force", help="Replace an existing .dual.toml.")] = False) -> int:
-    """Write a commented .dual.toml at the worktree's root."""
+    """Write a commented .dual.toml at the worktree's root, and install the hooks."""
     from dualgit.commands.init import init as run
 
     return run(force)
+
+
+@app.command()
+def install() -> int:
+    """Install the git hooks: `git worktree add` then brings up the new worktree's container."""
+    from dualgit.commands.hooks import install as run
+
+    return run()
+
+
+@app.command()
+def uninstall() -> int:
+    """Remove dualgit's git hooks and put back any hook that was there before."""
+    from dualgit.commands.hooks import uninstall as run
+
+    return run()
 
 
 @app.command()

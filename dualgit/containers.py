@@ -64,7 +64,7 @@ def create_body(loc: Location, config: Config, image_id: str) -> dict[str, Any]:
     binds = [f"{loc.worktree}:{loc.worktree}"]
     if not _inside(loc.common_dir, loc.worktree):
         binds.append(f"{loc.common_dir}:{loc.common_dir}")
-    exposed = {f"{p}/tcp": {} for p in config.ports}
+    exposed: dict[str, dict[str, str]] = {f"{p}/tcp": {} for p in config.ports}
     body: dict[str, Any] = {
         "Image": config.image,
         "Entrypoint": KEEPALIVE[:1],

@@ -162,7 +162,7 @@ def _read_response(sock: socket.socket) -> Response:
 
 
 def _dechunk(raw: bytes) -> bytes:
-    out = []
+    out: list[bytes] = []
     pos = 0
     while True:
         end = raw.index(b"\r\n", pos)

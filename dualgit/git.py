@@ -78,12 +78,13 @@ def _worktree(path: str, gitdir: str, common: str, main: bool) -> Worktree:
 
 
 def find_worktree(repo: Repo, target: str) -> Worktree:
-    """A worktree named by its path (or any folder inside it) or by its branch."""
+    """A worktree named by an existing path (or any folder inside it), else by its branch."""
     trees = worktrees(repo)
-    real = os.path.realpath(target)
-    holding = [wt for wt in trees if real == wt.path or real.startswith(wt.path.rstrip("/") + "/")]
-    if holding:
-        return max(holding, key=lambda wt: len(wt.path))  # the innermost, for worktrees inside worktrees
+    if os.path.exists(target):
+        real = os.path.realpath(target)
+        holding = [wt for wt in trees if real == wt.path or real.startswith(wt.path.rstrip("/") + "/")]
+        if holding:
+            return max(holding, key=lambda wt: len(wt.path))  # the innermost, for worktrees inside worktrees
     for wt in trees:
         if wt.branch == target:
             return wt

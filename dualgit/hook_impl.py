@@ -1,1 +1,83 @@
-"""Placeholder replaced by the hooks work."""
+"""What the hook shims (and the pre-commit framework's hooks) call: `git dual hook HOOK ARGS`.
+
+A guest in git: whatever goes wrong becomes one `dualgit:` line on stderr and exit 0, so a git
+command never fails because of Docker (unless `.dual.toml` says `strict = true`).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from dualgit.errors import DualgitError
+from dualgit.locate import locate, read_head
+
+GUARD = "DUALGIT_RUNNING"
+PRE_COMMIT_VARS = ("PRE_COMMIT_FROM_REF", "PRE_COMMIT_TO_REF", "PRE_COMMIT_CHECKOUT_TYPE")
+
+
+def say(line: str) -> None:
+    print(f"dualgit: {line}", file=sys.stderr)
+
+
+def run_hook(args: list[str]) -> int:
+    if not args:
+        say("usage: git dual hook post-checkout OLD NEW FLAG")
+        return 0
+    hook, rest = args[0], args[1:]
+    if hook != "post-checkout":
+        say(f"unknown hook {hook!r}; this dualgit handles post-checkout")
+        return 0
+    if not rest and all(v in os.environ for v in PRE_COMMIT_VARS):  # the pre-commit framework's way
+        rest = [os.environ[v] for v in PRE_COMMIT_VARS]
+    if len(rest) != 3:
+        say(f"post-checkout expects 3 arguments (old ref, new ref, flag), got {len(rest)}; nothing done")
+        return 0
+    return post_checkout(*rest)
+
+
+def post_checkout(old: str, new: str, flag: str) -> int:
+    if os.environ.get(GUARD) or flag != "1" or old.strip("0"):
+        return 0  # dualgit's own git, a file checkout, or a branch switch: nothing to do
+    if _disabled():
+        return 0
+    try:
+        loc = locate()
+    except DualgitError as exc:
+        say(exc.message)
+        return 0
+    branch = read_head(loc.gitdir)[0] or f"(detached {new[:7]})"
+    strict = False
+    try:
+        from dualgit.config import load
+        from dualgit.containers import ensure_running
+
+        config = load(loc.worktree)
+        strict = config.strict
+        container = ensure_running(loc, config)
+        ports = ", ".join(f":{p} at http://{host}" for p, host in container.ports.items())
+        say(f"{branch} -> container {container.name} {container.state}" + (f"; {ports}" if ports else ""))
+        _reconcile(loc.worktree)
+    except DualgitError as exc:
+        say(f"{branch}: no container yet: {exc.message} (once fixed, `git dual up` makes it)")
+        return 1 if strict else 0
+    except Exception as exc:  # a guest never breaks the host's command
+        say(f"{branch}: no container yet: {type(exc).__name__}: {exc} (`git dual up` retries)")
+        return 1 if strict else 0
+    return 0
+
+
+def _disabled() -> bool:
+    result = subprocess.run(
+        ["git", "config", "--bool", "dual.enabled"], capture_output=True, text=True, env={**os.environ, GUARD: "1"}
+    )
+    return result.stdout.strip() == "false"
+
+
+def _reconcile(folder: str) -> None:
+    from dualgit import git
+    from dualgit.reconcile import reconcile
+
+    for action in reconcile(git.open_repo(folder)):
+        say(action.describe())

@@ -71,5 +71,5 @@ def read_head(gitdir: str) -> tuple[str | None, str]:
         return None, ""
     if head.startswith("ref:"):
         ref = head[4:].strip()
-        return (ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ref), ref
+        return (ref.removeprefix("refs/heads/")), ref
     return None, head

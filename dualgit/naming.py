@@ -41,7 +41,7 @@ def repo_name(common_dir: str) -> str:
     base = os.path.basename(common_dir.rstrip("/"))
     if base == ".git":
         return os.path.basename(os.path.dirname(common_dir.rstrip("/")))
-    return base[:-4] if base.endswith(".git") else base
+    return base.removesuffix(".git")
 
 
 def container_name(common_dir: str, worktree: str) -> str:

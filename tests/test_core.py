@@ -169,7 +169,7 @@ def test_git_works_inside_a_linked_worktree(repo: Path, docker: DockerAPI) -> No
 def test_hostile_names_stay_distinct_and_unshelled(repo: Path, docker: DockerAPI, tmp_path: Path) -> None:
     folders = ["feat-a", "$(touch pwned)", "semi;colon", "ünï", "x" * 200]
     branches = ["feat/a", "b$(touch${IFS}pwned)`touch${IFS}pwned`", "c;touch-pwned", "ünï/分支", "y" * 200]
-    trees = [add_worktree(repo, f, b) for f, b in zip(folders, branches)]
+    trees = [add_worktree(repo, f, b) for f, b in zip(folders, branches, strict=True)]
     git("worktree", "add", "-q", str(repo.parent / "feat" / "a"), "-b", "feat-a-too", cwd=repo)
     trees.append((repo.parent / "feat" / "a").resolve())
     for tree in trees:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 from dualgit import git
 from dualgit.containers import Container, list_containers
 from dualgit.dockerapi import DockerAPI
 from dualgit.reconcile import reconcile
 
 
-def reconciled(folder: str | None = None) -> tuple[git.Repo, DockerAPI, list[Container]]:
-    """Open the repository, reap containers whose worktree is gone, return what is left."""
-    repo = git.open_repo(folder)
+def reconciled(target: str | None = None) -> tuple[git.Repo, DockerAPI, list[Container]]:
+    """Open the repository (the one `target` is in when it is a folder, else this one), reap
+    containers whose worktree is gone, and return what is left."""
+    repo = git.open_repo(target if target and os.path.isdir(target) else None)
     api = DockerAPI()
     containers = list_containers(api, repo.common_dir)
     gone = reconcile(repo, api, containers)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dualgit import git
-from dualgit.commands._context import reconciled
+from dualgit.commands._context import reconciled, worktree_for
 from dualgit.containers import list_containers, remove
 from dualgit.dockerapi import DockerAPI
 from dualgit.reconcile import reconcile
@@ -23,7 +23,7 @@ def rm(target: str | None = None, force: bool = False) -> int:
     """Remove a worktree (as `git worktree remove` would, dirty ones refused without --force) and its
     container and volumes."""
     repo, api, _containers = reconciled(target)
-    wt = git.find_worktree(repo, target or repo.workdir or ".")
+    wt = worktree_for(repo, target)
     git.remove_worktree(wt, force)
     for container in list_containers(api, repo.common_dir, wt.path):
         remove(api, container, volumes=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dualgit import config, git
+from dualgit import config, git, install
 
 
 def init(force: bool = False, folder: str | None = None) -> int:
@@ -10,4 +10,6 @@ def init(force: bool = False, folder: str | None = None) -> int:
     where = repo.workdir or "."
     written = config.write_template(where, force)
     print(f"wrote {written}")
+    for line in install.install(repo):
+        print(line)
     return 0

@@ -1,0 +1,261 @@
+"""Hooks drive the lifecycle: real git, real hooks, the real engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+from conftest import add_worktree, dual, git, write_config
+from dualgit import install as shims
+from dualgit.dockerapi import DockerAPI
+
+
+def containers_of(api: DockerAPI, repo: Path) -> dict[str, dict]:  # type: ignore[type-arg]
+    query = json.dumps({"label": [f"dualgit.repo={(repo / '.git').resolve()}"]})
+    return {c["Labels"]["dualgit.worktree"]: c for c in api.get("/containers/json", {"all": 1, "filters": query})}
+
+
+def installed(repo: Path) -> Path:
+    result = dual("install", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    return repo / ".git" / "hooks" / "post-checkout"
+
+
+def test_install_is_idempotent_keeps_and_restores_a_foreign_hook(repo: Path, docker: DockerAPI) -> None:
+    hook = repo / ".git" / "hooks" / "post-checkout"
+    foreign = b"#!/bin/sh\necho foreign \"$@\" >> foreign.log\nexit 3\n"
+    hook.write_bytes(foreign)
+    hook.chmod(0o750)
+    installed(repo)
+    assert (repo / ".git" / "hooks" / "post-checkout.legacy").read_bytes() == foreign
+    snapshot = {p.name: (p.read_bytes(), p.stat().st_mode) for p in hook.parent.iterdir()}
+    second = dual("install", cwd=repo)
+    assert second.returncode == 0 and "already installed" in second.stdout
+    assert {p.name: (p.read_bytes(), p.stat().st_mode) for p in hook.parent.iterdir()} == snapshot
+    assert git("config", "dual.enabled", cwd=repo).strip() == "true"
+
+    # the foreign hook still runs, and its exit status is kept
+    git("branch", "other", cwd=repo)
+    switched = subprocess.run(["git", "checkout", "-q", "other"], cwd=repo, capture_output=True)
+    assert switched.returncode == 1  # git reports any failing post-checkout as 1
+    direct = subprocess.run([str(hook), "0" * 40, "1" * 40, "1"], cwd=repo, capture_output=True)
+    assert direct.returncode == 3
+    assert "foreign" in (repo / "foreign.log").read_text()
+
+    assert dual("uninstall", cwd=repo).returncode == 0
+    assert hook.read_bytes() == foreign and stat.S_IMODE(hook.stat().st_mode) == 0o750
+    assert not (repo / ".git" / "hooks" / "post-checkout.legacy").exists()
+
+
+def test_core_hooks_path_is_honoured(repo: Path) -> None:
+    git("config", "core.hooksPath", ".husky", cwd=repo)
+    (repo / ".husky").mkdir()
+    installed(repo)
+    assert shims.is_ours(str(repo / ".husky" / "post-checkout"))
+    assert not (repo / ".git" / "hooks" / "post-checkout").exists()
+
+
+def _recording_shim(repo: Path, tmp_path: Path) -> Path:
+    """Install the real shim with a stand-in interpreter that records each call."""
+    log = tmp_path / "calls.log"
+    recorder = tmp_path / "recorder"
+    recorder.write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+    recorder.chmod(0o755)
+    hook = installed(repo)
+    hook.write_bytes(shims.shim("post-checkout", python=str(recorder)))
+    return log
+
+
+def test_shim_exits_before_python_for_file_checkouts_and_branch_switches(repo: Path, tmp_path: Path) -> None:
+    log = _recording_shim(repo, tmp_path)
+    (repo / "README").write_text("changed\n")
+    git("checkout", "--", "README", cwd=repo)
+    git("switch", "-q", "-c", "feat/a", cwd=repo)
+    git("switch", "-q", "main", cwd=repo)
+    assert not log.exists()
+    git("worktree", "add", "-q", str(tmp_path / "wt"), "-b", "feat/b", cwd=repo)
+    assert log.read_text().startswith("-m dualgit hook post-checkout 0000000")
+    assert log.read_text().rstrip().endswith(" 1")
+
+
+def test_shim_respects_guard_and_switch_off(repo: Path, tmp_path: Path) -> None:
+    log = _recording_shim(repo, tmp_path)
+    git("config", "dual.enabled", "false", cwd=repo)
+    git("worktree", "add", "-q", str(tmp_path / "off"), "-b", "off", cwd=repo)
+    subprocess.run(["git", "worktree", "add", "-q", str(tmp_path / "guarded"), "-b", "guarded"],
+                   cwd=repo, check=True, env={**os.environ, "DUALGIT_RUNNING": "1"})
+    assert not log.exists()
+
+
+def test_shim_fallbacks_and_bad_arguments(repo: Path, tmp_path: Path) -> None:
+    hook = installed(repo)
+    hook.write_bytes(shims.shim("post-checkout", python=str(tmp_path / "gone" / "python")))
+    bare = {k: v for k, v in os.environ.items()}
+    bare["PATH"] = "/usr/bin:/bin"
+    result = subprocess.run(["git", "worktree", "add", "-q", str(tmp_path / "x"), "-b", "x"],
+                            cwd=repo, capture_output=True, text=True, env=bare)
+    assert result.returncode == 0 and (tmp_path / "x" / "README").exists()
+    assert "dualgit: neither" in result.stderr and "git dual uninstall" in result.stderr
+    wrong = subprocess.run([str(hook), "only-one"], cwd=repo, capture_output=True, text=True)
+    assert wrong.returncode == 0
+    assert wrong.stderr == "dualgit: post-checkout expects 3 arguments (old ref, new ref, flag), got 1; nothing done\n"
+
+
+def test_worktree_add_creates_the_container_and_says_so(repo: Path, docker: DockerAPI) -> None:
+    installed(repo)
+    result = subprocess.run(["git", "worktree", "add", "../demo-x", "-b", "feat/x"], cwd=repo,
+                            capture_output=True, text=True)
+    assert result.returncode == 0
+    line = [ln for ln in result.stderr.splitlines() if ln.startswith("dualgit:")]
+    assert len(line) == 1 and line[0].startswith("dualgit: feat/x -> container dual-demo-demo-x-")
+    assert ":3000 at http://127.0.0.1:" in line[0]
+    tree = str((repo.parent / "demo-x").resolve())
+    assert containers_of(docker, repo)[tree]["State"] == "running"
+
+
+def test_engine_down_warns_once_and_up_fixes_it(repo: Path, docker: DockerAPI, tmp_path: Path) -> None:
+    installed(repo)
+    down = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
+    result = subprocess.run(["git", "worktree", "add", "-q", "../demo-y", "-b", "y"], cwd=repo,
+                            capture_output=True, text=True, env=down)
+    tree = repo.parent / "demo-y"
+    assert result.returncode == 0 and (tree / "README").exists()
+    assert [ln for ln in result.stderr.splitlines() if ln.strip()] == [
+        f"dualgit: y: no container yet: cannot reach the Docker engine ({tmp_path}/no-engine.sock: "
+        "No such file or directory) (once fixed, `git dual up` makes it)"
+    ]
+    assert dual("up", cwd=tree).returncode == 0
+    assert containers_of(docker, repo)[str(tree.resolve())]["State"] == "running"
+
+    write_config(repo, "strict = true\n")
+    git("add", ".dual.toml", cwd=repo)
+    git("commit", "-q", "-m", "strict", cwd=repo)
+    strict = subprocess.run(["git", "worktree", "add", "-q", "../demo-z", "-b", "z"], cwd=repo,
+                            capture_output=True, text=True, env=down)
+    assert strict.returncode != 0 and (repo.parent / "demo-z" / "README").exists()
+
+
+def test_removed_pruned_and_moved_worktrees_take_their_containers(repo: Path, docker: DockerAPI, tmp_path: Path) -> None:
+    installed(repo)
+    trees = {name: add_worktree(repo, f"demo-{name}", name) for name in ("removed", "pruned", "moved", "locked", "kept")}
+    assert set(containers_of(docker, repo)) == {str(t) for t in trees.values()}
+    volume = docker.post("/volumes/create", {"Name": f"dualgit-test-{tmp_path.name}", "Labels": {
+        "dualgit.repo": str((repo / ".git").resolve()), "dualgit.worktree": str(trees["removed"])}})["Name"]
+
+    git("worktree", "remove", str(trees["removed"]), cwd=repo)
+    subprocess.run(["rm", "-rf", str(trees["pruned"])], check=True)
+    git("worktree", "prune", cwd=repo)
+    moved_to = repo.parent / "demo-moved-here"
+    git("worktree", "move", str(trees["moved"]), str(moved_to), cwd=repo)
+    git("worktree", "lock", str(trees["locked"]), cwd=repo)
+    subprocess.run(["rm", "-rf", str(trees["locked"])], check=True)  # as if its drive were unmounted
+    git("worktree", "prune", cwd=repo)
+
+    dry = dual("gc", "--dry-run", cwd=repo)
+    assert dry.returncode == 0
+    assert dry.stdout.count("would ") == 3 and "would recreate" in dry.stdout
+    assert len(containers_of(docker, repo)) == 5
+
+    assert dual("ls", cwd=repo).returncode == 0  # every command reconciles
+    left = containers_of(docker, repo)
+    assert set(left) == {str(trees["locked"]), str(trees["kept"]), str(moved_to.resolve())}
+    assert left[str(moved_to.resolve())]["State"] == "running"
+    assert not [v for v in docker.get("/volumes")["Volumes"] or [] if v["Name"] == volume]
+    assert (dual("gc", cwd=repo).stdout.strip() == "nothing to do: every container has its worktree")
+
+
+def test_rm_refuses_a_dirty_worktree_unless_forced(repo: Path, docker: DockerAPI) -> None:
+    tree = add_worktree(repo, "demo-dirty", "dirty")
+    assert dual("up", cwd=tree).returncode == 0
+    (tree / "README").write_text("unsaved work\n")
+    refused = dual("rm", "dirty", cwd=repo)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"error: git refused to remove {tree}")
+    assert "--force" in refused.stderr
+    assert (tree / "README").read_text() == "unsaved work\n"
+    assert str(tree) in containers_of(docker, repo)
+    forced = dual("rm", "--force", "dirty", cwd=repo)
+    assert forced.returncode == 0, forced.stderr
+    assert not tree.exists() and str(tree) not in containers_of(docker, repo)
+
+
+def test_eight_concurrent_worktree_adds(repo: Path, docker: DockerAPI) -> None:
+    installed(repo)
+    procs = [subprocess.Popen(["git", "worktree", "add", "-q", f"../demo-c{i}", "-b", f"c{i}"], cwd=repo,
+                              stderr=subprocess.PIPE, text=True) for i in range(8)]
+    results = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in procs]
+    for code, err in results:
+        assert code == 0, err
+        assert "no container yet" not in err
+    found = containers_of(docker, repo)
+    assert len(found) == 8
+    assert all(c["State"] == "running" for c in found.values())
+    # and they agree with what git dual ls says, one each
+    rows = json.loads(dual("ls", "--json", cwd=repo).stdout)
+    assert sorted(r["state"] for r in rows) == ["missing"] + ["running"] * 8
+
+
+def test_pre_commit_framework(repo: Path, docker: DockerAPI, tmp_path: Path) -> None:
+    source = Path(__file__).resolve().parent.parent
+    hooks_repo = _snapshot(source, tmp_path / "dualgit-src")
+    rev = git("rev-parse", "HEAD", cwd=hooks_repo).strip()
+    (repo / ".pre-commit-config.yaml").write_text(
+        "repos:\n"
+        f"- repo: {hooks_repo}\n"
+        f"  rev: {rev}\n"
+        "  hooks:\n"
+        "  - id: dualgit-post-checkout\n"
+        "  - id: dualgit-exec\n"
+        "    name: check inside the container\n"
+        "    args: [sh, -c, 'hostname; test -f ok || { echo \"inside: ok is missing\"; exit 1; }']\n"
+    )
+    git("add", ".pre-commit-config.yaml", cwd=repo)
+    git("commit", "-q", "-m", "pre-commit", cwd=repo)
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
+    subprocess.run(["pre-commit", "install", "--hook-type", "post-checkout", "--hook-type", "pre-commit"],
+                   cwd=repo, check=True, env=env, capture_output=True)
+    added = subprocess.run(["git", "worktree", "add", "../demo-pc", "-b", "pc"], cwd=repo,
+                           capture_output=True, text=True, env=env, timeout=600)
+    assert added.returncode == 0, added.stdout + added.stderr
+    tree = (repo.parent / "demo-pc").resolve()
+    assert containers_of(docker, repo)[str(tree)]["State"] == "running"
+
+    (tree / "file").write_text("x\n")
+    git("add", "file", cwd=tree)
+    blocked = subprocess.run(["git", "commit", "-m", "blocked"], cwd=tree, capture_output=True, text=True, env=env)
+    assert blocked.returncode != 0
+    assert "inside: ok is missing" in blocked.stdout + blocked.stderr
+    assert "dual-demo-demo-pc-" in blocked.stdout + blocked.stderr  # the container's hostname: it ran in there
+    (tree / "ok").write_text("")
+    git("add", "ok", cwd=tree)
+    passed = subprocess.run(["git", "commit", "-q", "-m", "passes"], cwd=tree, capture_output=True, text=True, env=env)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+
+
+def _snapshot(source: Path, dest: Path) -> Path:
+    """This checkout's files as they are now (committed or not), as a repository pre-commit can clone."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=source, check=True,
+                           capture_output=True).stdout.split(b"\0")
+    for name in filter(None, files):
+        src = source / os.fsdecode(name)
+        if src.is_file():
+            target = dest / os.fsdecode(name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(src.read_bytes())
+    git("init", "-q", cwd=dest)
+    git("add", "-A", cwd=dest)
+    git("commit", "-q", "-m", "snapshot", cwd=dest)
+    return dest
+
+
+def test_hook_adds_little_to_worktree_add(repo: Path, docker: DockerAPI) -> None:
+    """Not a timing assertion (see benchmarks/): checks the hook returns once the container runs."""
+    installed(repo)
+    started = time.monotonic()
+    git("worktree", "add", "-q", "../demo-fast", "-b", "fast", cwd=repo)
+    assert containers_of(docker, repo)[str((repo.parent / "demo-fast").resolve())]["State"] == "running"
+    assert time.monotonic() - started < 120
