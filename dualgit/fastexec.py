@@ -58,7 +58,9 @@ def parse(argv: list[str]) -> ExecRequest:
         elif arg in ("-h", "--help"):
             raise SystemExit(_help())
         elif arg.startswith("-") and arg != "-":
-            raise DualgitError(f"unknown option {arg} for `git dual exec`", hint=f"{USAGE} (put -- before a command that starts with -)")
+            raise DualgitError(
+                f"unknown option {arg} for `git dual exec`", hint=f"{USAGE} (put -- before a command that starts with -)"
+            )
         else:
             break
     if not args:
