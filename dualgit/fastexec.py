@@ -7,18 +7,20 @@ send us down the slow path once (`containers.ensure`), and then we retry.
 
 from __future__ import annotations
 
+import _socket as socket  # see dockerapi
 import os
 import signal
-import socket
 import struct
 import sys
-import threading
-from typing import Any, NamedTuple
 
 from dualgit.dockerapi import ApiError, DockerAPI, path
 from dualgit.errors import DualgitError
 from dualgit.locate import Location, locate
 from dualgit.naming import container_name
+
+TYPE_CHECKING = False  # this module is the hot path: typing's import alone is ~2 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 USAGE = "usage: git dual exec [-e KEY=VALUE]... [--no-wait] [--] COMMAND [ARG]..."
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -26,10 +28,13 @@ SHELL = ["sh", "-c", "if command -v bash >/dev/null 2>&1; then exec bash -l; els
 NOT_FOUND_MARKS = (b"executable file not found", b"no such file or directory")
 
 
-class ExecRequest(NamedTuple):
-    cmd: list[str]
-    env: list[str]
-    wait: bool
+class ExecRequest:
+    __slots__ = ("cmd", "env", "wait")
+
+    def __init__(self, cmd: list[str], env: list[str], wait: bool) -> None:
+        self.cmd = cmd
+        self.env = env
+        self.wait = wait
 
 
 def parse(argv: list[str]) -> ExecRequest:
@@ -88,7 +93,7 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
     loc = location or locate()
     cwd = os.path.realpath(os.getcwd()) if location is None else loc.worktree
     tty = os.isatty(0) and os.isatty(1)
-    attach_stdin = _fd_open(0)
+    attach_stdin = _stdin_worth_attaching()
     env = list(request.env)
     if tty and "TERM" in os.environ:
         env.append(f"TERM={os.environ['TERM']}")
@@ -107,19 +112,21 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
     return Session(api, exec_id, tty, attach_stdin, request.cmd[0]).run()
 
 
-def _fd_open(fd: int) -> bool:
+def _stdin_worth_attaching() -> bool:
+    """False for a closed stdin or /dev/null: nothing to forward, and no thread to start."""
     try:
-        os.fstat(fd)
+        mine = os.fstat(0)
+        null = os.stat(os.devnull)
     except OSError:
         return False
-    return True
+    return (mine.st_dev, mine.st_ino) != (null.st_dev, null.st_ino)
 
 
 def _create_exec(api: DockerAPI, name: str, body: dict[str, Any], loc: Location) -> str:
     url = path("/containers/%s/exec", name)
     for attempt in range(3):
         try:
-            return str(api.post(url, body)["Id"])
+            return api.request("POST", url, body).scalar("Id")
         except ApiError as exc:
             if attempt == 2 or exc.status not in (404, 409):
                 raise DualgitError(f"cannot run in container {name}: {exc.message}") from None
@@ -146,6 +153,8 @@ class Session:
         previous = {sig: signal.signal(sig, self._forward) for sig in FORWARDED_SIGNALS}
         try:
             if self.attach_stdin:
+                import threading
+
                 threading.Thread(target=_pump_stdin, args=(sock,), daemon=True).start()
             if self.tty:
                 _copy_raw(sock, rest)
@@ -185,17 +194,17 @@ class Session:
         if self.tty and signum == signal.SIGINT:
             return  # in raw mode Ctrl-C travels as a byte and the container's terminal delivers it
         try:
-            info = self.api.get(path("/exec/%s/json", self.exec_id))
+            info = self.api.request("GET", path("/exec/%s/json", self.exec_id))
         except (ApiError, DualgitError):
             return
-        pid = info.get("Pid") or 0
-        if pid and _in_container(pid, str(info.get("ContainerID", ""))):
+        pid = int(info.scalar("Pid") or 0)
+        if pid and _in_container(pid, info.scalar("ContainerID")):
             try:
                 os.killpg(pid, signum) if os.getpgid(pid) == pid else os.kill(pid, signum)
             except ProcessLookupError:
                 pass
 
-    def _demux(self, sock: socket.socket, buffer: bytes) -> None:
+    def _demux(self, sock: socket.SocketType, buffer: bytes) -> None:
         first = True
         while True:
             while len(buffer) >= 8:
@@ -214,13 +223,14 @@ class Session:
             buffer += chunk
 
     def _exit_code(self) -> int:
-        info: dict[str, Any] = {}
         for _ in range(100):
-            info = self.api.get(path("/exec/%s/json", self.exec_id))
-            if not info.get("Running"):
+            info = self.api.request("GET", path("/exec/%s/json", self.exec_id))
+            if info.scalar("Running") != "true":
                 break
-            threading.Event().wait(0.02)
-        code = int(info.get("ExitCode") or 0)
+            import time
+
+            time.sleep(0.02)
+        code = int(info.scalar("ExitCode") or 0)
         if self.held:
             lowered = self.held.lower()
             if code == 126 and any(mark in lowered for mark in NOT_FOUND_MARKS):
@@ -239,7 +249,7 @@ def _in_container(pid: int, container_id: str) -> bool:
         return False
 
 
-def _pump_stdin(sock: socket.socket) -> None:
+def _pump_stdin(sock: socket.SocketType) -> None:
     try:
         while True:
             data = os.read(0, 65536)
@@ -251,7 +261,7 @@ def _pump_stdin(sock: socket.socket) -> None:
         pass
 
 
-def _copy_raw(sock: socket.socket, first: bytes) -> None:
+def _copy_raw(sock: socket.SocketType, first: bytes) -> None:
     if first:
         _write_all(1, first)
     while True:

@@ -6,22 +6,34 @@ container without asking the engine anything first.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import unicodedata
+import zlib
 
 NAME_PREFIX = "dual"
 MAX_NAME = 63
 
 
 def short_hash(text: str, length: int = 8) -> str:
+    import hashlib  # not on exec's path: see path_hash
+
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:length]
+
+
+def path_hash(path: str) -> str:
+    """8 hex digits that tell one worktree path from another. CRC-32 rather than SHA-256 because
+    `git dual exec` computes it on every run and hashlib's import costs ~3 ms; it only has to
+    separate the worktrees of one machine, not resist anyone."""
+    return "%08x" % zlib.crc32(path.encode("utf-8", "surrogateescape"))
 
 
 def slug(text: str) -> str:
     """Lowercase ASCII; accents are dropped, and each run of any other character becomes `-`."""
-    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    if not text.isascii():
+        import unicodedata
+
+        text = unicodedata.normalize("NFKD", text)
+    folded = text.encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
 
 
@@ -49,7 +61,7 @@ def container_name(common_dir: str, worktree: str) -> str:
     distinct for distinct paths, readable in `docker ps`."""
     repo = slug(repo_name(common_dir))[:16].strip("-") or "repo"
     folder = slug(os.path.basename(worktree.rstrip("/")))[:28].strip("-") or "wt"
-    name = f"{NAME_PREFIX}-{repo}-{folder}-{short_hash(worktree)}"
+    name = f"{NAME_PREFIX}-{repo}-{folder}-{path_hash(worktree)}"
     return name[:MAX_NAME]
 
 

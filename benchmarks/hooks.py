@@ -1,0 +1,66 @@
+"""What the hooks cost git.
+
+1. A branch switch (`git checkout A && git checkout B`) with dualgit's hooks against without them.
+   Goal: at most 1.10x (the shim exits before Python).
+2. `git worktree add` with the hook against `git worktree add` then `docker run -d` of the same image.
+   Goal: at most 1.30x.
+
+    .venv/bin/python benchmarks/hooks.py [--rounds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+
+from _bench import cleanup, interleaved, new_repo, report, sh, timed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=20)
+    rounds = parser.parse_args().rounds
+
+    plain, hooked = new_repo("plain"), new_repo("hooked")
+    try:
+        sh("git", "dual", "install", cwd=hooked)
+        for repo in (plain, hooked):
+            sh("git", "branch", "a", cwd=repo)
+            sh("git", "branch", "b", cwd=repo)
+
+        def switch(repo: object) -> float:
+            return timed("sh", "-c", "git checkout -q a && git checkout -q b", cwd=repo)  # type: ignore[arg-type]
+
+        medians = interleaved({"switch, no hooks": lambda: switch(plain), "switch, dualgit hooks": lambda: switch(hooked)},
+                              rounds * 2)
+        report(f"branch switch (checkout a && checkout b), median of {rounds * 2}", medians, "switch, no hooks", goal=1.10)
+
+        counter = itertools.count()
+        run_ids: list[str] = []
+
+        def add_then_run() -> float:
+            i = next(counter)
+            started = time.perf_counter()
+            sh("git", "worktree", "add", "-q", f"../p{i}", "-b", f"p{i}", cwd=plain)
+            run_ids.append(sh("docker", "run", "-d", "--init", "-p", "127.0.0.1::3000", "--label", "dualgit-bench=1",
+                              "busybox:latest", "tail", "-f", "/dev/null", cwd=plain).strip())
+            return time.perf_counter() - started
+
+        def add_with_hook() -> float:
+            i = next(counter)
+            return timed("git", "worktree", "add", "-q", f"../h{i}", "-b", f"h{i}", cwd=hooked)
+
+        medians = interleaved({"git worktree add + docker run -d": add_then_run,
+                               "git worktree add, dualgit hook": add_with_hook}, rounds, warmup=2)
+        report(f"new worktree with a running container, median of {rounds}", medians,
+               "git worktree add + docker run -d", goal=1.30)
+        if run_ids:
+            sh("docker", "rm", "-f", *run_ids, cwd=plain)
+    finally:
+        cleanup(hooked)
+        cleanup(plain)
+
+
+if __name__ == "__main__":
+    main()
