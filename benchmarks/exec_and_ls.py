@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-
 import shutil
 
 from _bench import cleanup, installed_copy, interleaved, new_repo, report, sh, timed
