@@ -92,11 +92,14 @@ def uninstall() -> int:
 
 
 @app.command()
-def gc(dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; change nothing.")] = False) -> int:
+def gc(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; change nothing.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Say nothing.")] = False,
+) -> int:
     """Remove containers (and volumes) whose worktree git no longer knows."""
     from dualgit.commands.gc import gc as run
 
-    return run(dry_run)
+    return run(dry_run, quiet)
 
 
 @app.command()

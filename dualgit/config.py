@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -71,6 +70,8 @@ def parse(text: str, file: str = FILENAME) -> Config:
         )
     for key in doc:
         if key not in KNOWN_KEYS:
+            import difflib
+
             close = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
             guess = f" (did you mean `{close[0]}`?)" if close else f" (known: {', '.join(KNOWN_KEYS)})"
             print(f"dualgit: warning: {file}: unknown key `{key}`{guess}", file=sys.stderr)

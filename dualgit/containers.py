@@ -143,22 +143,22 @@ def ensure_running(loc: Location, config: Config | None = None, api: DockerAPI |
         if current and current[0].spec != body["Labels"][labels.SPEC]:
             remove(api, current[0], volumes=False)
             current = []
-        if not current:
+        if current and current[0].state == "running":
+            return current[0]
+        if current:
+            start(api, current[0])
+        else:
             try:
-                api.post(path("/containers/create"), body, {"name": name})
+                created = api.post(path("/containers/create"), body, {"name": name})
             except ApiError as exc:
-                if exc.status == 409:
+                if exc.status == 409:  # another dualgit run won the race: adopt its container
                     _check_name_is_ours(api, name, loc.common_dir)
                     continue
                 raise DualgitError(f"cannot create container {name}: {exc.message}")
-            current = list_containers(api, loc.common_dir, loc.worktree)
-            if not current:
-                continue
-        container = current[0]
-        if container.state != "running":
-            start(api, container)
-            container = list_containers(api, loc.common_dir, loc.worktree)[0]
-        return container
+            start(api, Container(created["Id"], name, "created", loc.common_dir, loc.worktree, loc.gitdir, "", "", {}))
+        found = list_containers(api, loc.common_dir, loc.worktree)
+        if found and found[0].state == "running":
+            return found[0]
     raise DualgitError(f"container {name} kept changing while dualgit brought it up", hint="run `git dual up` again")
 
 

@@ -7,7 +7,6 @@ command never fails because of Docker (unless `.dual.toml` says `strict = true`)
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 from dualgit.errors import DualgitError
@@ -29,10 +28,13 @@ def run_hook(args: list[str]) -> int:
     if hook != "post-checkout":
         say(f"unknown hook {hook!r}; this dualgit handles post-checkout")
         return 0
-    if not rest and all(v in os.environ for v in PRE_COMMIT_VARS):  # the pre-commit framework's way
+    from_pre_commit = not rest and all(v in os.environ for v in PRE_COMMIT_VARS)
+    if from_pre_commit:  # the pre-commit framework passes the arguments in its environment
         rest = [os.environ[v] for v in PRE_COMMIT_VARS]
     if len(rest) != 3:
         say(f"post-checkout expects 3 arguments (old ref, new ref, flag), got {len(rest)}; nothing done")
+        return 0
+    if from_pre_commit and _disabled():  # the shim checks this itself, before Python starts
         return 0
     return post_checkout(*rest)
 
@@ -40,8 +42,6 @@ def run_hook(args: list[str]) -> int:
 def post_checkout(old: str, new: str, flag: str) -> int:
     if os.environ.get(GUARD) or flag != "1" or old.strip("0"):
         return 0  # dualgit's own git, a file checkout, or a branch switch: nothing to do
-    if _disabled():
-        return 0
     try:
         loc = locate()
     except DualgitError as exc:
@@ -58,7 +58,7 @@ def post_checkout(old: str, new: str, flag: str) -> int:
         container = ensure_running(loc, config)
         ports = ", ".join(f":{p} at http://{host}" for p, host in container.ports.items())
         say(f"{branch} -> container {container.name} {container.state}" + (f"; {ports}" if ports else ""))
-        _reconcile(loc.worktree)
+        _reconcile_in_background(loc.worktree)
     except DualgitError as exc:
         say(f"{branch}: no container yet: {exc.message} (once fixed, `git dual up` makes it)")
         return 1 if strict else 0
@@ -69,15 +69,27 @@ def post_checkout(old: str, new: str, flag: str) -> int:
 
 
 def _disabled() -> bool:
+    import subprocess
+
     result = subprocess.run(
         ["git", "config", "--bool", "dual.enabled"], capture_output=True, text=True, env={**os.environ, GUARD: "1"}
     )
     return result.stdout.strip() == "false"
 
 
-def _reconcile(folder: str) -> None:
-    from dualgit import git
-    from dualgit.reconcile import reconcile
-
-    for action in reconcile(git.open_repo(folder)):
-        say(action.describe())
+def _reconcile_in_background(folder: str) -> None:
+    """`git dual gc --quiet`, detached: reaping containers of worktrees removed since the last run
+    needs git's worktree list (pygit2, ~40 ms to import), and `git worktree add` need not wait."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        os.posix_spawn(
+            sys.executable,
+            [sys.executable, "-m", "dualgit", "gc", "--quiet"],
+            {**os.environ, GUARD: "1"},
+            file_actions=[(os.POSIX_SPAWN_DUP2, devnull, fd) for fd in (0, 1, 2)],
+            setsid=True,
+        )
+    except OSError as exc:
+        say(f"could not start the background clean-up ({exc}); `git dual gc` does it")
+    finally:
+        os.close(devnull)

@@ -9,9 +9,11 @@ from dualgit.dockerapi import DockerAPI
 from dualgit.reconcile import reconcile
 
 
-def gc(dry_run: bool = False, folder: str | None = None) -> int:
+def gc(dry_run: bool = False, quiet: bool = False, folder: str | None = None) -> int:
     repo = git.open_repo(folder)
     actions = reconcile(repo, DockerAPI(), dry_run=dry_run)
+    if quiet:
+        return 0
     for action in actions:
         print(("would " if dry_run else "") + action.describe())
     if not actions:
