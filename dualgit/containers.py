@@ -175,11 +175,19 @@ def _check_name_is_ours(api: DockerAPI, name: str, repo: str) -> None:
 
 
 def start(api: DockerAPI, container: Container) -> None:
-    try:
-        api.post(path("/containers/%s/start", container.id))
-        return
-    except ApiError as exc:
-        message = exc.message
+    message = ""
+    for attempt in range(4):
+        try:
+            api.post(path("/containers/%s/start", container.id))
+            return
+        except ApiError as exc:
+            message = exc.message
+        if "already allocated" not in message and "address already in use" not in message:
+            break
+        # Concurrent starts can draw the same ephemeral host port; the engine picks anew next time.
+        import time
+
+        time.sleep(0.05 * (attempt + 1))
     if container.state == "paused":
         api.post(path("/containers/%s/unpause", container.id))
         return
