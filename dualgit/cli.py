@@ -113,6 +113,61 @@ def rm(
     return run(target, force)
 
 
+proxy_app = typer.Typer(help="The per-branch URL proxy: http://<branch>.<repo>.localhost:<port>.", no_args_is_help=True)
+app.add_typer(proxy_app, name="proxy")
+
+
+@proxy_app.command("run")
+def proxy_run() -> int:
+    """Run the proxy in the foreground."""
+    from dualgit.commands import proxy
+
+    return proxy.run()
+
+
+@proxy_app.command("start")
+def proxy_start() -> int:
+    """Start the proxy as a daemon (pid and log under the user's state dir)."""
+    from dualgit.commands import proxy
+
+    return proxy.start()
+
+
+@proxy_app.command("stop")
+def proxy_stop() -> int:
+    """Stop the proxy daemon."""
+    from dualgit.commands import proxy
+
+    return proxy.stop()
+
+
+@proxy_app.command("status")
+def proxy_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> int:
+    """Whether the proxy runs, on which ports, and what it could not listen on."""
+    from dualgit.commands import proxy
+
+    return proxy.status(as_json)
+
+
+@app.command()
+def urls(as_json: Annotated[bool, typer.Option("--json", help="A JSON array of {branch, port, url}.")] = False) -> int:
+    """Every branch's URLs: http://<branch>.<repo>.localhost:<port> and tcp://127.0.0.1:<port>."""
+    from dualgit.commands import proxy
+
+    return proxy.urls(as_json)
+
+
+@app.command("open")
+def open_(
+    target: PathArg = None,
+    port: Annotated[int | None, typer.Option("--port", help="Which of its ports.")] = None,
+) -> int:
+    """Open a branch's URL in the browser (or print it where there is none)."""
+    from dualgit.commands import proxy
+
+    return proxy.open_(target, port)
+
+
 @app.command()
 def version() -> int:
     """Print dualgit's version."""

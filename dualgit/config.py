@@ -15,7 +15,7 @@ from dualgit.errors import DualgitError
 FILENAME = ".dual.toml"
 DEFAULT_IMAGE = "busybox:latest"
 DEFAULT_PORTS = (3000,)
-KNOWN_KEYS = ("image", "ports", "env", "strict")
+KNOWN_KEYS = ("image", "ports", "tcp_ports", "env", "strict")
 
 TEMPLATE = '''\
 # dualgit: every worktree of this repository gets its own container, made from this file.
@@ -24,9 +24,13 @@ TEMPLATE = '''\
 # The image for each worktree's container. It needs `tail` (busybox or coreutils) to stay up.
 image = "busybox:latest"
 
-# Container ports to publish. Every branch can bind the same port: each container has its own
-# network. Docker publishes each on 127.0.0.1 with a free host port; `git dual ls` shows which.
+# HTTP ports. Every branch can bind the same port: each container has its own network. Each
+# branch's port opens at http://<branch>.<repo>.localhost:<port> through dualgit's proxy.
 ports = [3000]
+
+# Raw TCP ports (databases and the like): each branch gets a stable host port for each,
+# `git dual urls` lists them as tcp://127.0.0.1:<port>.
+tcp_ports = []
 
 # true: a post-checkout hook that cannot bring the container up fails the git command.
 strict = false
@@ -41,6 +45,7 @@ strict = false
 class Config:
     image: str = DEFAULT_IMAGE
     ports: tuple[int, ...] = DEFAULT_PORTS
+    tcp_ports: tuple[int, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     strict: bool = False
     source: str | None = None  # the file it came from; None when defaults
@@ -78,6 +83,7 @@ def parse(text: str, file: str = FILENAME) -> Config:
     return Config(
         image=_image(doc.get("image", DEFAULT_IMAGE), file),
         ports=_ports(doc.get("ports", list(DEFAULT_PORTS)), file),
+        tcp_ports=_ports(doc.get("tcp_ports", []), file, "tcp_ports"),
         env=_env(doc.get("env", {}), file),
         strict=_bool(doc.get("strict", False), "strict", file),
         source=file,
@@ -104,14 +110,14 @@ def _image(value: Any, file: str) -> str:
     return value.strip()
 
 
-def _ports(value: Any, file: str) -> tuple[int, ...]:
+def _ports(value: Any, file: str, key: str = "ports") -> tuple[int, ...]:
     if not isinstance(value, list):
-        raise _bad(file, "ports", "a list of port numbers such as [3000, 5173]", value)
+        raise _bad(file, key, "a list of port numbers such as [3000, 5173]", value)
     ports = []
     for item in value:
         port = int(item) if isinstance(item, str) and item.isdigit() else item
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise _bad(file, "ports", "a list of port numbers from 1 to 65535", item)
+            raise _bad(file, key, "a list of port numbers from 1 to 65535", item)
         if port not in ports:
             ports.append(port)
     return tuple(ports)

@@ -32,6 +32,8 @@ class Container:
     spec: str
     image_id: str
     ports: dict[str, str] = field(default_factory=dict)  # "3000" -> "127.0.0.1:49153"
+    http_ports: tuple[int, ...] = ()  # what its .dual.toml declared, from the labels
+    tcp_ports: tuple[int, ...] = ()
 
     @classmethod
     def from_summary(cls, entry: dict[str, Any]) -> Container:
@@ -51,7 +53,19 @@ class Container:
             spec=tags.get(labels.SPEC, ""),
             image_id=entry.get("ImageID", ""),
             ports=dict(sorted(ports.items(), key=lambda kv: int(kv[0]))),
+            http_ports=_port_list(tags.get(labels.PORTS, "")),
+            tcp_ports=_port_list(tags.get(labels.TCP_PORTS, "")),
         )
+
+
+def _port_list(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split(",") if p.strip().isdigit())
+
+
+def list_all(api: DockerAPI) -> list[Container]:
+    """Every dualgit container on this engine, of every repository: one list call."""
+    entries = api.get("/containers/json", {"all": 1, "filters": labels.filters(None)})
+    return [Container.from_summary(e) for e in entries if (e.get("Labels") or {}).get(labels.REPO)]
 
 
 def list_containers(api: DockerAPI, repo: str, worktree: str | None = None) -> list[Container]:
@@ -64,7 +78,7 @@ def create_body(loc: Location, config: Config, image_id: str) -> dict[str, Any]:
     binds = [f"{loc.worktree}:{loc.worktree}"]
     if not _inside(loc.common_dir, loc.worktree):
         binds.append(f"{loc.common_dir}:{loc.common_dir}")
-    exposed: dict[str, dict[str, str]] = {f"{p}/tcp": {} for p in config.ports}
+    exposed: dict[str, dict[str, str]] = {f"{p}/tcp": {} for p in (*config.ports, *config.tcp_ports)}
     body: dict[str, Any] = {
         "Image": config.image,
         "Entrypoint": KEEPALIVE[:1],
@@ -86,6 +100,8 @@ def create_body(loc: Location, config: Config, image_id: str) -> dict[str, Any]:
         labels.WORKTREE: loc.worktree,
         labels.GITDIR: loc.gitdir,
         labels.SPEC: spec,
+        labels.PORTS: ",".join(map(str, config.ports)),
+        labels.TCP_PORTS: ",".join(map(str, config.tcp_ports)),
     }
     return body
 

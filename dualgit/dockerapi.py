@@ -160,6 +160,49 @@ class DockerAPI:
     def post(self, url: str, payload: Any = None, query: dict[str, Any] | None = None) -> Any:
         return self.request("POST", url, payload if payload is not None else {}, query).json()
 
+    def stream(self, url: str, query: dict[str, Any] | None = None) -> Any:
+        """GET a streaming endpoint (`/events`): yield each JSON document as it arrives."""
+        import json
+
+        if query:
+            url += "?" + urlencode(query)
+        sock = self.connect(None)
+        try:
+            sock.sendall(self._head("GET", url, None))
+            status, headers, data = _read_head(sock)
+            if status != 200:
+                raise ApiError(status, data.decode(errors="replace"))
+            chunked = headers.get("transfer-encoding", "").lower() == "chunked"
+            body = bytearray()
+            raw = bytearray(data)
+            while True:
+                if chunked:
+                    while True:
+                        end = raw.find(b"\r\n")
+                        if end < 0:
+                            break
+                        size = int(bytes(raw[:end]).split(b";")[0] or b"0", 16)
+                        if len(raw) < end + 2 + size + 2:
+                            break
+                        if size == 0:
+                            return
+                        body += raw[end + 2 : end + 2 + size]
+                        del raw[: end + 2 + size + 2]
+                else:
+                    body += raw
+                    raw.clear()
+                while b"\n" in body:
+                    line, _, rest = bytes(body).partition(b"\n")
+                    body[:] = rest
+                    if line.strip():
+                        yield json.loads(line)
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return
+                raw += chunk
+        finally:
+            sock.close()
+
     def hijack(self, url: str, payload: Any) -> tuple[socket.SocketType, bytes]:
         """POST with `Upgrade: tcp`; return the raw stream and any bytes already read past the head."""
         body = dumps(payload).encode()

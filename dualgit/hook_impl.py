@@ -12,6 +12,10 @@ import sys
 from dualgit.errors import DualgitError
 from dualgit.locate import locate, read_head
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dualgit.containers import Container
+
 GUARD = "DUALGIT_RUNNING"
 PRE_COMMIT_VARS = ("PRE_COMMIT_FROM_REF", "PRE_COMMIT_TO_REF", "PRE_COMMIT_CHECKOUT_TYPE")
 
@@ -56,8 +60,7 @@ def post_checkout(old: str, new: str, flag: str) -> int:
         config = load(loc.worktree)
         strict = config.strict
         container = ensure_running(loc, config)
-        ports = ", ".join(f":{p} at http://{host}" for p, host in container.ports.items())
-        say(f"{branch} -> container {container.name} {container.state}" + (f"; {ports}" if ports else ""))
+        say(f"{branch} -> container {container.name} {container.state}" + _where(container))
         _reconcile_in_background(loc.worktree)
     except DualgitError as exc:
         say(f"{branch}: no container yet: {exc.message} (once fixed, `git dual up` makes it)")
@@ -66,6 +69,22 @@ def post_checkout(old: str, new: str, flag: str) -> int:
         say(f"{branch}: no container yet: {type(exc).__name__}: {exc} (`git dual up` retries)")
         return 1 if strict else 0
     return 0
+
+
+def _where(container: Container) -> str:
+    """`; http://<branch>.<repo>.localhost:3000/` through the proxy (started here if need be), or
+    the published loopback ports when the proxy is turned off."""
+    from dualgit.proxy import daemon
+
+    if os.environ.get(daemon.DISABLE_ENV) == "0":
+        ports = ", ".join(f":{p} at http://{host}/" for p, host in container.ports.items())
+        return f"; {ports}" if ports else ""
+    daemon.ensure_started()
+    from dualgit.commands.proxy import table
+    from dualgit.dockerapi import DockerAPI
+
+    urls = [str(row["url"]) for row in table(DockerAPI()).urls(worktree=container.worktree)]
+    return f"; {', '.join(urls)}" if urls else ""
 
 
 def _disabled() -> bool:

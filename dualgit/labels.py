@@ -6,13 +6,16 @@ REPO = "dualgit.repo"  # the repository's common git dir, on every object dualgi
 WORKTREE = "dualgit.worktree"  # the worktree's absolute path, on containers and their volumes
 GITDIR = "dualgit.gitdir"  # the worktree's admin dir: it stays put through `git worktree move`
 SPEC = "dualgit.spec"  # a hash of what the container was made from; a change means recreate
+PORTS = "dualgit.ports"  # the HTTP ports it declares, comma-separated: the proxy listens on these
+TCP_PORTS = "dualgit.tcp_ports"  # the raw TCP ports it declares
 
 
-def filters(repo: str, worktree: str | None = None) -> str:
-    """The engine's JSON `filters` argument that selects one repository's objects (or one worktree's)."""
+def filters(repo: str | None, worktree: str | None = None) -> str:
+    """The engine's JSON `filters` argument that selects one repository's objects (or one worktree's,
+    or with no repository, every dualgit object)."""
     import json
 
-    wanted = [f"{REPO}={repo}"]
+    wanted = [f"{REPO}={repo}" if repo is not None else REPO]
     if worktree is not None:
         wanted.append(f"{WORKTREE}={worktree}")
     return json.dumps({"label": wanted})

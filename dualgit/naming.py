@@ -37,13 +37,14 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
 
 
-def dns_label(text: str, taken: bool = False, limit: int = MAX_NAME) -> str:
-    """`slug(text)` when it fits one DNS label; with a short hash of the original text added when it
-    was truncated, came out empty, or collides with another's (`taken`)."""
+def dns_label(text: str, taken: bool = False, limit: int = MAX_NAME, unique: str | None = None) -> str:
+    """`slug(text)` when it fits one DNS label; with a short hash added when it was truncated, came
+    out empty, or collides with another's (`taken`). The hash is of `unique` when given (what tells
+    this one from the other), else of the text."""
     base = slug(text)
     if base and len(base) <= limit and not taken:
         return base
-    tag = short_hash(text, 6)
+    tag = short_hash(unique if unique is not None else text, 6)
     base = base[: limit - len(tag) - 1].rstrip("-")
     return f"{base}-{tag}" if base else tag
 

@@ -36,6 +36,8 @@ def git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.setenv(key, "dual@example.invalid")
     monkeypatch.setenv("PATH", f"{BIN}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.delenv("DUALGIT_RUNNING", raising=False)
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    monkeypatch.setenv("DUALGIT_PROXY", "0")  # tests that want the proxy start it themselves
     subprocess.run(["git", "config", "--global", "init.defaultBranch", "main"], check=True)
     subprocess.run(["git", "config", "--global", "advice.detachedHead", "false"], check=True)
     return home
@@ -108,8 +110,12 @@ def remove_labelled(api: DockerAPI, under: Path) -> int:
 
 @pytest.fixture
 def docker(engine: DockerAPI, tmp_path: Path) -> Iterator[DockerAPI]:
-    """The engine, with everything this test's repositories own removed afterwards."""
+    """The engine, with everything this test's repositories own removed afterwards (and a proxy
+    daemon that the test started, stopped)."""
     yield engine
+    from dualgit.proxy import daemon
+
+    daemon.stop()
     remove_labelled(engine, tmp_path)
 
 

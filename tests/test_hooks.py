@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import add_worktree, dual, git, write_config
 from dualgit import install as shims
 from dualgit.dockerapi import DockerAPI
@@ -259,3 +261,18 @@ def test_hook_adds_little_to_worktree_add(repo: Path, docker: DockerAPI) -> None
     git("worktree", "add", "-q", "../demo-fast", "-b", "fast", cwd=repo)
     assert containers_of(docker, repo)[str((repo.parent / "demo-fast").resolve())]["State"] == "running"
     assert time.monotonic() - started < 120
+
+
+def test_hook_line_gives_the_branch_url_and_starts_the_proxy(repo: Path, docker: DockerAPI,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DUALGIT_PROXY")
+    installed(repo)
+    result = subprocess.run(["git", "worktree", "add", "-q", "../demo-url", "-b", "feat/url"], cwd=repo,
+                            capture_output=True, text=True)
+    assert result.returncode == 0
+    assert result.stderr.strip().endswith("; http://feat-url.demo.localhost:3000/")
+    status = json.loads(dual("proxy", "status", "--json", cwd=repo).stdout)
+    assert status["running"] is True
+    opened = dual("open", "feat/url", cwd=repo, env={"DISPLAY": "", "BROWSER": ""})
+    assert opened.returncode == 0 and opened.stdout == "http://feat-url.demo.localhost:3000/\n"
+    assert dual("proxy", "stop", cwd=repo).stdout == "proxy stopped\n"

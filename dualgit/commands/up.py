@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from dualgit.commands._context import reconciled, worktree_for
 from dualgit.containers import Container, ensure_running, remove, stop
 from dualgit.errors import DualgitError
@@ -21,6 +23,13 @@ def up(target: str | None = None, recreate: bool = False) -> int:
                 remove(api, container, volumes=False)
     container = ensure_running(wt.location, api=api)
     print(describe(wt.label, container))
+    from dualgit.commands.proxy import table
+    from dualgit.proxy.daemon import DISABLE_ENV, ensure_started
+
+    if os.environ.get(DISABLE_ENV) != "0":
+        ensure_started()
+        for row in table(api).urls(worktree=wt.path):
+            print(f"  {row['url']}")
     return 0
 
 

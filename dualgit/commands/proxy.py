@@ -1,0 +1,96 @@
+"""`git dual proxy run|start|stop|status`, `git dual urls` and `git dual open`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+from dualgit import git
+from dualgit.commands._context import reconciled
+from dualgit.containers import list_all
+from dualgit.dockerapi import DockerAPI
+from dualgit.errors import DualgitError
+from dualgit.locate import read_head
+from dualgit.proxy import daemon, routing
+
+
+def run() -> int:
+    return daemon.run()
+
+
+def start() -> int:
+    pid = daemon.start()
+    print(f"proxy running (pid {pid}); log: {daemon.files()[2]}")
+    return 0
+
+
+def stop() -> int:
+    print("proxy stopped" if daemon.stop() else "the proxy was not running")
+    return 0
+
+
+def status(as_json: bool = False) -> int:
+    info = daemon.status()
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return 0
+    if not info["running"]:
+        print(f"the proxy is not running (`git dual proxy start` starts it); log: {info['log']}")
+        return 3
+    print(f"proxy running (pid {info['pid']})")
+    print("  http ports: " + (", ".join(f":{p}" for p in info.get("http_ports", [])) or "none yet"))  # type: ignore[attr-defined]
+    if info.get("tcp_ports"):
+        print("  tcp ports: " + ", ".join(f":{p}" for p in info["tcp_ports"]))  # type: ignore[attr-defined]
+    for _port, message in (info.get("busy") or {}).items():  # type: ignore[attr-defined]
+        print(f"  warning: {message}")
+    print(f"  log: {info['log']}")
+    return 0
+
+
+def table(api: DockerAPI) -> routing.RouteTable:
+    containers = list_all(api)
+    return routing.build(containers, {c.worktree: read_head(c.gitdir)[0] for c in containers})
+
+
+def urls(as_json: bool = False) -> int:
+    repo, api, _ = reconciled()
+    rows = table(api).urls(repo.common_dir)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no container yet: `git dual up` makes this worktree's")
+    width = max((len(str(r["branch"])) for r in rows), default=0)
+    for row in rows:
+        print(f"{str(row['branch']).ljust(width)}  {row['url']}")
+    return 0
+
+
+def open_(target: str | None = None, port: int | None = None) -> int:
+    repo, api, _ = reconciled()
+    wt = git.find_worktree(repo, target or repo.workdir or ".")
+    rows = [r for r in table(api).urls(repo.common_dir) if r["branch"] == (wt.branch or os.path.basename(wt.path))]
+    rows = [r for r in rows if str(r["url"]).startswith("http")]
+    if port is not None:
+        rows = [r for r in rows if r["port"] == port]
+    if not rows:
+        raise DualgitError(f"{wt.label} has no HTTP port{f' {port}' if port else ''} to open",
+                           hint="`git dual up` makes its container; `ports` in .dual.toml lists its ports")
+    url = str(rows[0]["url"])
+    daemon.ensure_started()
+    if _has_browser():
+        import webbrowser
+
+        webbrowser.open(url)
+    print(url)
+    return 0
+
+
+def _has_browser() -> bool:
+    if os.environ.get("BROWSER"):
+        return True
+    if os.uname().sysname == "Darwin":
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and any(
+        shutil.which(b) for b in ("xdg-open", "x-www-browser", "firefox", "chromium", "google-chrome"))

@@ -1,0 +1,1 @@
+"""The built-in proxy: per-branch URLs (`http://<branch>.<repo>.localhost:<port>`) and raw TCP ports."""

@@ -1,0 +1,154 @@
+"""Running the proxy: in the foreground, or as a daemon with its pid, status and log files in the
+user's state dir (`$XDG_STATE_HOME/dualgit`, else `~/.local/state/dualgit`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+
+from dualgit.errors import DualgitError
+
+DISABLE_ENV = "DUALGIT_PROXY"  # "0": never start the proxy on its own
+
+
+def state_dir() -> str:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    path = os.path.join(base, "dualgit")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def files() -> tuple[str, str, str]:
+    d = state_dir()
+    return os.path.join(d, "proxy.pid"), os.path.join(d, "proxy.status.json"), os.path.join(d, "proxy.log")
+
+
+def running_pid() -> int | None:
+    pidfile = files()[0]
+    try:
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def run(head_timeout: float | None = None) -> int:
+    """The proxy in the foreground, until SIGINT or SIGTERM."""
+    if head_timeout is None:
+        head_timeout = float(os.environ.get("DUALGIT_PROXY_HEAD_TIMEOUT", "10"))
+    from dualgit.proxy.server import Proxy, log, new_loop, raise_fd_limit
+
+    pidfile, status_file, _ = files()
+    other = running_pid()
+    if other is not None and other != os.getpid():
+        raise DualgitError(f"the proxy already runs (pid {other})", hint="`git dual proxy stop` stops it")
+    raise_fd_limit()
+    loop = new_loop()
+    asyncio.set_event_loop(loop)
+    proxy = Proxy(head_timeout=head_timeout, status_file=status_file)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, proxy.stopping.set)
+
+    def ready() -> None:
+        with open(pidfile, "w") as f:
+            f.write(str(os.getpid()))
+        log(f"proxy ready (pid {os.getpid()})")
+
+    try:
+        loop.run_until_complete(proxy.serve(ready))
+    finally:
+        for path in (pidfile, status_file):
+            try:
+                with open(path) as f:
+                    mine = str(os.getpid()) in f.read()
+                if mine:
+                    os.remove(path)
+            except OSError:
+                pass
+        loop.close()
+    return 0
+
+
+def start(wait: float = 10.0) -> int | None:
+    """Start the daemon unless it runs; return its pid once it is ready (None: not waited for)."""
+    pid = running_pid()
+    if pid is not None:
+        return pid
+    _, _, logfile = files()
+    log_fd = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        child = os.posix_spawn(
+            sys.executable, [sys.executable, "-m", "dualgit", "proxy", "run"], dict(os.environ),
+            file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, log_fd, 1), (os.POSIX_SPAWN_DUP2, log_fd, 2)],
+            setsid=True,
+        )
+    finally:
+        os.close(log_fd)
+        os.close(null)
+    if wait <= 0:
+        return None
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        pid = running_pid()
+        if pid is not None:
+            return pid
+        finished, _status = os.waitpid(child, os.WNOHANG)
+        if finished:
+            break
+        time.sleep(0.05)
+    raise DualgitError(f"the proxy did not start; its log ({logfile}) ends with:\n{tail(logfile)}",
+                       hint="`git dual proxy run` runs it in the foreground")
+
+
+def ensure_started() -> None:
+    """What `up` and the hooks call: start the proxy when it isn't running (never fails them)."""
+    if os.environ.get(DISABLE_ENV) == "0" or running_pid() is not None:
+        return
+    try:
+        start(wait=0)
+    except (DualgitError, OSError):
+        pass  # `git dual proxy status` says why
+
+
+def stop(wait: float = 10.0) -> bool:
+    pid = running_pid()
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return True
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def status() -> dict[str, object]:
+    pid = running_pid()
+    pidfile, status_file, logfile = files()
+    info: dict[str, object] = {"running": pid is not None, "pid": pid, "log": logfile}
+    if pid is not None:
+        try:
+            with open(status_file) as f:
+                info.update(json.load(f))
+        except (OSError, ValueError):
+            pass
+    return info
+
+
+def tail(path: str, lines: int = 5) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:]).rstrip()
+    except OSError:
+        return "(no log)"

@@ -1,0 +1,60 @@
+"""The pages people see from the proxy: the index of branches, 404 and 502."""
+
+from __future__ import annotations
+
+from html import escape
+
+from dualgit.proxy.routing import Backend
+
+STYLE = (
+    "body{font:15px/1.5 system-ui,sans-serif;margin:3em auto;max-width:46em;padding:0 1em;color:#222}"
+    "code{background:#f3f3f3;padding:.1em .3em;border-radius:3px}li{margin:.3em 0}.dim{color:#777}"
+)
+
+
+def _page(title: str, body: str) -> bytes:
+    return (
+        f"<!doctype html><html><head><meta charset=utf-8><title>{escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>{body}"
+        "<p class=dim>dualgit proxy</p></body></html>\n"
+    ).encode()
+
+
+def _links(backends: list[Backend] | tuple[Backend, ...], port: int) -> str:
+    if not backends:
+        return "<p>No branch serves this port yet. In a worktree, <code>git dual up</code> makes its container.</p>"
+    items = []
+    for b in sorted(backends, key=lambda b: (b.repo, b.branch)):
+        url = f"http://{b.host()}:{port}/"
+        state = "" if b.running else f" <span class=dim>({escape(b.container.state)})</span>"
+        items.append(
+            f"<li><a href='{escape(url)}'>{escape(url)}</a> <span class=dim>{escape(b.branch_name)} in "
+            f"{escape(b.container.worktree)}</span>{state}</li>"
+        )
+    return "<ul>" + "".join(items) + "</ul>"
+
+
+def index(backends: list[Backend], port: int) -> bytes:
+    return _page(f"Branches on :{port}", _links(backends, port))
+
+
+def not_found(reason: str, backends: list[Backend] | tuple[Backend, ...], port: int) -> bytes:
+    return _page("No such branch", f"<p>{escape(reason)}.</p><p>Branches serving :{port}:</p>{_links(backends, port)}")
+
+
+def bad_gateway(backend: Backend, port: int, why: str) -> bytes:
+    c = backend.container
+    if backend.running:
+        fix = (f"<p>Start the server inside it, listening on 0.0.0.0:{port}, for example "
+               f"<code>cd {escape(c.worktree)} &amp;&amp; git dual exec npm run dev</code>.</p>")
+    else:
+        fix = f"<p>Start it: <code>cd {escape(c.worktree)} &amp;&amp; git dual up</code>.</p>"
+    return _page(
+        f"{backend.branch_name}: nothing answers on :{port}",
+        f"<p>Branch <b>{escape(backend.branch_name)}</b>, container <code>{escape(c.name)}</code> "
+        f"({escape(c.state)}): {escape(why)}.</p>{fix}",
+    )
+
+
+def message(title: str, text: str) -> bytes:
+    return _page(title, f"<p>{escape(text)}</p>")

@@ -1,0 +1,470 @@
+"""HTTP/1.1 through the proxy: one protocol object per client connection, one per upstream.
+
+Each request head is parsed (to route by Host and add X-Forwarded-*), bodies are relayed as they
+arrive, counted or followed through their chunk framing, and a `101 Switching Protocols` turns the
+pair into a plain byte pipe (WebSocket). Invalid HTTP gets 400 and the connection closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, cast
+
+from dualgit.proxy import pages
+from dualgit.proxy.flow import Reader
+from dualgit.proxy.http import (
+    MAX_HEAD,
+    BadMessage,
+    ChunkTracker,
+    Framing,
+    Head,
+    keep_alive,
+    parse_head,
+    render_head,
+    request_framing,
+    response_framing,
+    simple_response,
+)
+from dualgit.proxy.routing import Backend
+
+if TYPE_CHECKING:
+    from dualgit.proxy.server import Proxy
+
+BACKLOG = 64 * 1024  # pipelined bytes held while a response is under way, before reading pauses
+
+
+class BodyRelay:
+    """Counts a body through, whatever its framing; says how much of each piece is its own."""
+
+    def __init__(self, framing: Framing) -> None:
+        self.framing = framing
+        self.remaining = framing.length
+        self.chunks = ChunkTracker() if framing.kind == "chunked" else None
+        self.done = framing.kind == "none" or (framing.kind == "length" and framing.length == 0)
+
+    def take(self, data: bytes | bytearray) -> int:
+        """How many leading bytes of `data` belong to the body; sets `done` when it ended there."""
+        kind = self.framing.kind
+        if self.done:
+            return 0
+        if kind == "length":
+            n = min(self.remaining, len(data))
+            self.remaining -= n
+            self.done = self.remaining == 0
+            return n
+        if kind == "chunked":
+            assert self.chunks is not None
+            n, self.done = self.chunks.feed(data)
+            return n
+        return len(data)  # "close": everything, until the connection ends
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, proxy: Proxy, port: int) -> None:
+        self.proxy = proxy
+        self.port = port
+        self.transport: asyncio.Transport | None = None
+        self.reader = Reader()
+        self.buf = bytearray()
+        self.state = "head"  # head, body, discard, response, pipe, closed
+        self.timer: asyncio.TimerHandle | None = None
+        self.peer_ip = "127.0.0.1"
+        self.upstream: Upstream | None = None
+        self.body: BodyRelay | None = None
+        self.keep_alive = True
+        self.method = "GET"
+        self.local_reply: bytes | None = None  # a page to send once the request body is read
+        self.advancing = False
+
+    # connection events
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.reader.attach(transport)
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer_ip = str(peer[0])
+        if not self.proxy.admit(transport):
+            transport.write(simple_response(503, "Service Unavailable", pages.message(
+                "Too many connections", "The proxy has as many connections as it allows; try again."), close=True))
+            transport.close()
+            self.state = "closed"
+            return
+        self._arm_timer(self.proxy.head_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state = "closed"
+        self._cancel_timer()
+        if self.transport is not None:
+            self.proxy.release(self.transport)
+        if self.upstream is not None:
+            self.upstream.close()
+
+    def pause_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.reader.pause("client-full")
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.reader.resume("client-full")
+
+    def data_received(self, data: bytes) -> None:
+        if self.state == "pipe":
+            if self.upstream is not None and self.upstream.transport is not None:
+                self.upstream.transport.write(data)
+            return
+        self.buf += data
+        try:
+            self._advance()
+        except BadMessage as exc:
+            self._fail(400, "Bad Request", str(exc))
+        if len(self.buf) > BACKLOG and self.state == "response":
+            self.reader.pause("backlog")  # pipelined requests pile up while a response is under way
+
+    def eof_received(self) -> bool:
+        if self.state == "pipe" and self.upstream is not None and self.upstream.transport is not None:
+            if self.upstream.transport.can_write_eof():
+                self.upstream.transport.write_eof()
+                return True
+        if self.state == "head" and not self.buf:
+            return False  # an idle keep-alive connection closed: nothing more to do
+        self.keep_alive = False  # half-closed: answer what was asked, then close
+        return True
+
+    # the request side
+
+    def _advance(self) -> None:
+        if self.advancing:
+            return  # the loop below is already running further up the stack; it picks up the new state
+        self.advancing = True
+        try:
+            self._advance_loop()
+        finally:
+            self.advancing = False
+
+    def _advance_loop(self) -> None:
+        while self.state != "closed":
+            if self.state == "head":
+                end = self.buf.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(self.buf) > MAX_HEAD:
+                        self._fail(431, "Request Header Fields Too Large", "the request head is over 16 KiB")
+                    return
+                if end + 4 > MAX_HEAD:
+                    self._fail(431, "Request Header Fields Too Large", "the request head is over 16 KiB")
+                    return
+                raw = bytes(self.buf[: end + 4])
+                del self.buf[: end + 4]
+                self._cancel_timer()
+                self._request(parse_head(raw, request=True))
+            elif self.state in ("body", "discard"):
+                if not self._relay_body():
+                    return
+            else:
+                return
+
+    def _request(self, head: Head) -> None:
+        method, _target, version = head.start
+        self.method = method
+        self.keep_alive = keep_alive(head)
+        self.body = BodyRelay(request_framing(head))
+        host = head.get("host")
+        if host is None:
+            if version == "HTTP/1.1":
+                raise BadMessage("HTTP/1.1 request without Host")
+            host = "localhost"
+        resolution = self.proxy.resolve(host, self.port)
+        if resolution.kind == "forbidden":
+            self._reply(403, "Forbidden", pages.message("Forbidden", f"{resolution.reason}: the proxy answers "
+                        "localhost, *.localhost, 127.0.0.1 and [::1] only."), close=True)
+            return
+        if resolution.kind == "index":
+            self._reply(200, "OK", pages.index(self.proxy.table.serving(self.port), self.port))
+            return
+        if resolution.kind == "not-found" or resolution.backend is None:
+            self._reply(404, "Not Found", pages.not_found(resolution.reason, resolution.candidates, self.port))
+            return
+        backend = resolution.backend
+        published = backend.published(self.port) if backend.running else None
+        if published is None:
+            self._bad_gateway(backend, f"the container is {backend.container.state}")
+            return
+        headers = [(k, v) for k, v in head.headers if k.lower() not in ("x-forwarded-for",)]
+        forwarded_for = head.get("x-forwarded-for")
+        headers.append(("X-Forwarded-For", f"{forwarded_for}, {self.peer_ip}" if forwarded_for else self.peer_ip))
+        if head.get("x-forwarded-proto") is None:
+            headers.append(("X-Forwarded-Proto", "http"))
+        if head.get("x-forwarded-host") is None:
+            headers.append(("X-Forwarded-Host", host))
+        self.state = "body"
+        self._send_upstream(backend, published, render_head(head.start, headers))
+
+    def _send_upstream(self, backend: Backend, port: int, head: bytes) -> None:
+        up = self.upstream
+        if up is not None and up.port == port and up.reusable and up.transport is not None and not up.transport.is_closing():
+            up.begin(backend, self.method, head, bodiless=self.body is not None and self.body.done)
+            up.transport.write(head)
+            return
+        if up is not None:
+            up.close()
+        self.upstream = Upstream(self, backend, port, self.method, head)
+        self.reader.pause("connecting")
+        asyncio.get_running_loop().create_task(self.upstream.connect())
+
+    def connected(self) -> None:
+        self.reader.resume("connecting")
+        self._advance()
+
+    def _relay_body(self) -> bool:
+        """Move body bytes on (or drop them, for a local page). False when more must arrive."""
+        body = self.body
+        assert body is not None
+        up = self.upstream
+        if self.state == "body" and (up is None or up.transport is None):
+            return False  # still connecting; the bytes wait in buf
+        if not body.done:
+            if not self.buf:
+                return False
+            n = body.take(self.buf)
+            if self.state == "body" and n and up is not None and up.transport is not None:
+                up.transport.write(bytes(self.buf[:n]))
+            del self.buf[:n]
+            if not body.done:
+                return False
+        if self.state == "discard":
+            reply, self.local_reply = self.local_reply or b"", None
+            self._write_reply(reply)
+        else:
+            self.state = "response"
+        return True
+
+    # replies
+
+    def _reply(self, status: int, reason: str, body: bytes, close: bool = False) -> None:
+        if close:
+            self.keep_alive = False
+        self.local_reply = simple_response(status, reason, body, close=not self.keep_alive)
+        self.state = "discard"
+
+    def _bad_gateway(self, backend: Backend, why: str) -> None:
+        self._reply(502, "Bad Gateway", pages.bad_gateway(backend, self.port, why))
+
+    def upstream_failed(self, backend: Backend, why: str, started: bool) -> None:
+        """The upstream ended without a complete response."""
+        if started or self.transport is None:
+            if self.transport is not None:
+                self.transport.close()
+            return
+        self.upstream = None
+        self.keep_alive = False
+        self.reader.resume("connecting")
+        self.local_reply = simple_response(502, "Bad Gateway", pages.bad_gateway(backend, self.port, why), close=True)
+        self.state = "discard"
+        if self.body is not None and self.body.done:
+            self._write_reply(self.local_reply)
+        else:
+            self._advance()
+
+    def _write_reply(self, reply: bytes) -> None:
+        if self.transport is None:
+            return
+        self.transport.write(reply)
+        self.response_done(reusable=True)
+
+    def response_done(self, reusable: bool) -> None:
+        if self.transport is None or self.state == "closed":
+            return
+        if not self.keep_alive:
+            self.state = "closed"
+            self.transport.close()
+            if self.upstream is not None:
+                self.upstream.close()
+            return
+        if not reusable and self.upstream is not None:
+            self.upstream.close()
+            self.upstream = None
+        self.state = "head"
+        self.body = None
+        self._arm_timer(self.proxy.idle_timeout if not self.buf else self.proxy.head_timeout)
+        self.reader.resume("backlog")
+        try:
+            self._advance()
+        except BadMessage as exc:
+            self._fail(400, "Bad Request", str(exc))
+
+    def switch_to_pipe(self) -> None:
+        """After 101: whatever the client sends from now on goes straight to the upstream."""
+        self.state = "pipe"
+        self._cancel_timer()
+        if self.buf and self.upstream is not None and self.upstream.transport is not None:
+            self.upstream.transport.write(bytes(self.buf))
+        self.buf.clear()
+        self.reader.resume("backlog")
+
+    def _fail(self, status: int, reason: str, why: str) -> None:
+        if self.transport is not None and self.state != "closed":
+            self.transport.write(simple_response(status, reason, pages.message(reason, why), close=True))
+            self.transport.close()
+        self.state = "closed"
+        if self.upstream is not None:
+            self.upstream.close()
+
+    # slowloris: a head must arrive whole within head_timeout of its first byte
+
+    def _arm_timer(self, seconds: float) -> None:
+        self._cancel_timer()
+        self.timer = asyncio.get_running_loop().call_later(seconds, self._timed_out)
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _timed_out(self) -> None:
+        if self.state == "head":
+            if self.buf:
+                self._fail(408, "Request Timeout", "the request head did not arrive in time")
+            elif self.transport is not None:
+                self.transport.close()
+
+
+class Upstream(asyncio.Protocol):
+    def __init__(self, client: ClientConnection, backend: Backend, port: int, method: str, head: bytes) -> None:
+        self.client = client
+        self.backend = backend
+        self.port = port
+        self.method = method
+        self.first_head: bytes | None = head
+        self.transport: asyncio.Transport | None = None
+        self.reader = Reader()
+        self.buf = bytearray()
+        self.state = "head"  # head, body, pipe, done
+        self.body: BodyRelay | None = None
+        self.reusable = False
+        self.started = False  # whether any byte of the current response reached the client
+        self.reused_head: bytes | None = None  # a bodiless request sent on a kept-alive connection
+
+    async def connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.create_connection(lambda: self, "127.0.0.1", self.port)
+        except OSError as exc:
+            self.client.upstream_failed(self.backend, f"its port {self.port} refused the connection ({exc.strerror})",
+                                        started=False)
+
+    def begin(self, backend: Backend, method: str, head: bytes, bodiless: bool) -> None:
+        self.backend, self.method = backend, method
+        self.state, self.started, self.reusable = "head", False, False
+        self.reused_head = head if bodiless else None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.reader.attach(transport)
+        if self.client.state == "closed":
+            transport.close()
+            return
+        assert self.first_head is not None
+        transport.write(self.first_head)
+        self.first_head = None
+        self.client.connected()
+
+    def pause_writing(self) -> None:
+        self.client.reader.pause("upstream-full")
+
+    def resume_writing(self) -> None:
+        self.client.reader.resume("upstream-full")
+
+    def data_received(self, data: bytes) -> None:
+        client = self.client.transport
+        if client is None:
+            return
+        if self.state == "pipe":
+            client.write(data)
+            return
+        self.buf += data
+        while self.buf and self.state in ("head", "body"):
+            if self.state == "head":
+                end = self.buf.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(self.buf) > 64 * 1024:
+                        self._broken("its response head is over 64 KiB")
+                    return
+                raw = bytes(self.buf[: end + 4])
+                del self.buf[: end + 4]
+                try:
+                    head = parse_head(raw, request=False)
+                    framing = response_framing(head, self.method)
+                except BadMessage as exc:
+                    self._broken(f"it sent invalid HTTP ({exc})")
+                    return
+                status = int(head.start[1])
+                client.write(raw)
+                self.started = True
+                if status == 101:
+                    self.state = "pipe"
+                    if self.buf:
+                        client.write(bytes(self.buf))
+                        self.buf.clear()
+                    self.client.switch_to_pipe()
+                    return
+                if 100 <= status < 200:
+                    continue  # 100 Continue and friends: the real response follows
+                self.reusable = keep_alive(head) and framing.kind != "close"
+                self.body = BodyRelay(framing)
+                self.state = "body"
+                if self.body.done:
+                    self._finished()
+            else:
+                assert self.body is not None
+                n = self.body.take(self.buf)
+                if n:
+                    client.write(bytes(self.buf[:n]))
+                    del self.buf[:n]
+                if self.body.done:
+                    self._finished()
+                elif n == 0:
+                    return
+
+    def _finished(self) -> None:
+        self.state = "done"
+        self.buf.clear()  # bytes after a complete response are a protocol error; drop them
+        self.client.response_done(self.reusable)
+
+    def _broken(self, why: str) -> None:
+        self.close()
+        self.client.upstream_failed(self.backend, why, self.started)
+
+    def eof_received(self) -> bool:
+        if self.state == "pipe":
+            client = self.client.transport
+            if client is not None and client.can_write_eof():
+                client.write_eof()
+                return True
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.client.upstream is not self:
+            return
+        if self.state == "pipe":
+            if self.client.transport is not None:
+                self.client.transport.close()
+        elif self.state == "body" and self.body is not None and self.body.framing.kind == "close":
+            self.reusable = False
+            self.client.keep_alive = False
+            self._finished()
+        elif self.state == "head" and not self.started and self.reused_head is not None:
+            # The upstream closed its idle connection as we reused it: send again on a new one.
+            self.client.upstream = None
+            self.client._send_upstream(self.backend, self.port, self.reused_head)
+        elif self.state in ("head", "body"):
+            why = ("the connection closed before any response: nothing listens on "
+                   f"port {self.port_inside()} inside the container") if not self.started else "the response was cut short"
+            self.client.upstream_failed(self.backend, why, self.started)
+
+    def port_inside(self) -> int:
+        return self.client.port
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+

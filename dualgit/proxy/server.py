@@ -1,0 +1,282 @@
+"""The proxy process: listeners that follow the containers, routes that follow git.
+
+Routes come from the engine (one list call at start and after each event on the engine's event
+stream, no polling) and from git (each worktree's branch, re-read at most every 250 ms while
+requests come). The common git dirs' `worktrees/` folders are watched so that a removed worktree
+takes its container with it while nothing else runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from dualgit import labels
+from dualgit.containers import Container, list_all
+from dualgit.dockerapi import DockerAPI
+from dualgit.errors import DualgitError
+from dualgit.locate import read_head
+from dualgit.proxy import routing
+from dualgit.proxy.relay import ClientConnection
+from dualgit.proxy.routing import Resolution, RouteTable
+from dualgit.proxy.tcp import TcpClient
+
+HEAD_RECHECK = 0.25  # seconds between re-reads of the worktrees' HEAD files, while requests come
+WATCH_EVERY = 0.5  # seconds between looks at each repository's worktrees/ folder
+
+
+def log(message: str) -> None:
+    print(time.strftime("%Y-%m-%d %H:%M:%S ") + message, file=sys.stderr, flush=True)
+
+
+class Proxy:
+    def __init__(self, api: DockerAPI | None = None, head_timeout: float = 10.0, idle_timeout: float = 30.0,
+                 max_connections: int = 8192, status_file: str | None = None) -> None:
+        self.api = api or DockerAPI()
+        self.head_timeout = head_timeout
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.status_file = status_file
+        self.containers: list[Container] = []
+        self.branches: dict[str, str | None] = {}
+        self.table = RouteTable()
+        self.heads_checked = 0.0
+        self.http_servers: dict[int, list[asyncio.AbstractServer]] = {}
+        self.tcp_servers: dict[int, list[asyncio.AbstractServer]] = {}
+        self.tcp_targets: dict[int, tuple[routing.Backend, int]] = {}
+        self.busy: dict[int, str] = {}
+        self.connections: set[asyncio.Transport] = set()
+        self.watched: dict[str, float] = {}
+        self.refreshing: asyncio.Task[None] | None = None
+        self.stopping = asyncio.Event()
+
+    # connections
+
+    def admit(self, transport: asyncio.Transport) -> bool:
+        if len(self.connections) >= self.max_connections:
+            return False
+        self.connections.add(transport)
+        return True
+
+    def release(self, transport: asyncio.Transport) -> None:
+        self.connections.discard(transport)
+
+    # routes
+
+    def resolve(self, host: str, port: int) -> Resolution:
+        now = time.monotonic()
+        if now - self.heads_checked > HEAD_RECHECK:
+            self.heads_checked = now
+            branches = self._read_branches(self.containers)
+            if branches != self.branches:
+                self.branches = branches
+                self._rebuild()
+        return self.table.resolve(host, port)
+
+    @staticmethod
+    def _read_branches(containers: list[Container]) -> dict[str, str | None]:
+        return {c.worktree: read_head(c.gitdir)[0] for c in containers}
+
+    def _rebuild(self) -> None:
+        self.table = routing.build(self.containers, self.branches)
+        self._sync_tcp()
+
+    async def refresh(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            containers = await loop.run_in_executor(None, list_all, self.api)
+        except DualgitError as exc:
+            log(f"engine: {exc.message}")
+            return
+        self.containers = containers
+        self.branches = self._read_branches(containers)
+        self.heads_checked = time.monotonic()
+        self._rebuild()
+        await self._sync_http()
+        self._write_status()
+
+    def schedule_refresh(self) -> None:
+        if self.refreshing is None or self.refreshing.done():
+            self.refreshing = asyncio.get_running_loop().create_task(self._refresh_soon())
+
+    async def _refresh_soon(self) -> None:
+        await asyncio.sleep(0.05)  # a burst of events becomes one list call
+        await self.refresh()
+
+    # listeners
+
+    async def _sync_http(self) -> None:
+        wanted = self.table.http_ports()
+        for port in sorted(set(self.http_servers) - wanted):
+            for server in self.http_servers.pop(port):
+                server.close()
+            log(f"closed :{port}")
+        for port in sorted(wanted - set(self.http_servers) - set(self.busy)):
+            servers = await self._listen(port, lambda p=port: ClientConnection(self, p))  # type: ignore[misc]
+            if servers:
+                self.http_servers[port] = servers
+                log(f"listening on :{port}")
+        for port in list(self.busy):
+            if port not in wanted:
+                del self.busy[port]
+
+    def _sync_tcp(self) -> None:
+        routes = {p: r for p, r in self.table.tcp_routes().items() if r[0].running}
+        self.tcp_targets = routes
+        for port in sorted(set(self.tcp_servers) - set(routes)):
+            for server in self.tcp_servers.pop(port):
+                server.close()
+        missing = sorted(set(routes) - set(self.tcp_servers) - set(self.busy))
+        if missing:
+            asyncio.get_running_loop().create_task(self._open_tcp(missing))
+
+    async def _open_tcp(self, ports: list[int]) -> None:
+        for port in ports:
+            if port in self.tcp_servers:
+                continue
+            servers = await self._listen(port, lambda p=port: TcpClient(lambda: self._tcp_target(p), self.connections))  # type: ignore[misc]
+            if servers:
+                self.tcp_servers[port] = servers
+        self._write_status()
+
+    def _tcp_target(self, port: int) -> int | None:
+        route = self.tcp_targets.get(port)
+        return route[0].published(route[1]) if route else None
+
+    async def _listen(self, port: int, factory: Callable[[], asyncio.Protocol]) -> list[asyncio.AbstractServer]:
+        loop = asyncio.get_running_loop()
+        servers: list[asyncio.AbstractServer] = []
+        for host in ("127.0.0.1", "::1"):
+            try:
+                servers.append(await loop.create_server(factory, host, port, backlog=1024))
+            except OSError as exc:
+                if host == "::1" and exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                    continue  # no IPv6 loopback on this host
+                message = f"port {port} is busy on this host{holder(port)}: its branches are not served there"
+                if exc.errno != errno.EADDRINUSE:
+                    message = f"cannot listen on port {port}: {exc.strerror}"
+                self.busy[port] = message
+                log(message)
+                for server in servers:
+                    server.close()
+                return []
+        return servers
+
+    # watchers
+
+    def _watch_events(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A thread: the engine's event stream for dualgit containers; each event, a refresh."""
+        query = {"filters": json.dumps({"type": ["container"], "label": [labels.REPO]})}
+        delay = 0.5
+        while not self.stopping.is_set():
+            try:
+                for _event in self.api.stream("/events", query):
+                    delay = 0.5
+                    loop.call_soon_threadsafe(self.schedule_refresh)
+            except (OSError, DualgitError) as exc:
+                log(f"engine events: {exc}; retrying")
+            time.sleep(delay)
+            delay = min(delay * 2, 10)
+            loop.call_soon_threadsafe(self.schedule_refresh)
+
+    async def _watch_worktrees(self) -> None:
+        while not self.stopping.is_set():
+            for repo in sorted({c.repo for c in self.containers}):
+                try:
+                    stamp = os.stat(os.path.join(repo, "worktrees")).st_mtime
+                except OSError:
+                    stamp = 0.0
+                if self.watched.setdefault(repo, stamp) != stamp:
+                    self.watched[repo] = stamp
+                    await asyncio.get_running_loop().run_in_executor(None, reap, repo)
+            await asyncio.sleep(WATCH_EVERY)
+
+    def _write_status(self) -> None:
+        if not self.status_file:
+            return
+        status = {"pid": os.getpid(), "http_ports": sorted(self.http_servers), "tcp_ports": sorted(self.tcp_servers),
+                  "busy": {str(k): v for k, v in sorted(self.busy.items())}}
+        tmp = self.status_file + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(status, f)
+        os.replace(tmp, self.status_file)
+
+    async def serve(self, ready: Callable[[], None] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        await self.refresh()
+        threading.Thread(target=self._watch_events, args=(loop,), daemon=True).start()
+        watcher = loop.create_task(self._watch_worktrees())
+        if ready is not None:
+            ready()
+        await self.stopping.wait()
+        watcher.cancel()
+        for servers in (*self.http_servers.values(), *self.tcp_servers.values()):
+            for server in servers:
+                server.close()
+        for transport in list(self.connections):
+            transport.close()
+
+
+def reap(repo_dir: str) -> None:
+    """Remove the containers of this repository's removed worktrees (the proxy's watcher)."""
+    from dualgit import git
+    from dualgit.reconcile import reconcile
+
+    try:
+        for action in reconcile(git.open_repo(repo_dir)):
+            log(action.describe())
+    except DualgitError as exc:
+        log(f"reconcile {repo_dir}: {exc.message}")
+
+
+def holder(port: int) -> str:
+    """` (pid 123: node)`, when this host lets us see who listens on the port (Linux /proc)."""
+    try:
+        inodes = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(table) as f:
+                for line in f.readlines()[1:]:
+                    fields = line.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(fields[9])
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if target.startswith("socket:[") and target[8:-1] in inodes:
+                        with open(f"/proc/{pid}/comm") as f:
+                            return f" (pid {pid}: {f.read().strip()})"
+            except OSError:
+                continue
+    except (OSError, ValueError, IndexError):
+        pass
+    return ""
+
+
+def raise_fd_limit() -> None:
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where installed (about 2x the throughput here), else the standard loop."""
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    except ImportError:
+        return asyncio.new_event_loop()
+
+

@@ -1,0 +1,328 @@
+"""The proxy end to end: real containers serving real HTTP, traffic on loopback only."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import add_worktree, dual, git, need_image, write_config
+from dualgit.dockerapi import DockerAPI
+
+DEBIAN = "dualgit/debian:bookworm"
+BACKEND = Path(__file__).parent / "assets" / "backend.py"
+PORT = 3000
+TCP = 7000
+
+
+def wait_for(check, timeout: float = 20.0, every: float = 0.1):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {getattr(check, '__name__', check)}")
+        time.sleep(every)
+
+
+def request(host: str, path: str = "/", port: int = PORT, method: str = "GET", body: bytes | None = None,
+            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    try:
+        conn.request(method, path, body=body, headers={"Host": f"{host}:{port}", **(headers or {})})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def serve(tree: Path, name: str) -> None:
+    """Run the test backend inside the worktree's container, as a user would start a dev server."""
+    shutil.copy(BACKEND, tree / "backend.py")
+    result = dual("exec", "sh", "-c", f"nohup python3 backend.py {name} {PORT} {TCP} >/tmp/backend.log 2>&1 &", cwd=tree)
+    assert result.returncode == 0, result.stderr
+    probe = f"import socket; socket.create_connection(('127.0.0.1', {PORT}), 1)"
+    wait_for(lambda: dual("exec", "python3", "-c", probe, cwd=tree).returncode == 0)
+
+
+class Proxy:
+    def __init__(self, cwd: Path, log: Path) -> None:
+        self.cwd, self.log = cwd, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(["git", "dual", "proxy", "run"], cwd=self.cwd, stdout=out, stderr=out,
+                                         env={**os.environ, "DUALGIT_PROXY_HEAD_TIMEOUT": "3"})
+        wait_for(lambda: socket.create_connection(("127.0.0.1", PORT), 1).close() is None)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+        self.proc = None
+
+    def rss_kib(self) -> int:
+        pid = self._python_pid()  # `git dual` runs git, which runs the proxy's python
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+    def _python_pid(self) -> int:
+        status = json.loads(dual("proxy", "status", "--json", cwd=self.cwd).stdout)
+        return int(status["pid"])
+
+
+@pytest.fixture
+def site(repo: Path, docker: DockerAPI, tmp_path: Path) -> Iterator[tuple[Proxy, dict[str, Path]]]:
+    """Three worktrees of `demo`, each serving its own page on :3000 and echoing on TCP :7000,
+    and a running proxy."""
+    need_image(docker, DEBIAN)
+    trees = {"main": repo, "feat/auth": add_worktree(repo, "demo-auth", "feat/auth"),
+             "feat/cart": add_worktree(repo, "demo-cart", "feat/cart")}
+    for branch, tree in trees.items():
+        write_config(tree, f'image = "{DEBIAN}"\nports = [{PORT}]\ntcp_ports = [{TCP}]\n')
+        assert dual("up", cwd=tree).returncode == 0
+        serve(tree, branch)
+    proxy = Proxy(repo, tmp_path / "proxy.log")
+    proxy.start()
+    try:
+        yield proxy, trees
+    finally:
+        proxy.stop()
+
+
+def test_three_branches_on_one_port(site: tuple[Proxy, dict[str, Path]]) -> None:
+    for host, page in (("main.demo.localhost", b"page main\n"), ("feat-auth.demo.localhost", b"page feat/auth\n"),
+                       ("feat-cart.demo.localhost", b"page feat/cart\n"), ("feat-auth.localhost", b"page feat/auth\n")):
+        status, _, body = request(host)
+        assert (status, body) == (200, page), host
+
+
+def test_keep_alive_http10_and_forwarded_headers(site: tuple[Proxy, dict[str, Path]]) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=10)
+    for _ in range(3):
+        conn.request("GET", "/headers", headers={"Host": f"feat-cart.demo.localhost:{PORT}"})
+        resp = conn.getresponse()
+        seen = json.loads(resp.read())
+        assert resp.status == 200 and not resp.will_close
+    conn.close()
+    assert seen["x-forwarded-for"] == "127.0.0.1"
+    assert seen["x-forwarded-proto"] == "http"
+    assert seen["x-forwarded-host"] == f"feat-cart.demo.localhost:{PORT}"
+
+    with socket.create_connection(("127.0.0.1", PORT)) as s:
+        s.sendall(b"GET / HTTP/1.0\r\nHost: main.demo.localhost\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"page main\n")
+
+
+def test_sse_events_arrive_as_sent(site: tuple[Proxy, dict[str, Path]]) -> None:
+    with socket.create_connection(("127.0.0.1", PORT), timeout=10) as s:
+        s.sendall(b"GET /sse HTTP/1.1\r\nHost: main.demo.localhost\r\n\r\n")
+        arrivals = []
+        data = b""
+        while b"0\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            assert chunk
+            data += chunk
+            if b"data: main" in chunk:
+                arrivals.append(time.monotonic())
+    assert data.count(b"data: main") == 3
+    # each event came on its own, about 0.5 s apart, not all at once at the end
+    assert len(arrivals) == 3 and arrivals[2] - arrivals[0] > 0.7
+
+
+def test_bodies_stream_both_ways(site: tuple[Proxy, dict[str, Path]]) -> None:
+    payload = os.urandom(3 * 1024 * 1024 + 7)
+    status, _, body = request("feat-auth.demo.localhost", "/echo", method="POST", body=payload)
+    assert status == 200 and body == payload
+
+    def chunks():  # type: ignore[no-untyped-def]
+        for i in range(0, len(payload), 100_000):
+            yield payload[i:i + 100_000]
+
+    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=20)
+    conn.request("POST", "/echo", body=chunks(), headers={"Host": "feat-auth.demo.localhost"}, encode_chunked=True)
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.read() == payload
+    conn.close()
+    status, _, body = request("feat-auth.demo.localhost", "/big?n=1000000&chunked=1")
+    assert status == 200 and body == b"x" * 1_000_000
+
+
+def test_big_download_keeps_proxy_memory_flat(site: tuple[Proxy, dict[str, Path]]) -> None:
+    proxy, _ = site
+    before = proxy.rss_kib()
+    size = 512 * 1024 * 1024
+    got = 0
+    with socket.create_connection(("127.0.0.1", PORT), timeout=60) as s:
+        s.sendall(f"GET /big?n={size} HTTP/1.1\r\nHost: main.demo.localhost\r\nConnection: close\r\n\r\n".encode())
+        peak = before
+        while chunk := s.recv(1 << 20):
+            got += len(chunk)
+            if got % (64 << 20) < (1 << 20):
+                peak = max(peak, proxy.rss_kib())
+                time.sleep(0.05)  # a slower reader than the backend: flow control must hold the rest
+    assert got > size  # the head plus every byte
+    assert peak - before < 64 * 1024, f"proxy grew from {before} KiB to {peak} KiB"
+
+
+def test_websocket_upgrade_becomes_a_pipe(site: tuple[Proxy, dict[str, Path]]) -> None:
+    with socket.create_connection(("127.0.0.1", PORT), timeout=10) as s:
+        s.sendall(b"GET /ws HTTP/1.1\r\nHost: feat-cart.demo.localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(1024)
+        assert head.startswith(b"HTTP/1.1 101")
+        for message in (b"hello", bytes(range(256)) * 100):
+            s.sendall(message)
+            echoed = b""
+            while len(echoed) < len(message):
+                echoed += s.recv(65536)
+            assert echoed == message
+
+
+def test_raw_tcp_port_is_stable_and_echoes(site: tuple[Proxy, dict[str, Path]]) -> None:
+    proxy, trees = site
+    rows = json.loads(dual("urls", "--json", cwd=trees["feat/auth"]).stdout)
+    assert {"branch": "feat/auth", "port": PORT, "url": f"http://feat-auth.demo.localhost:{PORT}/"} in rows
+    tcp = {r["branch"]: r["url"] for r in rows if str(r["url"]).startswith("tcp://")}
+    assert set(tcp) == {"main", "feat/auth", "feat/cart"} and len(set(tcp.values())) == 3
+    port = int(tcp["feat/auth"].rsplit(":", 1)[1])
+
+    def echo() -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"ping\n")
+            s.shutdown(socket.SHUT_WR)
+            data = b""
+            while chunk := s.recv(1024):
+                data += chunk
+            return data
+
+    assert wait_for(echo) == b"ping\n"
+    proxy.stop()
+    proxy.start()  # a restarted proxy rebuilds everything from the engine, on the same ports
+    assert json.loads(dual("urls", "--json", cwd=trees["feat/auth"]).stdout) == rows
+    assert wait_for(echo) == b"ping\n"
+    assert request("feat-cart.demo.localhost")[2] == b"page feat/cart\n"
+
+
+def test_branch_switch_moves_the_route(site: tuple[Proxy, dict[str, Path]]) -> None:
+    _, trees = site
+    assert request("feat-cart.demo.localhost")[0] == 200
+    git("switch", "-q", "-c", "feat/basket", cwd=trees["feat/cart"])
+    switched = time.monotonic()
+    status, _, body = wait_for(lambda: (r := request("feat-basket.demo.localhost"))[0] == 200 and r, timeout=5)
+    assert body == b"page feat/cart\n"
+    assert time.monotonic() - switched < 5
+    assert request("feat-cart.demo.localhost")[0] == 404
+
+
+def test_pages_people_see(site: tuple[Proxy, dict[str, Path]], docker: DockerAPI) -> None:
+    _, trees = site
+    status, _, index = request("localhost")
+    assert status == 200
+    for host in ("main.demo.localhost", "feat-auth.demo.localhost", "feat-cart.demo.localhost"):
+        assert f"http://{host}:{PORT}/".encode() in index
+    status, _, missing = request("nope.demo.localhost")
+    assert status == 404 and b"feat-auth.demo.localhost" in missing
+    for host in ("evil.example", "localhost.evil.example", "127.0.0.2"):
+        assert request(host)[0] == 403
+    # nothing listening inside: 502 naming branch and container
+    stop_backend = ("import os, signal\nfor p in filter(str.isdigit, os.listdir('/proc')):\n"
+                    "    if int(p) != os.getpid() and b'backend.py' in open(f'/proc/{p}/cmdline', 'rb').read():\n"
+                    "        os.kill(int(p), signal.SIGTERM)")
+    assert dual("exec", "python3", "-c", stop_backend, cwd=trees["feat/auth"]).returncode == 0
+    status, _, page = wait_for(lambda: (r := request("feat-auth.demo.localhost"))[0] == 502 and r)
+    assert b"feat/auth" in page and b"dual-demo-demo-auth-" in page and b"git dual exec" in page
+    # a stopped container: 502 saying how to start it
+    assert dual("down", cwd=trees["feat/cart"]).returncode == 0
+    status, _, page = wait_for(lambda: (r := request("feat-cart.demo.localhost"))[0] == 502 and b"exited" in r[2] and r)
+    assert b"git dual up" in page and b"feat/cart" in page
+
+
+def test_removed_worktree_loses_its_container_without_a_command(site: tuple[Proxy, dict[str, Path]],
+                                                                 docker: DockerAPI, repo: Path) -> None:
+    _, trees = site
+    query = json.dumps({"label": [f"dualgit.worktree={trees['feat/cart']}"]})
+    assert docker.get("/containers/json", {"all": 1, "filters": query})
+    (trees["feat/cart"] / "backend.py").unlink()
+    (trees["feat/cart"] / ".dual.toml").unlink()
+    git("worktree", "remove", str(trees["feat/cart"]), cwd=repo)
+    removed = time.monotonic()
+    wait_for(lambda: not docker.get("/containers/json", {"all": 1, "filters": query}), timeout=10)
+    assert time.monotonic() - removed < 10
+
+
+def test_bad_requests_and_limits(site: tuple[Proxy, dict[str, Path]]) -> None:
+    def raw(data: bytes, wait: float = 10) -> bytes:
+        with socket.create_connection(("127.0.0.1", PORT), timeout=wait) as s:
+            s.sendall(data)
+            out = b""
+            try:
+                while chunk := s.recv(65536):
+                    out += chunk
+            except TimeoutError:
+                pass
+            return out
+
+    assert raw(b"NONSENSE\r\n\r\n").startswith(b"HTTP/1.1 400")
+    assert raw(b"GET / HTTP/1.1\r\nHost: main.demo.localhost\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+               ).startswith(b"HTTP/1.1 400")
+    assert raw(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n").startswith(b"HTTP/1.1 431")
+    assert raw(b"GET / HTTP/1.1\r\nHost: localh").startswith(b"HTTP/1.1 408")  # the head timeout (3 s here)
+    assert request("main.demo.localhost")[0] == 200
+
+
+def test_a_thousand_slow_clients_do_not_block_a_healthy_request(site: tuple[Proxy, dict[str, Path]]) -> None:
+    slow = []
+    try:
+        for _ in range(1000):
+            s = socket.create_connection(("127.0.0.1", PORT), timeout=5)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: ma")  # and then nothing more
+            slow.append(s)
+        status, _, body = request("main.demo.localhost")
+        assert (status, body) == (200, b"page main\n")
+        # all of them are still connected: the healthy request did not wait for their time-out
+        assert all(s.fileno() >= 0 for s in slow)
+    finally:
+        for s in slow:
+            s.close()
+
+
+def test_busy_port_is_named_and_others_work(repo: Path, docker: DockerAPI, tmp_path: Path) -> None:
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1", 3001))
+    holder.listen()
+    try:
+        write_config(repo, "ports = [3000, 3001]\n")
+        assert dual("up", cwd=repo).returncode == 0
+        (repo / "www").mkdir()
+        (repo / "www" / "index.html").write_text("busybox page\n")
+        assert dual("exec", "httpd", "-p", "3000", "-h", str(repo / "www"), cwd=repo).returncode == 0
+        proxy = Proxy(repo, tmp_path / "proxy.log")
+        proxy.start()
+        try:
+            status = dual("proxy", "status", cwd=repo)
+            assert "port 3001 is busy on this host (pid " in status.stdout, status.stdout
+            assert f"pid {os.getpid()}: " in status.stdout
+            assert request("main.demo.localhost")[2] == b"busybox page\n"
+        finally:
+            proxy.stop()
+    finally:
+        holder.close()

@@ -1,0 +1,195 @@
+"""The proxy's pure parts byte by byte, and its HTTP handling fuzzed over a loopback socket."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dualgit.containers import Container
+from dualgit.proxy import routing
+from dualgit.proxy.http import (
+    BadMessage,
+    ChunkTracker,
+    keep_alive,
+    parse_head,
+    render_head,
+    request_framing,
+    response_framing,
+)
+from dualgit.proxy.relay import ClientConnection
+from dualgit.proxy.server import Proxy
+
+
+def container(worktree: str, repo: str = "/src/shop/.git", ports: tuple[int, ...] = (3000,), state: str = "running",
+              tcp: tuple[int, ...] = ()) -> Container:
+    return Container(id=worktree, name="dual-x", state=state, repo=repo, worktree=worktree, gitdir=worktree + "/.git",
+                     spec="", image_id="", ports={str(p): f"127.0.0.1:{40000 + p}" for p in ports},
+                     http_ports=ports, tcp_ports=tcp)
+
+
+def test_parse_request_head() -> None:
+    head = parse_head(b"GET /a?b=c HTTP/1.1\r\nHost: x.localhost:3000\r\nX-A: 1\r\nx-a: 2\r\n\r\n", request=True)
+    assert head.start == ("GET", "/a?b=c", "HTTP/1.1")
+    assert head.get("host") == "x.localhost:3000" and head.get("X-A") == "1, 2"
+    assert render_head(head.start, head.headers) == b"GET /a?b=c HTTP/1.1\r\nHost: x.localhost:3000\r\nX-A: 1\r\nx-a: 2\r\n\r\n"
+
+
+@pytest.mark.parametrize("raw", [
+    b"GET / HTTP/2.0\r\n\r\n", b"GET  / HTTP/1.1\r\n\r\n", b"G(T / HTTP/1.1\r\n\r\n", b"GET / HTTP/1.1\r\nNo colon\r\n\r\n",
+    b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", b"GET / HTTP/1.1\r\n: empty\r\n\r\n", b"\r\n\r\n",
+])
+def test_bad_request_heads(raw: bytes) -> None:
+    with pytest.raises(BadMessage):
+        parse_head(raw, request=True)
+
+
+def test_framing() -> None:
+    req = parse_head(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n", request=True)
+    assert (request_framing(req).kind, request_framing(req).length) == ("length", 5)
+    assert request_framing(parse_head(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", True)).kind == "chunked"
+    for bad in (b"Content-Length: 5\r\nTransfer-Encoding: chunked", b"Content-Length: 5, 6", b"Content-Length: -1",
+                b"Transfer-Encoding: gzip"):
+        with pytest.raises(BadMessage):
+            request_framing(parse_head(b"POST / HTTP/1.1\r\n" + bad + b"\r\n\r\n", True))
+    ok = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", request=False)
+    assert response_framing(ok, "GET").kind == "length" and response_framing(ok, "HEAD").kind == "none"
+    assert response_framing(parse_head(b"HTTP/1.1 204 No Content\r\n\r\n", False), "GET").kind == "none"
+    assert response_framing(parse_head(b"HTTP/1.0 200 OK\r\n\r\n", False), "GET").kind == "close"
+
+
+def test_keep_alive_rules() -> None:
+    assert keep_alive(parse_head(b"GET / HTTP/1.1\r\n\r\n", True))
+    assert not keep_alive(parse_head(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", True))
+    assert not keep_alive(parse_head(b"GET / HTTP/1.0\r\n\r\n", True))
+    assert keep_alive(parse_head(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", True))
+    assert not keep_alive(parse_head(b"HTTP/1.0 200 OK\r\n\r\n", False))
+
+
+def test_chunk_tracker_finds_the_end_across_any_split() -> None:
+    message = b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer: x\r\n\r\n"
+    after = b"GET /next HTTP/1.1\r\n"
+    for cut in range(len(message) + 1):
+        tracker = ChunkTracker()
+        n1, done1 = tracker.feed(message[:cut])
+        assert n1 == cut and (not done1 or cut == len(message))
+        n2, done2 = tracker.feed(message[cut:] + after)
+        assert done1 or (done2 and n1 + n2 == len(message))
+    with pytest.raises(BadMessage):
+        ChunkTracker().feed(b"zz\r\n")
+    with pytest.raises(BadMessage):
+        ChunkTracker().feed(b"2\r\nabc\r\n")
+
+
+def test_host_rules() -> None:
+    assert routing.host_only("Feat-A.Shop.localhost:3000") == "feat-a.shop.localhost"
+    assert routing.host_only("localhost") == "localhost"
+    assert routing.host_only("[::1]:3000") == "[::1]"
+    assert routing.host_only("127.0.0.1:3000") == "127.0.0.1"
+    for evil in ("example.com", "localhost.example.com", "127.0.0.2", "10.0.0.1:3000", "[::2]", ""):
+        assert routing.host_only(evil) is None
+
+
+def test_slugs_collisions_and_lookup() -> None:
+    cs = [container("/w/a"), container("/w/b"), container("/w/c"), container("/x/d", repo="/z/shop/.git"),
+          container("/x/e", repo="/zz/shop/.git")]
+    table = routing.build(cs, {"/w/a": "feat/a", "/w/b": "feat-a", "/w/c": None, "/x/d": "feat/a", "/x/e": "feat/a"})
+    hosts = [b.host() for b in table.backends]
+    assert hosts[0] == "feat-a.shop.localhost"
+    assert hosts[1].startswith("feat-a-") and hosts[1].endswith(".shop.localhost")
+    assert hosts[2] == "c.shop.localhost"  # detached: named after its folder
+    assert hosts[3].startswith("feat-a.shop-") and hosts[4].startswith("feat-a.shop-")  # more repositories named shop
+    assert len(set(hosts)) == 5
+    assert table.resolve("feat-a.shop.localhost:3000", 3000).backend is table.backends[0]
+    assert table.resolve("c.localhost", 3000).backend is table.backends[2]
+    ambiguous = table.resolve("feat-a.localhost", 3000)
+    assert ambiguous.kind == "not-found" and len(ambiguous.candidates) == 3
+    assert table.resolve("feat-a.shop.localhost", 4000).kind == "not-found"
+    assert table.resolve("localhost:3000", 3000).kind == "index"
+    assert table.resolve("evil.com", 3000).kind == "forbidden"
+    assert table.http_ports() == {3000}
+
+
+def test_tcp_ports_are_stable_and_distinct() -> None:
+    cs = [container(f"/w/{i}", tcp=(5432,)) for i in range(30)]
+    branches = {f"/w/{i}": f"b{i}" for i in range(30)}
+    first = routing.build(cs, branches).tcp_routes()
+    again = routing.build(list(reversed(cs)), branches).tcp_routes()
+    assert len(first) == 30 and set(first) == set(again)
+    assert all(routing.TCP_PORT_BASE <= p < routing.TCP_PORT_BASE + routing.TCP_PORT_SPAN for p in first)
+    assert routing.stable_tcp_port("shop", "b1", 5432) == routing.stable_tcp_port("shop", "b1", 5432)
+
+
+@pytest.fixture(scope="module")
+def bare_proxy() -> Iterator[int]:
+    """The proxy's HTTP side on an ephemeral loopback port, with no containers: pages only."""
+    loop = asyncio.new_event_loop()
+    proxy = Proxy(head_timeout=2.0)
+    started = threading.Event()
+    box: dict[str, int] = {}
+
+    async def main() -> None:
+        server = await loop.create_server(lambda: ClientConnection(proxy, 3000), "127.0.0.1", 0)
+        box["port"] = server.sockets[0].getsockname()[1]
+        started.set()
+        await proxy.stopping.wait()
+
+    thread = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
+    thread.start()
+    started.wait(10)
+    yield box["port"]
+    loop.call_soon_threadsafe(proxy.stopping.set)
+    thread.join(10)
+
+
+def exchange(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+        return out
+
+
+def healthy(port: int) -> bool:
+    return exchange(port, b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").startswith(b"HTTP/1.1 200")
+
+
+def test_pages_without_containers(bare_proxy: int) -> None:
+    assert healthy(bare_proxy)
+    assert exchange(bare_proxy, b"GET / HTTP/1.1\r\nHost: x.y.localhost\r\n\r\n").startswith(b"HTTP/1.1 404")
+    assert exchange(bare_proxy, b"GET / HTTP/1.1\r\nHost: evil.com\r\n\r\n").startswith(b"HTTP/1.1 403")
+    assert exchange(bare_proxy, b"GET / HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 400")
+    # pipelined requests are answered in order, a body is read past
+    two = exchange(bare_proxy, b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n\r\nabc"
+                               b"GET / HTTP/1.1\r\nHost: nope.localhost\r\nConnection: close\r\n\r\n")
+    assert two.startswith(b"HTTP/1.1 200") and two.count(b"HTTP/1.1 ") == 2 and b"HTTP/1.1 404" in two
+
+
+head_line = st.one_of(
+    st.binary(max_size=200),
+    st.builds(lambda m, t, v: f"{m} {t} {v}".encode("utf-8", "surrogatepass"),
+              st.sampled_from(["GET", "POST", "", "G ET", "\x00"]), st.text(max_size=40),
+              st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/9", ""])),
+)
+header = st.one_of(
+    st.binary(max_size=80),
+    st.builds(lambda k, v: f"{k}: {v}".encode("utf-8", "surrogatepass"),
+              st.sampled_from(["Host", "Content-Length", "Transfer-Encoding", "Connection", "X", ""]),
+              st.text(max_size=40)),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(head_line, st.lists(header, max_size=8), st.binary(max_size=200))
+def test_fuzzed_requests_never_crash_the_proxy(bare_proxy: int, first: bytes, headers: list[bytes], body: bytes) -> None:
+    data = first + b"\r\n" + b"".join(h + b"\r\n" for h in headers) + b"\r\n" + body
+    answer = exchange(bare_proxy, data)
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 ")
+    assert healthy(bare_proxy)
