@@ -6,10 +6,10 @@ through their chunk framing (Transfer-Encoding: chunked), never buffered whole.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 MAX_HEAD = 16 * 1024  # larger request heads get 431
-TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 NO_BODY_STATUS = (204, 304)
 
 
@@ -17,48 +17,47 @@ class BadMessage(Exception):
     """Malformed HTTP: the connection gets 400 and is closed."""
 
 
-@dataclass
+REQUEST_LINE = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^ \x00-\x1f\x7f]+) (HTTP/1\.[01])")
+STATUS_LINE = re.compile(r"(HTTP/1\.[0-9]) ([0-9]{3})(?: ([^\x00\r\n]*))?")
+HEADER_LINE = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\x00\r\n]*?)[ \t]*")
+
+
 class Head:
-    start: tuple[str, str, str]  # request: method, target, version; response: version, status, reason
-    headers: list[tuple[str, str]]
+    """A parsed head: the start line's three parts and the headers in order, with a lowercase index."""
+
+    __slots__ = ("start", "headers", "index")
+
+    def __init__(self, start: tuple[str, str, str], headers: list[tuple[str, str]]) -> None:
+        self.start = start
+        self.headers = headers
+        self.index: dict[str, str] = {}
+        for name, value in headers:
+            key = name.lower()
+            self.index[key] = f"{self.index[key]}, {value}" if key in self.index else value
 
     def get(self, name: str) -> str | None:
-        name = name.lower()
-        found = [v for k, v in self.headers if k.lower() == name]
-        return ", ".join(found) if found else None
+        return self.index.get(name)  # names are asked for in lowercase
 
     def tokens(self, name: str) -> set[str]:
-        value = self.get(name) or ""
-        return {t.strip().lower() for t in value.split(",") if t.strip()}
+        value = self.index.get(name)
+        return {t.strip().lower() for t in value.split(",") if t.strip()} if value else set()
 
 
 def parse_head(raw: bytes, request: bool) -> Head:
     """Parse a head that ends with CRLF CRLF. Raises BadMessage."""
-    try:
-        text = raw.decode("latin-1")
-    except UnicodeDecodeError as exc:  # latin-1 decodes anything; kept for clarity
-        raise BadMessage(str(exc)) from None
-    lines = text[:-4].split("\r\n") if text.endswith("\r\n\r\n") else text.rstrip("\r\n").split("\r\n")
-    first = lines[0]
-    parts = first.split(" ", 2)
-    if request:
-        if len(parts) != 3 or not parts[0] or not set(parts[0].encode()) <= TOKEN:
-            raise BadMessage(f"bad request line {first[:80]!r}")
-        if parts[2] not in ("HTTP/1.1", "HTTP/1.0") or not parts[1] or " " in parts[1]:
-            raise BadMessage(f"bad request line {first[:80]!r}")
-        start = (parts[0], parts[1], parts[2])
-    else:
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not (len(parts[1]) == 3 and parts[1].isdigit()):
-            raise BadMessage(f"bad status line {first[:80]!r}")
-        start = (parts[0], parts[1], parts[2] if len(parts) == 3 else "")
+    lines = raw.decode("latin-1").split("\r\n")
+    if lines[-2:] == ["", ""]:
+        del lines[-2:]
+    first = REQUEST_LINE.fullmatch(lines[0]) if request else STATUS_LINE.fullmatch(lines[0])
+    if first is None:
+        raise BadMessage(f"bad {'request' if request else 'status'} line {lines[0][:80]!r}")
     headers = []
     for line in lines[1:]:
-        name, colon, value = line.partition(":")
-        if not colon or not name or not set(name.encode("latin-1")) <= TOKEN:
+        match = HEADER_LINE.fullmatch(line)
+        if match is None:
             raise BadMessage(f"bad header line {line[:80]!r}")
-        if any(c in value for c in "\r\n\0"):
-            raise BadMessage("control character in a header value")
-        headers.append((name, value.strip(" \t")))
+        headers.append((match[1], match[2]))
+    start = (first[1], first[2], first[3] or "")
     return Head(start, headers)
 
 

@@ -30,6 +30,7 @@ from dualgit.proxy.routing import Backend
 if TYPE_CHECKING:
     from dualgit.proxy.server import Proxy
 
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "x-forwarded-for"})
 BACKLOG = 64 * 1024  # pipelined bytes held while a response is under way, before reading pauses
 
 
@@ -97,8 +98,17 @@ class ClientConnection(asyncio.Protocol):
         self._cancel_timer()
         if self.transport is not None:
             self.proxy.release(self.transport)
-        if self.upstream is not None:
-            self.upstream.close()
+        self._release_upstream()
+
+    def _release_upstream(self) -> None:
+        """An upstream between responses goes back to the pool; one mid-response is closed."""
+        up, self.upstream = self.upstream, None
+        if up is None:
+            return
+        if up.state == "done" and up.reusable and up.transport is not None and not up.transport.is_closing():
+            self.proxy.give_idle(up)
+        else:
+            up.close()
 
     def pause_writing(self) -> None:
         if self.upstream is not None:
@@ -189,7 +199,11 @@ class ClientConnection(asyncio.Protocol):
         if published is None:
             self._bad_gateway(backend, f"the container is {backend.container.state}")
             return
-        headers = [(k, v) for k, v in head.headers if k.lower() not in ("x-forwarded-for",)]
+        # Hop-by-hop headers stay on this hop: the upstream connection's life is the proxy's
+        # business (pooled), except for an Upgrade, which must reach the server.
+        upgrade = "upgrade" in head.tokens("connection") and head.get("upgrade") is not None
+        drop = HOP_BY_HOP if not upgrade else HOP_BY_HOP - {"connection", "upgrade"}
+        headers = [(k, v) for k, v in head.headers if k.lower() not in drop]
         forwarded_for = head.get("x-forwarded-for")
         headers.append(("X-Forwarded-For", f"{forwarded_for}, {self.peer_ip}" if forwarded_for else self.peer_ip))
         if head.get("x-forwarded-proto") is None:
@@ -200,16 +214,18 @@ class ClientConnection(asyncio.Protocol):
         self._send_upstream(backend, published, render_head(head.start, headers))
 
     def _send_upstream(self, backend: Backend, port: int, head: bytes) -> None:
+        bodiless = self.body is not None and self.body.done
         up = self.upstream
-        if up is not None and up.port == port and up.reusable and up.transport is not None and not up.transport.is_closing():
-            up.begin(backend, self.method, head, bodiless=self.body is not None and self.body.done)
-            up.transport.write(head)
-            return
-        if up is not None:
-            up.close()
-        self.upstream = Upstream(self, backend, port, self.method, head)
-        self.reader.pause("connecting")
-        asyncio.get_running_loop().create_task(self.upstream.connect())
+        if up is None or up.port != port or not up.reusable or up.transport is None or up.transport.is_closing():
+            self._release_upstream()
+            up = self.proxy.take_idle(port)
+            if up is None:
+                self.upstream = Upstream(self, backend, port, self.method, head)
+                self.reader.pause("connecting")
+                asyncio.get_running_loop().create_task(self.upstream.connect())
+                return
+            self.upstream = up
+        up.adopt(self, backend, self.method, head, bodiless)
 
     def connected(self) -> None:
         self.reader.resume("connecting")
@@ -277,12 +293,10 @@ class ClientConnection(asyncio.Protocol):
         if not self.keep_alive:
             self.state = "closed"
             self.transport.close()
-            if self.upstream is not None:
-                self.upstream.close()
+            self._release_upstream()
             return
-        if not reusable and self.upstream is not None:
-            self.upstream.close()
-            self.upstream = None
+        if not reusable:
+            self._release_upstream()
         self.state = "head"
         self.body = None
         self._arm_timer(self.proxy.idle_timeout if not self.buf else self.proxy.head_timeout)
@@ -330,7 +344,8 @@ class ClientConnection(asyncio.Protocol):
 
 class Upstream(asyncio.Protocol):
     def __init__(self, client: ClientConnection, backend: Backend, port: int, method: str, head: bytes) -> None:
-        self.client = client
+        self.client: ClientConnection | None = client  # None while idle in the pool
+        self.proxy = client.proxy
         self.backend = backend
         self.port = port
         self.method = method
@@ -349,18 +364,29 @@ class Upstream(asyncio.Protocol):
         try:
             await loop.create_connection(lambda: self, "127.0.0.1", self.port)
         except OSError as exc:
-            self.client.upstream_failed(self.backend, f"its port {self.port} refused the connection ({exc.strerror})",
+            if self.client is not None:
+                self.client.upstream_failed(self.backend, f"its port {self.port} refused the connection ({exc.strerror})",
                                         started=False)
 
-    def begin(self, backend: Backend, method: str, head: bytes, bodiless: bool) -> None:
+    def adopt(self, client: ClientConnection, backend: Backend, method: str, head: bytes, bodiless: bool) -> None:
+        """Carry the next request, for this client (the same as before, or a new one from the pool)."""
+        if client is not self.client:
+            self.client = client
+            self.reader.reasons.discard("client-full")
+            self.reader.resume("client-full")
         self.backend, self.method = backend, method
         self.state, self.started, self.reusable = "head", False, False
         self.reused_head = head if bodiless else None
+        assert self.transport is not None
+        self.transport.write(head)
+
+    def idle(self) -> None:
+        self.client = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.reader.attach(transport)
-        if self.client.state == "closed":
+        if self.client is None or self.client.state == "closed":
             transport.close()
             return
         assert self.first_head is not None
@@ -369,19 +395,38 @@ class Upstream(asyncio.Protocol):
         self.client.connected()
 
     def pause_writing(self) -> None:
-        self.client.reader.pause("upstream-full")
+        if self.client is not None:
+            self.client.reader.pause("upstream-full")
 
     def resume_writing(self) -> None:
-        self.client.reader.resume("upstream-full")
+        if self.client is not None:
+            self.client.reader.resume("upstream-full")
 
     def data_received(self, data: bytes) -> None:
-        client = self.client.transport
-        if client is None:
+        if self.client is None or self.client.transport is None:
+            self.close()  # an idle pooled connection has nothing to say
             return
+        client = self.client.transport
         if self.state == "pipe":
             client.write(data)
             return
+        if self.state == "body" and not self.buf and self.body is not None and self.body.framing.kind == "length":
+            n = self.body.take(data)  # the common case, a counted body: no copies
+            client.write(data if n == len(data) else data[:n])
+            if self.body.done:
+                self._finished()
+            return
         self.buf += data
+        out = bytearray()  # one write per arrival: each write is a system call
+        try:
+            self._parse(out)
+        finally:
+            if out and self.client is not None and self.client.transport is not None:
+                self.client.transport.write(bytes(out))
+        if self.state == "done":
+            self._finished()
+
+    def _parse(self, out: bytearray) -> None:
         while self.buf and self.state in ("head", "body"):
             if self.state == "head":
                 end = self.buf.find(b"\r\n\r\n")
@@ -398,44 +443,43 @@ class Upstream(asyncio.Protocol):
                     self._broken(f"it sent invalid HTTP ({exc})")
                     return
                 status = int(head.start[1])
-                client.write(raw)
+                out += raw
                 self.started = True
                 if status == 101:
                     self.state = "pipe"
-                    if self.buf:
-                        client.write(bytes(self.buf))
-                        self.buf.clear()
+                    out += self.buf
+                    self.buf.clear()
+                    assert self.client is not None
                     self.client.switch_to_pipe()
                     return
                 if 100 <= status < 200:
                     continue  # 100 Continue and friends: the real response follows
                 self.reusable = keep_alive(head) and framing.kind != "close"
                 self.body = BodyRelay(framing)
-                self.state = "body"
-                if self.body.done:
-                    self._finished()
+                self.state = "done" if self.body.done else "body"
             else:
                 assert self.body is not None
                 n = self.body.take(self.buf)
-                if n:
-                    client.write(bytes(self.buf[:n]))
-                    del self.buf[:n]
+                out += self.buf[:n]
+                del self.buf[:n]
                 if self.body.done:
-                    self._finished()
+                    self.state = "done"
                 elif n == 0:
                     return
 
     def _finished(self) -> None:
         self.state = "done"
         self.buf.clear()  # bytes after a complete response are a protocol error; drop them
-        self.client.response_done(self.reusable)
+        if self.client is not None:
+            self.client.response_done(self.reusable)
 
     def _broken(self, why: str) -> None:
         self.close()
-        self.client.upstream_failed(self.backend, why, self.started)
+        if self.client is not None:
+            self.client.upstream_failed(self.backend, why, self.started)
 
     def eof_received(self) -> bool:
-        if self.state == "pipe":
+        if self.state == "pipe" and self.client is not None:
             client = self.client.transport
             if client is not None and client.can_write_eof():
                 client.write_eof()
@@ -443,6 +487,9 @@ class Upstream(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.client is None:
+            self.proxy.forget_idle(self)
+            return
         if self.client.upstream is not self:
             return
         if self.state == "pipe":
@@ -462,7 +509,7 @@ class Upstream(asyncio.Protocol):
             self.client.upstream_failed(self.backend, why, self.started)
 
     def port_inside(self) -> int:
-        return self.client.port
+        return self.client.port if self.client is not None else 0
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():

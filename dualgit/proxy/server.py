@@ -23,12 +23,13 @@ from dualgit.dockerapi import DockerAPI
 from dualgit.errors import DualgitError
 from dualgit.locate import read_head
 from dualgit.proxy import routing
-from dualgit.proxy.relay import ClientConnection
+from dualgit.proxy.relay import ClientConnection, Upstream
 from dualgit.proxy.routing import Resolution, RouteTable
 from dualgit.proxy.tcp import TcpClient
 
 HEAD_RECHECK = 0.25  # seconds between re-reads of the worktrees' HEAD files, while requests come
 WATCH_EVERY = 0.5  # seconds between looks at each repository's worktrees/ folder
+IDLE_PER_PORT = 64  # pooled upstream connections kept per published port
 
 
 def log(message: str) -> None:
@@ -52,6 +53,7 @@ class Proxy:
         self.tcp_targets: dict[int, tuple[routing.Backend, int]] = {}
         self.busy: dict[int, str] = {}
         self.connections: set[asyncio.Transport] = set()
+        self.idle: dict[int, list[Upstream]] = {}  # upstream connections between requests, by port
         self.watched: dict[str, float] = {}
         self.refreshing: asyncio.Task[None] | None = None
         self.stopping = asyncio.Event()
@@ -66,6 +68,29 @@ class Proxy:
 
     def release(self, transport: asyncio.Transport) -> None:
         self.connections.discard(transport)
+
+    # pooled upstream connections: a client that connects per request still reuses them
+
+    def take_idle(self, port: int) -> Upstream | None:
+        stack = self.idle.get(port)
+        while stack:
+            up = stack.pop()
+            if up.transport is not None and not up.transport.is_closing():
+                return up
+        return None
+
+    def give_idle(self, up: Upstream) -> None:
+        stack = self.idle.setdefault(up.port, [])
+        if len(stack) >= IDLE_PER_PORT:
+            up.close()
+            return
+        up.idle()
+        stack.append(up)
+
+    def forget_idle(self, up: Upstream) -> None:
+        stack = self.idle.get(up.port, [])
+        if up in stack:
+            stack.remove(up)
 
     # routes
 

@@ -1,0 +1,126 @@
+"""The proxy against nginx and against no proxy at all, in front of the same backend: nginx inside
+a dualgit container. Interleaved rounds of wrk; medians.
+
+    .venv/bin/python benchmarks/proxy.py [--rounds 3] [--seconds 5]
+
+Paths measured, each to the same container port:
+  direct    127.0.0.1:<port Docker published>
+  nginx     a host nginx reverse proxy with pooled upstream keep-alive (the baseline)
+  dualgit   `git dual proxy run`, by Host header
+Goals: keep-alive c=50 at 1.0x nginx; a connection per request at 0.5x nginx; at most 80 us
+added p50 latency at c=1 over direct. Needs wrk and nginx (Debian's `wrk` and `nginx`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from _bench import ENV, cleanup, new_repo, sh
+
+PORT, NGINX_PORT = 8080, 8081
+BACKEND_CONF = """worker_processes 1; daemon on; pid /tmp/nginx.pid; error_log /dev/null; user root;
+events { worker_connections 4096; }
+http { access_log off; client_body_temp_path /tmp/nb; proxy_temp_path /tmp/np; fastcgi_temp_path /tmp/nf;
+  uwsgi_temp_path /tmp/nu; scgi_temp_path /tmp/ns; keepalive_requests 1000000;
+  server { listen %d; location / { return 200 "hello from the backend\\n"; } } }
+"""
+FRONT_CONF = """worker_processes 1; daemon off; pid %(dir)s/nginx.pid; error_log %(dir)s/error.log;
+events { worker_connections 4096; }
+http { access_log off; client_body_temp_path %(dir)s/b; proxy_temp_path %(dir)s/p; fastcgi_temp_path %(dir)s/f;
+  uwsgi_temp_path %(dir)s/u; scgi_temp_path %(dir)s/s; keepalive_requests 1000000;
+  upstream backend { server 127.0.0.1:%(up)d; keepalive 64; }
+  server { listen 127.0.0.1:%(port)d; location / { proxy_pass http://backend; proxy_http_version 1.1;
+    proxy_set_header Connection ""; proxy_set_header Host $host; } } }
+"""
+
+
+def wrk(url: str, connections: int, seconds: int, host: str | None, close: bool) -> tuple[float, float]:
+    """(requests per second, p50 latency in microseconds)."""
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if host:
+        args += ["-H", f"Host: {host}"]
+    if close:
+        args += ["-H", "Connection: close"]
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
+    assert p50
+    scale = {"us": 1, "ms": 1000, "s": 1_000_000}[p50.group(2)]
+    return rps, float(p50.group(1)) * scale
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=5)
+    args = parser.parse_args()
+    for tool in ("wrk", "nginx"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is missing: apt-get install wrk nginx")
+
+    repo = new_repo("bench")
+    state = Path(tempfile.mkdtemp(prefix="dualgit-bench-state-"))
+    env = {**ENV, "XDG_STATE_HOME": str(state), "DUALGIT_PROXY": "0"}
+    front = None
+    proxy = None
+    try:
+        (repo / ".dual.toml").write_text(f'image = "dualgit/debian:bookworm"\nports = [{PORT}]\n')
+        shutil.copy("/usr/sbin/nginx", repo / "nginx")
+        (repo / "backend.conf").write_text(BACKEND_CONF % PORT)
+        subprocess.run(["git", "dual", "up"], cwd=repo, env=env, check=True, capture_output=True)
+        subprocess.run(["git", "dual", "exec", "sh", "-c", "mkdir -p /var/log/nginx /var/lib/nginx; ./nginx -c $PWD/backend.conf"],
+                       cwd=repo, env=env, check=True)
+        published = int(json.loads(sh("git", "dual", "ls", "--json", cwd=repo))[0]["ports"][str(PORT)].split(":")[1])
+        conf_dir = Path(tempfile.mkdtemp(prefix="dualgit-bench-nginx-"))
+        (conf_dir / "nginx.conf").write_text(FRONT_CONF % {"dir": conf_dir, "up": published, "port": NGINX_PORT})
+        front = subprocess.Popen(["nginx", "-c", str(conf_dir / "nginx.conf")])
+        proxy = subprocess.Popen(["git", "dual", "proxy", "run"], cwd=repo, env=env, stderr=subprocess.DEVNULL)
+        time.sleep(2)
+
+        targets = {
+            "direct": (f"http://127.0.0.1:{published}/", None),
+            "nginx": (f"http://127.0.0.1:{NGINX_PORT}/", None),
+            "dualgit": (f"http://127.0.0.1:{PORT}/", f"main.bench.localhost:{PORT}"),
+        }
+        scenarios = {"keep-alive, c=50": (50, False), "connection per request, c=50": (50, True), "latency, c=1": (1, False)}
+        results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        for url, host in targets.values():
+            wrk(url, 10, 1, host, False)  # warm-up
+        for _ in range(args.rounds):
+            for scenario, (conns, close) in scenarios.items():
+                for name, (url, host) in targets.items():
+                    results.setdefault((scenario, name), []).append(wrk(url, conns, args.seconds, host, close))
+        print(f"\nproxy benchmark: medians of {args.rounds} interleaved {args.seconds}s wrk rounds (-t1)")
+        for scenario in scenarios:
+            rps = {n: statistics.median(r[0] for r in results[(scenario, n)]) for n in targets}
+            p50 = {n: statistics.median(r[1] for r in results[(scenario, n)]) for n in targets}
+            print(f"  {scenario}")
+            for name in targets:
+                print(f"    {name:<8} {rps[name]:>10.0f} req/s  {rps[name] / rps['nginx']:5.2f}x nginx   p50 {p50[name]:8.0f} us")
+            if scenario.startswith("keep-alive"):
+                print(f"    goal: dualgit >= 1.0x nginx: {'met' if rps['dualgit'] >= rps['nginx'] else 'NOT met'}")
+            elif scenario.startswith("connection"):
+                print(f"    goal: dualgit >= 0.5x nginx: {'met' if rps['dualgit'] >= 0.5 * rps['nginx'] else 'NOT met'}")
+            else:
+                added = p50["dualgit"] - p50["direct"]
+                print(f"    added p50 over direct: {added:.0f} us (goal <= 80 us: {'met' if added <= 80 else 'NOT met'})")
+    finally:
+        for proc in (proxy, front):
+            if proc is not None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=10)
+        cleanup(repo)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
