@@ -77,8 +77,8 @@ def main() -> None:
         shutil.copy("/usr/sbin/nginx", repo / "nginx")
         (repo / "backend.conf").write_text(BACKEND_CONF % PORT)
         subprocess.run(["git", "dual", "up"], cwd=repo, env=env, check=True, capture_output=True)
-        subprocess.run(["git", "dual", "exec", "sh", "-c", "mkdir -p /var/log/nginx /var/lib/nginx; ./nginx -c $PWD/backend.conf"],
-                       cwd=repo, env=env, check=True)
+        start_nginx = "mkdir -p /var/log/nginx /var/lib/nginx; ./nginx -c $PWD/backend.conf"
+        subprocess.run(["git", "dual", "exec", "sh", "-c", start_nginx], cwd=repo, env=env, check=True)
         published = int(json.loads(sh("git", "dual", "ls", "--json", cwd=repo))[0]["ports"][str(PORT)].split(":")[1])
         conf_dir = Path(tempfile.mkdtemp(prefix="dualgit-bench-nginx-"))
         (conf_dir / "nginx.conf").write_text(FRONT_CONF % {"dir": conf_dir, "up": published, "port": NGINX_PORT})
