@@ -25,11 +25,31 @@ PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_o
 def up(
     target: PathArg = None,
     recreate: Annotated[bool, typer.Option("--recreate", help="Make the container anew.")] = False,
+    setup: Annotated[bool, typer.Option("--setup", help="Run the setup steps again.")] = False,
 ) -> int:
     """Create the worktree's container, or start it; recreate it when its image or ports changed."""
     from dualgit.commands.up import up as run
 
-    return run(target, recreate)
+    return run(target, recreate, setup)
+
+
+@app.command()
+def logs(
+    target: PathArg = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until setup ends.")] = False,
+) -> int:
+    """The setup steps' output for this worktree."""
+    from dualgit.commands.setup_cmds import logs as run
+
+    return run(target, follow)
+
+
+@app.command()
+def plugins(as_json: Annotated[bool, typer.Option("--json")] = False) -> int:
+    """The plugins loaded: name, distribution, version, hooks (DUALGIT_PLUGINS=a,b restricts them)."""
+    from dualgit.commands.setup_cmds import plugins as run
+
+    return run(as_json)
 
 
 @app.command()
@@ -53,7 +73,7 @@ def ls_(as_json: Annotated[bool, typer.Option("--json", help="A JSON array, one 
 
 @app.command("exec", context_settings=PASSTHROUGH)
 def exec_(ctx: typer.Context) -> int:
-    """Run a command in this worktree's container: [-e K=V]... [--no-wait] [--] CMD..."""
+    """Run a command in this worktree's container (after setup): [-e K=V]... [--no-wait] [--] CMD..."""
     from dualgit import fastexec
 
     return fastexec.run(fastexec.parse(list(ctx.args)))

@@ -13,16 +13,17 @@ from tomlkit.exceptions import ParseError
 from dualgit.errors import DualgitError
 
 FILENAME = ".dual.toml"
-DEFAULT_IMAGE = "busybox:latest"
 DEFAULT_PORTS = (3000,)
-KNOWN_KEYS = ("image", "ports", "tcp_ports", "env", "strict")
+KNOWN_KEYS = ("image", "ports", "tcp_ports", "env", "strict")  # plugins add theirs
 
 TEMPLATE = '''\
 # dualgit: every worktree of this repository gets its own container, made from this file.
 # Each worktree reads the copy on its own branch, so a branch can try another image.
 
-# The image for each worktree's container. It needs `tail` (busybox or coreutils) to stay up.
-image = "busybox:latest"
+# The image for each worktree's container; it needs `tail` (busybox or coreutils) to stay up.
+# Unset, it comes from .devcontainer/devcontainer.json, else from the repository's files
+# (package.json: node, pyproject.toml: python, go.mod: golang, ...; else debian:bookworm-slim).
+# image = "busybox:latest"
 
 # HTTP ports. Every branch can bind the same port: each container has its own network. Each
 # branch's port opens at http://<branch>.<repo>.localhost:<port> through dualgit's proxy.
@@ -35,24 +36,36 @@ tcp_ports = []
 # true: a post-checkout hook that cannot bring the container up fails the git command.
 strict = false
 
+# Setup steps, run in order inside a new worktree's container, in the background:
+# `git dual logs -f` follows them, and `git dual exec` waits for them.
+setup = []
+
+# Folders kept in a named volume per worktree (they survive the container being made anew).
+cache_dirs = []
+
 # Environment for the container and everything `git dual exec` runs in it.
 [env]
 # NODE_ENV = "development"
+
+# Files git ignores, copied from the main worktree into each new one.
+[shared]
+files = []
 '''
 
 
 @dataclass(frozen=True)
 class Config:
-    image: str = DEFAULT_IMAGE
+    image: str | None = None  # None: a plugin chooses (devcontainer.json, then the repository's files)
     ports: tuple[int, ...] = DEFAULT_PORTS
     tcp_ports: tuple[int, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     strict: bool = False
     source: str | None = None  # the file it came from; None when defaults
+    data: dict[str, Any] = field(default_factory=dict)  # the whole file, for plugins' keys
 
 
 def load(worktree: str) -> Config:
-    """The worktree's config; defaults when it has no `.dual.toml`."""
+    """The worktree's config; defaults when it has no `.dual.toml`. Keys that plugins read are known."""
     file = os.path.join(worktree, FILENAME)
     try:
         with open(file, encoding="utf-8") as f:
@@ -61,10 +74,12 @@ def load(worktree: str) -> Config:
         return Config()
     except (OSError, UnicodeDecodeError) as exc:
         raise DualgitError(f"cannot read {file}: {exc}")
-    return parse(text, file)
+    from dualgit.plugins import plugins
+
+    return parse(text, file, plugins().config_keys())
 
 
-def parse(text: str, file: str = FILENAME) -> Config:
+def parse(text: str, file: str = FILENAME, plugin_keys: list[str] | tuple[str, ...] = ()) -> Config:
     try:
         doc = tomlkit.parse(text).unwrap()
     except ParseError as exc:
@@ -73,20 +88,22 @@ def parse(text: str, file: str = FILENAME) -> Config:
             f"{file}:{line}:{col}: {reason}",
             hint=f"fix the TOML at line {line}, column {col} (`git dual init --force` writes a fresh template)",
         )
+    known = (*KNOWN_KEYS, *plugin_keys)
     for key in doc:
-        if key not in KNOWN_KEYS:
+        if key not in known:
             import difflib
 
-            close = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
-            guess = f" (did you mean `{close[0]}`?)" if close else f" (known: {', '.join(KNOWN_KEYS)})"
+            close = difflib.get_close_matches(key, known, n=1)
+            guess = f" (did you mean `{close[0]}`?)" if close else f" (known: {', '.join(known)})"
             print(f"dualgit: warning: {file}: unknown key `{key}`{guess}", file=sys.stderr)
     return Config(
-        image=_image(doc.get("image", DEFAULT_IMAGE), file),
+        image=_image(doc["image"], file) if "image" in doc else None,
         ports=_ports(doc.get("ports", list(DEFAULT_PORTS)), file),
         tcp_ports=_ports(doc.get("tcp_ports", []), file, "tcp_ports"),
         env=_env(doc.get("env", {}), file),
         strict=_bool(doc.get("strict", False), "strict", file),
         source=file,
+        data=doc,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,9 +16,11 @@ from dualgit import labels
 from dualgit.config import Config, load
 from dualgit.dockerapi import ApiError, DockerAPI, path
 from dualgit.errors import DualgitError
-from dualgit.locate import Location
-from dualgit.naming import container_name
+from dualgit.hookspecs import ContainerSettings, Context
+from dualgit.locate import Location, read_head
+from dualgit.naming import container_name, repo_name, volume_name
 
+FALLBACK_IMAGE = "debian:bookworm-slim"  # when neither .dual.toml nor any plugin names one
 KEEPALIVE = ["tail", "-f", "/dev/null"]  # busybox and coreutils both have it; tini (Init) reaps and forwards
 
 
@@ -74,36 +77,82 @@ def list_containers(api: DockerAPI, repo: str, worktree: str | None = None) -> l
     return [Container.from_summary(e) for e in entries if labels.owned(e.get("Labels"), repo)]
 
 
-def create_body(loc: Location, config: Config, image_id: str) -> dict[str, Any]:
+def context_for(loc: Location, name: str | None = None, config: Config | None = None) -> Context:
+    """What plugins are told about a worktree."""
+    common = loc.common_dir
+    main = os.path.dirname(common) if os.path.basename(common) == ".git" else None
+    config = config or load(loc.worktree)
+    return Context(common, repo_name(common), main, loc.worktree, read_head(loc.gitdir)[0],
+                   name or container_name(common, loc.worktree), dict(config.data))
+
+
+def settings_for(ctx: Context, config: Config) -> tuple[str, ContainerSettings]:
+    """The image and the container settings: `.dual.toml` first, then the plugins."""
+    from dualgit.plugins import plugins
+
+    found = plugins()
+    image = config.image or found.call("dualgit_image", ctx=ctx) or FALLBACK_IMAGE
+    merged = ContainerSettings()
+    for extra in found.call("dualgit_container_settings", ctx=ctx):
+        if extra is None:
+            continue
+        merged.env.update(extra.env)
+        merged.mounts.extend(extra.mounts)
+        merged.volumes.update(extra.volumes)
+        merged.ports.extend(p for p in extra.ports if p not in merged.ports)
+        merged.user = extra.user or merged.user
+    merged.env.update(config.env)  # .dual.toml wins
+    return image, merged
+
+
+def create_body(loc: Location, config: Config, image_id: str, image: str | None = None,
+                extra: ContainerSettings | None = None) -> dict[str, Any]:
+    extra = extra or ContainerSettings()
+    name = container_name(loc.common_dir, loc.worktree)
     binds = [f"{loc.worktree}:{loc.worktree}"]
     if not _inside(loc.common_dir, loc.worktree):
         binds.append(f"{loc.common_dir}:{loc.common_dir}")
-    exposed: dict[str, dict[str, str]] = {f"{p}/tcp": {} for p in (*config.ports, *config.tcp_ports)}
+    binds += [f"{host}:{inside}:ro" for host, inside in extra.mounts]
+    http_ports = [*config.ports, *(p for p in extra.ports if p not in config.ports)]
+    exposed: dict[str, dict[str, str]] = {f"{p}/tcp": {} for p in (*http_ports, *config.tcp_ports)}
+    env = {**extra.env, **config.env}
     body: dict[str, Any] = {
-        "Image": config.image,
+        "Image": image or config.image or FALLBACK_IMAGE,
         "Entrypoint": KEEPALIVE[:1],
         "Cmd": KEEPALIVE[1:],
         "WorkingDir": loc.worktree,
-        "Hostname": container_name(loc.common_dir, loc.worktree),
-        "Env": [f"{k}={v}" for k, v in sorted(config.env.items())],
+        "Hostname": name,
+        "Env": [f"{k}={v}" for k, v in sorted(env.items())],
         "ExposedPorts": exposed,
         "HostConfig": {
             "Init": True,
             "Binds": binds,
+            "Mounts": [{"Type": "volume", "Source": volume_name(name, key), "Target": target}
+                       for key, target in sorted(extra.volumes.items())],
             "PortBindings": {p: [{"HostIp": "127.0.0.1", "HostPort": ""}] for p in exposed},
             "RestartPolicy": {"Name": "unless-stopped"},
         },
     }
+    if extra.user:
+        body["User"] = extra.user
     spec = hashlib.sha256(json.dumps([body, image_id], sort_keys=True).encode()).hexdigest()[:16]
     body["Labels"] = {
         labels.REPO: loc.common_dir,
         labels.WORKTREE: loc.worktree,
         labels.GITDIR: loc.gitdir,
         labels.SPEC: spec,
-        labels.PORTS: ",".join(map(str, config.ports)),
+        labels.PORTS: ",".join(map(str, http_ports)),
         labels.TCP_PORTS: ",".join(map(str, config.tcp_ports)),
     }
     return body
+
+
+def ensure_volumes(api: DockerAPI, loc: Location, body: dict[str, Any]) -> None:
+    """Create the container's named volumes with dualgit's labels (the engine would make them
+    unlabelled), so that they go away with the worktree and nothing else."""
+    for mount in body["HostConfig"]["Mounts"]:
+        api.post("/volumes/create", {"Name": mount["Source"], "Labels": {
+            labels.REPO: loc.common_dir, labels.WORKTREE: loc.worktree}})
 
 
 def _inside(child: str, parent: str) -> bool:
@@ -148,22 +197,27 @@ def _pull(api: DockerAPI, image: str) -> str:
 
 def ensure_running(loc: Location, config: Config | None = None, api: DockerAPI | None = None) -> Container:
     """Idempotent `up`: create the worktree's container, or start it, or recreate it when what it is
-    made from (image, ports, env, mounts) changed. Concurrent callers are settled by the engine's
-    name conflict: the loser adopts the winner's container."""
+    made from (image, ports, env, mounts, plugin settings) changed. Concurrent callers are settled by
+    the engine's name conflict: the loser adopts the winner's container. A container made here
+    starts its setup in the background."""
     api = api or DockerAPI()
     config = config or load(loc.worktree)
-    body = create_body(loc, config, image_id(api, config.image))
     name = container_name(loc.common_dir, loc.worktree)
+    ctx = context_for(loc, name, config)
+    image, extra = settings_for(ctx, config)
+    body = create_body(loc, config, image_id(api, image), image, extra)
+    made = False
     for _ in range(3):
         current = list_containers(api, loc.common_dir, loc.worktree)
         if current and current[0].spec != body["Labels"][labels.SPEC]:
             remove(api, current[0], volumes=False)
             current = []
         if current and current[0].state == "running":
-            return current[0]
+            return _after(loc, current[0], made)
         if current:
             start(api, current[0])
         else:
+            ensure_volumes(api, loc, body)
             try:
                 created = api.post(path("/containers/create"), body, {"name": name})
             except ApiError as exc:
@@ -171,11 +225,20 @@ def ensure_running(loc: Location, config: Config | None = None, api: DockerAPI |
                     _check_name_is_ours(api, name, loc.common_dir)
                     continue
                 raise DualgitError(f"cannot create container {name}: {exc.message}")
+            made = True
             start(api, Container(created["Id"], name, "created", loc.common_dir, loc.worktree, loc.gitdir, "", "", {}))
         found = list_containers(api, loc.common_dir, loc.worktree)
         if found and found[0].state == "running":
-            return found[0]
+            return _after(loc, found[0], made)
     raise DualgitError(f"container {name} kept changing while dualgit brought it up", hint="run `git dual up` again")
+
+
+def _after(loc: Location, container: Container, made: bool) -> Container:
+    if made:
+        from dualgit.setup import start_background
+
+        start_background(loc, container.name, container.id)
+    return container
 
 
 def _check_name_is_ours(api: DockerAPI, name: str, repo: str) -> None:

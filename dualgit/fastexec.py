@@ -108,6 +108,12 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
     }
     api = DockerAPI()
     name = container_name(loc.common_dir, loc.worktree)
+    if request.wait:
+        from dualgit.setup_state import wait
+
+        failed = wait(name, show_progress=os.isatty(2))
+        if failed is not None:
+            return failed
     exec_id = _create_exec(api, name, body, loc)
     return Session(api, exec_id, tty, attach_stdin, request.cmd[0]).run()
 

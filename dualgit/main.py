@@ -33,6 +33,10 @@ def _dispatch(args: list[str]) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+    if args[:1] == ["setup-run"]:
+        from dualgit.setup import run
+
+        return run(args[1:])
     if args[:1] == ["hook"]:
         from dualgit.hook_impl import run_hook
 

@@ -8,6 +8,7 @@ keeps its admin dir, so its container is made anew at the new path.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from dualgit import git
@@ -58,7 +59,21 @@ def reconcile(
         return actions
     by_path = {wt.path: wt for wt in trees}
     for action in actions:
-        remove(api, action.container, volumes=action.moved_to is None)
+        remove(api, action.container, volumes=True)  # caches too: they are keyed by the old path
+        removed(action.container)
         if action.moved_to:
             ensure_running(by_path[action.moved_to].location, api=api)
     return actions
+
+
+def removed(container: Container) -> None:
+    """Tell plugins, and forget the container's setup state."""
+    from dualgit import setup_state
+    from dualgit.hookspecs import Context
+    from dualgit.naming import repo_name
+    from dualgit.plugins import plugins
+
+    setup_state.forget(container.name)
+    main = os.path.dirname(container.repo) if os.path.basename(container.repo) == ".git" else None
+    ctx = Context(container.repo, repo_name(container.repo), main, container.worktree, None, container.name, {})
+    plugins().call("dualgit_container_removed", ctx=ctx)

@@ -58,12 +58,14 @@ def dual(*args: str, cwd: Path | str, input: str | bytes | None = None, env: dic
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A repository with one commit, in a folder named `demo`."""
+    """A repository with one commit, in a folder named `demo`, whose `.dual.toml` names the tiny
+    local busybox image (tests that need another write their own)."""
     path = tmp_path / "demo"
     path.mkdir()
     git("init", "-q", cwd=path)
     (path / "README").write_text("demo\n")
-    git("add", "README", cwd=path)
+    (path / ".dual.toml").write_text('image = "busybox:latest"\n')
+    git("add", "README", ".dual.toml", cwd=path)
     git("commit", "-q", "-m", "init", cwd=path)
     return path
 

@@ -4,19 +4,19 @@ from pathlib import Path
 
 import pytest
 
-from dualgit.config import DEFAULT_IMAGE, TEMPLATE, Config, load, parse, write_template
+from dualgit.config import TEMPLATE, Config, load, parse, write_template
 from dualgit.errors import DualgitError
 
 
 def test_missing_file_means_defaults(tmp_path: Path) -> None:
     assert load(str(tmp_path)) == Config()
-    assert Config().image == DEFAULT_IMAGE and Config().ports == (3000,)
+    assert Config().image is None and Config().ports == (3000,)  # None: plugins choose
 
 
 def test_template_parses_and_says_the_defaults(tmp_path: Path) -> None:
     written = write_template(str(tmp_path))
     config = load(str(tmp_path))
-    assert (config.image, config.ports, config.env, config.strict) == (DEFAULT_IMAGE, (3000,), {}, False)
+    assert (config.image, config.ports, config.env, config.strict) == (None, (3000,), {}, False)
     assert config.source == written
     assert "# " in Path(written).read_text()
 

@@ -163,7 +163,7 @@ def test_git_works_inside_a_linked_worktree(repo: Path, docker: DockerAPI) -> No
     result = dual("exec", "git", "-c", "safe.directory=*", "status", "--short", "--branch", cwd=feat)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("## feat/a")
-    assert "?? .dual.toml" in result.stdout
+    assert " M .dual.toml" in result.stdout
 
 
 def test_hostile_names_stay_distinct_and_unshelled(repo: Path, docker: DockerAPI, tmp_path: Path) -> None:

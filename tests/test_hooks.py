@@ -142,8 +142,9 @@ def test_engine_down_warns_once_and_up_fixes_it(repo: Path, docker: DockerAPI, t
 
 
 def test_removed_pruned_and_moved_worktrees_take_their_containers(repo: Path, docker: DockerAPI, tmp_path: Path) -> None:
-    installed(repo)
     trees = {name: add_worktree(repo, f"demo-{name}", name) for name in ("removed", "pruned", "moved", "locked", "kept")}
+    for tree in trees.values():  # `up`, not the hook: the hook's background clean-up would race this test's steps
+        assert dual("up", cwd=tree).returncode == 0
     assert set(containers_of(docker, repo)) == {str(t) for t in trees.values()}
     volume = docker.post("/volumes/create", {"Name": f"dualgit-test-{tmp_path.name}", "Labels": {
         "dualgit.repo": str((repo / ".git").resolve()), "dualgit.worktree": str(trees["removed"])}})["Name"]

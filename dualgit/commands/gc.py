@@ -6,7 +6,7 @@ from dualgit import git
 from dualgit.commands._context import reconciled, worktree_for
 from dualgit.containers import list_containers, remove
 from dualgit.dockerapi import DockerAPI
-from dualgit.reconcile import reconcile
+from dualgit.reconcile import reconcile, removed
 
 
 def gc(dry_run: bool = False, quiet: bool = False, folder: str | None = None) -> int:
@@ -29,6 +29,7 @@ def rm(target: str | None = None, force: bool = False) -> int:
     git.remove_worktree(wt, force)
     for container in list_containers(api, repo.common_dir, wt.path):
         remove(api, container, volumes=True)
+        removed(container)
         print(f"{wt.label}: removed {wt.path} and container {container.name}")
         break
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dualgit import git
+from dualgit import git, setup_state
 from dualgit.commands._context import reconciled
 from dualgit.containers import Container
 from dualgit.naming import container_name
@@ -26,9 +26,20 @@ def rows(trees: list[git.Worktree], containers: list[Container]) -> list[dict[st
                 "container": container.name if container else container_name(wt.common_dir, wt.path),
                 "state": container.state if container else "missing",
                 "ports": container.ports if container else {},
+                **_setup(container),
             }
         )
     return out
+
+
+def _setup(container: Container | None) -> dict[str, str | None]:
+    """`setup`: none, running, done or failed; `setup_step`: the step running, or the one that failed."""
+    if container is None:
+        return {"setup": "none", "setup_step": None}
+    state = setup_state.read(container.name)
+    if state.container_id and state.container_id != container.id:
+        return {"setup": "none", "setup_step": None}
+    return {"setup": state.status, "setup_step": state.step or None}
 
 
 def ls(as_json: bool = False, folder: str | None = None) -> int:
@@ -37,12 +48,13 @@ def ls(as_json: bool = False, folder: str | None = None) -> int:
     if as_json:
         print(json.dumps(table, indent=2))
         return 0
-    lines = [("BRANCH", "STATE", "CONTAINER", "PORTS", "WORKTREE")]
+    lines = [("BRANCH", "STATE", "SETUP", "CONTAINER", "PORTS", "WORKTREE")]
     for row in table:
         branch = row["branch"] if row["branch"] is not None else f"(detached {row['head'][:7]})"
         ports = " ".join(f"{p}->{h}" for p, h in row["ports"].items()) or "-"
-        lines.append((branch, row["state"], row["container"], ports, row["worktree"]))
-    widths = [max(len(line[i]) for line in lines) for i in range(4)]
+        setup = row["setup"] if row["setup"] != "failed" else f"failed: {row['setup_step']}"
+        lines.append((branch, row["state"], "-" if setup == "none" else setup, row["container"], ports, row["worktree"]))
+    widths = [max(len(line[i]) for line in lines) for i in range(5)]
     for line in lines:
-        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line[:4])) + "  " + line[4])
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line[:5])) + "  " + line[5])
     return 0

@@ -14,7 +14,7 @@ def describe(branch: str, container: Container) -> str:
     return f"{branch}: {container.name} {container.state}" + (f" ({ports})" if ports else "")
 
 
-def up(target: str | None = None, recreate: bool = False) -> int:
+def up(target: str | None = None, recreate: bool = False, setup: bool = False) -> int:
     repo, api, containers = reconciled(target)
     wt = worktree_for(repo, target)
     if recreate:
@@ -23,6 +23,11 @@ def up(target: str | None = None, recreate: bool = False) -> int:
                 remove(api, container, volumes=False)
     container = ensure_running(wt.location, api=api)
     print(describe(wt.label, container))
+    if setup:
+        from dualgit.setup import start_background
+
+        start_background(wt.location, container.name, container.id, force=True)
+        print("  setup started: `git dual logs -f` follows it")
     from dualgit.commands.proxy import table
     from dualgit.proxy.daemon import DISABLE_ENV, ensure_started
 

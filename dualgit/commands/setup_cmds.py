@@ -1,0 +1,51 @@
+"""`git dual logs` and `git dual plugins`."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from dualgit import setup_state
+from dualgit.commands._context import reconciled, worktree_for
+from dualgit.errors import DualgitError
+from dualgit.plugins import plugins as loaded
+
+
+def logs(target: str | None = None, follow: bool = False) -> int:
+    repo, _api, containers = reconciled(target)
+    wt = worktree_for(repo, target)
+    mine = [c for c in containers if c.worktree == wt.path]
+    if not mine:
+        raise DualgitError(f"{wt.label} has no container, so no setup log", hint="`git dual up` makes it")
+    name = mine[0].name
+    log_file = setup_state.paths(name)[1]
+    if not os.path.exists(log_file):
+        print(f"{wt.label}: no setup has run for {name}")
+        return 0
+    with open(log_file, "rb") as f:
+        while True:
+            chunk = f.read(65536)
+            if chunk:
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+                continue
+            if not follow or setup_state.read(name).status != "running":
+                break
+            time.sleep(0.2)
+    state = setup_state.read(name)
+    return 1 if state.status == "failed" else 0
+
+
+def plugins(as_json: bool = False) -> int:
+    rows = loaded().info()
+    if as_json:
+        import json
+
+        print(json.dumps([{"name": r.name, "distribution": r.distribution, "version": r.version,
+                           "hooks": list(r.hooks)} for r in rows], indent=2))
+        return 0
+    for r in rows:
+        hooks = ", ".join(h.removeprefix("dualgit_") for h in r.hooks)
+        print(f"{r.name:<14} {r.distribution} {r.version}  [{hooks}]")
+    return 0

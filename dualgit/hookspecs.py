@@ -1,0 +1,93 @@
+"""What a dualgit plugin can do. A plugin is a module (or object) with functions marked
+`@dualgit.hookimpl`, registered under the `dualgit` entry-point group:
+
+    [project.entry-points.dualgit]
+    my-step = "my_package.my_module"
+
+Implementations may take fewer arguments than a spec names, so specs can grow without breaking them.
+Plugins get a `Context`: plain data about the repository, the worktree and its `.dual.toml`,
+never the Docker client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("dualgit")
+hookimpl = pluggy.HookimplMarker("dualgit")
+
+
+@dataclass(frozen=True)
+class Context:
+    repo_dir: str  # the repository's common git dir
+    repo_name: str
+    main_worktree: str | None  # None for a bare repository
+    worktree: str  # this worktree's absolute path (also its path inside the container)
+    branch: str | None  # None when HEAD is detached
+    container: str  # the container's name
+    config: dict[str, Any]  # the worktree's `.dual.toml` as plain data ({} when it has none)
+
+
+@dataclass
+class ContainerSettings:
+    """What a plugin adds to a worktree's container. Merged over all plugins; `.dual.toml` wins."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    mounts: list[tuple[str, str]] = field(default_factory=list)  # (host path, container path), read-only
+    volumes: dict[str, str] = field(default_factory=dict)  # a name of the plugin's choosing -> container path
+    ports: list[int] = field(default_factory=list)
+    user: str | None = None  # who `git dual exec` runs as
+
+
+@dataclass(frozen=True)
+class Step:
+    """One named setup step. `command` runs inside the container, in the worktree, through `sh -c`
+    when it is a string; `run` runs on the host with the context. Steps run in `order`, then name."""
+
+    name: str
+    order: int = 500
+    command: str | list[str] | None = None
+    run: Callable[[Context], None] | None = None
+
+
+@hookspec
+def dualgit_config_keys() -> list[str]:  # type: ignore[empty-body]
+    """Called when `.dual.toml` is read: the top-level keys this plugin reads, so that they are not
+    reported as unknown. Every implementation is called; the lists are joined."""
+
+
+@hookspec(firstresult=True)
+def dualgit_image(ctx: Context) -> str | None:
+    """Called when a container is about to be made and `.dual.toml` names no image: return the image
+    to use, or None to leave the choice to another plugin. The first non-None answer wins; mark an
+    implementation `trylast=True` to be asked last (a fallback)."""
+
+
+@hookspec
+def dualgit_container_settings(ctx: Context) -> ContainerSettings | None:
+    """Called when a container is about to be made: environment, mounts, named volumes and ports to
+    add. Every implementation is called and the answers merged; `.dual.toml` wins on conflicts. The
+    settings are part of what the container is made from: a change recreates it on `git dual up`."""
+
+
+@hookspec
+def dualgit_setup_steps(ctx: Context) -> list[Step] | None:
+    """Called when setup starts (after a new container is up, or on `git dual up --setup`): the
+    steps to run. Every implementation is called; all steps run in order, in the background."""
+
+
+@hookspec
+def dualgit_setup(ctx: Context) -> None:
+    """Runs the whole setup; dualgit's own implementation runs the steps. Plugins wrap it (timing,
+    logging, notifications) with `@hookimpl(wrapper=True)`: a generator whose `yield` runs the
+    steps (and raises what they raised)."""
+
+
+@hookspec
+def dualgit_container_removed(ctx: Context) -> None:
+    """Called after a worktree's container was removed because its worktree went away (or on
+    `git dual rm`). Volumes dualgit labelled for the worktree are removed by dualgit itself."""

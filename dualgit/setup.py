@@ -1,0 +1,130 @@
+"""Setup in the background: the steps plugins register, run in order after a container is made.
+
+The hook (or command) that made the container spawns `git dual setup-run WORKTREE` detached and
+returns; the runner holds the worktree's lock while it works, so a step never runs twice at once
+for the same worktree, and records where it stands (`setup_state`)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+import traceback
+
+from dualgit import setup_state
+from dualgit.errors import DualgitError
+from dualgit.hookspecs import Context, Step, hookimpl
+from dualgit.locate import Location, locate
+
+
+def start_background(loc: Location, container: str, container_id: str, force: bool = False) -> None:
+    """Mark setup as running and spawn its runner, detached, so the caller need not wait."""
+    setup_state.write(container, "running", container_id, "starting")
+    log_file = setup_state.paths(container)[1]
+    log_fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        os.posix_spawn(
+            sys.executable,
+            [sys.executable, "-m", "dualgit", "setup-run", loc.worktree, *(["--force"] if force else [])],
+            {**os.environ, "DUALGIT_RUNNING": "1"},
+            file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, log_fd, 1), (os.POSIX_SPAWN_DUP2, log_fd, 2)],
+            setsid=True,
+        )
+    finally:
+        os.close(log_fd)
+        os.close(null)
+
+
+def steps_for(ctx: Context) -> list[Step]:
+    from dualgit.plugins import plugins
+
+    found = [step for steps in plugins().call("dualgit_setup_steps", ctx=ctx) if steps for step in steps]
+    return sorted(found, key=lambda s: (s.order, s.name))
+
+
+def run(args: list[str]) -> int:
+    """`git dual setup-run WORKTREE [--force]`: what the background runner does."""
+    from dualgit.containers import context_for, list_containers
+    from dualgit.dockerapi import DockerAPI
+    from dualgit.plugins import plugins
+
+    force = "--force" in args
+    worktree = next((a for a in args if not a.startswith("--")), ".")
+    loc = locate(worktree)
+    current = list_containers(DockerAPI(), loc.common_dir, loc.worktree)
+    if not current:
+        print("dualgit: no container for this worktree; nothing to set up", flush=True)
+        return 1
+    container = current[0]
+    lock_file = setup_state.paths(container.name)[2]
+    with open(lock_file, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second runner waits here for the first
+        before = setup_state.read(container.name)
+        if not force and before.status == "done" and before.container_id == container.id:
+            return 0  # another runner did it while we waited
+        ctx = context_for(loc, container.name)
+        runner = Runner(ctx, container.name, container.id)
+        pm = plugins().pm
+        pm.register(runner, name="dualgit-setup-runner")
+        try:
+            plugins().call("dualgit_setup", ctx=ctx)
+        except StepFailed as exc:
+            setup_state.write(container.name, "failed", container.id, exc.step)
+            print(f"==> setup failed at: {exc.step}", flush=True)
+            return 1
+        except DualgitError as exc:
+            setup_state.write(container.name, "failed", container.id, runner.current or "setup")
+            print(f"==> setup failed: {exc.message}", flush=True)
+            return 1
+        finally:
+            pm.unregister(runner)
+        setup_state.write(container.name, "done", container.id)
+        print(f"==> setup done ({len(runner.ran)} steps in {time.monotonic() - runner.started:.1f}s)", flush=True)
+    return 0
+
+
+class StepFailed(Exception):
+    def __init__(self, step: str) -> None:
+        super().__init__(step)
+        self.step = step
+
+
+class Runner:
+    """The innermost implementation of `dualgit_setup`: the plugins' wrappers run around it."""
+
+    def __init__(self, ctx: Context, container: str, container_id: str) -> None:
+        self.ctx = ctx
+        self.container = container
+        self.container_id = container_id
+        self.current = ""
+        self.ran: list[str] = []
+        self.started = time.monotonic()
+
+    @hookimpl
+    def dualgit_setup(self, ctx: Context) -> None:
+        steps = steps_for(ctx)
+        for number, step in enumerate(steps, 1):
+            self.current = step.name
+            setup_state.write(self.container, "running", self.container_id, step.name)
+            print(f"==> [{number}/{len(steps)}] {step.name}", flush=True)
+            if not self._run(step):
+                raise StepFailed(step.name)
+            self.ran.append(step.name)
+
+    def _run(self, step: Step) -> bool:
+        if step.run is not None:
+            try:
+                step.run(self.ctx)
+            except Exception as exc:  # noqa: BLE001 - a step's failure is reported, not raised
+                print("".join(traceback.format_exception_only(type(exc), exc)).rstrip(), flush=True)
+                return False
+            return True
+        argv = ["sh", "-c", step.command] if isinstance(step.command, str) else list(step.command or ["true"])
+        code = subprocess.call([sys.executable, "-m", "dualgit", "exec", "--no-wait", "--", *argv],
+                               cwd=self.ctx.worktree, stdin=subprocess.DEVNULL)
+        if code != 0:
+            print(f"(exit status {code})", flush=True)
+        return code == 0

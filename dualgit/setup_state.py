@@ -1,0 +1,121 @@
+"""Where a worktree's setup stands, in files under the user's state dir, one set per container name:
+`<name>.state` (one line: `running|done|failed <container id> [step]`), `<name>.log` (every step's
+output) and `<name>.lock` (held by the runner while it runs, so a dead runner leaves no stale state:
+the lock goes with its process). Lean on purpose: `git dual exec` reads it on every run."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+
+def setup_dir() -> str:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "dualgit", "setup")
+
+
+def paths(container: str) -> tuple[str, str, str]:
+    d = setup_dir()
+    return os.path.join(d, f"{container}.state"), os.path.join(d, f"{container}.log"), os.path.join(d, f"{container}.lock")
+
+
+class State:
+    __slots__ = ("status", "container_id", "step")
+
+    def __init__(self, status: str, container_id: str = "", step: str = "") -> None:
+        self.status = status  # none, running, done, failed
+        self.container_id = container_id
+        self.step = step
+
+
+def read(container: str) -> State:
+    state_file, _, lock_file = paths(container)
+    try:
+        with open(state_file) as f:
+            parts = f.read().strip().split(" ", 2)
+    except OSError:
+        return State("none")
+    state = State(parts[0], parts[1] if len(parts) > 1 else "", parts[2] if len(parts) > 2 else "")
+    if state.status == "running" and not runner_alive(lock_file):
+        return State("failed", state.container_id, f"{state.step or 'setup'} (interrupted)")
+    return state
+
+
+def write(container: str, status: str, container_id: str, step: str = "") -> None:
+    state_file = paths(container)[0]
+    os.makedirs(os.path.dirname(state_file), exist_ok=True)
+    tmp = f"{state_file}.{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(f"{status} {container_id} {step}".rstrip() + "\n")
+    os.replace(tmp, state_file)
+
+
+def runner_alive(lock_file: str) -> bool:
+    """Whether a runner holds the lock. A just-spawned runner may not hold it yet: the spawner
+    writes `running` first and the runner takes the lock at once, so a brief miss reads as alive."""
+    import fcntl
+
+    try:
+        fd = os.open(lock_file, os.O_RDONLY)
+    except FileNotFoundError:
+        return _young(paths_for_lock(lock_file))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return _young(paths_for_lock(lock_file))
+
+
+def paths_for_lock(lock_file: str) -> str:
+    return lock_file[: -len(".lock")] + ".state"
+
+
+def _young(state_file: str, grace: float = 5.0) -> bool:
+    try:
+        return time.time() - os.stat(state_file).st_mtime < grace
+    except OSError:
+        return False
+
+
+def log_tail(container: str, lines: int = 15) -> str:
+    try:
+        with open(paths(container)[1], errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def forget(container: str) -> None:
+    for path in paths(container):
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
+def wait(container: str, show_progress: bool) -> int | None:
+    """Block while setup runs; None when it is done (or there is none), else the exit code to use
+    after printing why (setup failed)."""
+    last = ""
+    while True:
+        state = read(container)
+        if state.status in ("none", "done"):
+            if last:
+                sys.stderr.write("\r\x1b[K")
+            return None
+        if state.status == "failed":
+            if last:
+                sys.stderr.write("\r\x1b[K")
+            sys.stderr.write(f"dualgit: setup failed at step `{state.step}`; its last lines:\n")
+            sys.stderr.write(log_tail(container))
+            sys.stderr.write("dualgit: `git dual logs` shows all of it; `git dual up --setup` runs setup again; "
+                             "`git dual exec --no-wait` runs anyway\n")
+            return 1
+        if show_progress and state.step != last:
+            sys.stderr.write(f"\r\x1b[Kdualgit: waiting for setup: {state.step} ...")
+            sys.stderr.flush()
+            last = state.step
+        time.sleep(0.1)

@@ -1,0 +1,54 @@
+"""Built-in plugin: `[shared] files = [".env.local", "config/*.key"]` in `.dual.toml`. Files git
+ignores (secrets, local settings) are copied from the main worktree into a new one, before any other
+step. A file that is already there is left as it is."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+
+from dualgit.hookspecs import Context, Step, hookimpl
+
+
+@hookimpl
+def dualgit_config_keys() -> list[str]:
+    return ["shared"]
+
+
+def patterns(ctx: Context) -> list[str]:
+    shared = ctx.config.get("shared", {})
+    files = shared.get("files", []) if isinstance(shared, dict) else None
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise ValueError(f"`[shared] files` in {ctx.worktree}/.dual.toml must be a list of paths, like [\".env.local\"]")
+    return files
+
+
+def copy_shared(ctx: Context) -> None:
+    source = ctx.main_worktree
+    if source is None or os.path.realpath(source) == os.path.realpath(ctx.worktree):
+        print("this is the main worktree: nothing to copy")
+        return
+    for pattern in patterns(ctx):
+        if os.path.isabs(pattern) or ".." in pattern.split("/"):
+            raise ValueError(f"`[shared] files` entry {pattern!r} must stay inside the worktree")
+        matches = sorted(glob.glob(os.path.join(glob.escape(source), pattern), recursive=True))
+        if not matches:
+            print(f"{pattern}: not in {source}; skipped")
+        for found in matches:
+            rel = os.path.relpath(found, source)
+            target = os.path.join(ctx.worktree, rel)
+            if os.path.lexists(target):
+                print(f"{rel}: already here; kept")
+                continue
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if os.path.isdir(found):
+                shutil.copytree(found, target, symlinks=True)
+            else:
+                shutil.copy2(found, target, follow_symlinks=False)
+            print(f"{rel}: copied from {source}")
+
+
+@hookimpl
+def dualgit_setup_steps(ctx: Context) -> list[Step]:
+    return [Step(name="shared files", order=100, run=copy_shared)] if patterns(ctx) else []
