@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests_support import wait_for
 
 from conftest import add_worktree, dual, git, need_image, write_config
 from dualgit.dockerapi import DockerAPI
@@ -21,20 +22,6 @@ DEBIAN = "dualgit/debian:bookworm"
 BACKEND = Path(__file__).parent / "assets" / "backend.py"
 PORT = 3000
 TCP = 7000
-
-
-def wait_for(check, timeout: float = 20.0, every: float = 0.1):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {getattr(check, '__name__', check)}")
-        time.sleep(every)
 
 
 def request(host: str, path: str = "/", port: int = PORT, method: str = "GET", body: bytes | None = None,
