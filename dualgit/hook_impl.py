@@ -80,10 +80,10 @@ def _where(container: Container) -> str:
         ports = ", ".join(f":{p} at http://{host}/" for p, host in container.ports.items())
         return f"; {ports}" if ports else ""
     daemon.ensure_started()
-    from dualgit.commands.proxy import table
     from dualgit.dockerapi import DockerAPI
+    from dualgit.proxy.routing import current
 
-    urls = [str(row["url"]) for row in table(DockerAPI()).urls(worktree=container.worktree)]
+    urls = [str(row["url"]) for row in current(DockerAPI()).urls(worktree=container.worktree)]
     return f"; {', '.join(urls)}" if urls else ""
 
 

@@ -8,10 +8,7 @@ import shutil
 
 from dualgit import git
 from dualgit.commands._context import reconciled
-from dualgit.containers import list_all
-from dualgit.dockerapi import DockerAPI
 from dualgit.errors import DualgitError
-from dualgit.locate import read_head
 from dualgit.proxy import daemon, routing
 
 
@@ -48,14 +45,9 @@ def status(as_json: bool = False) -> int:
     return 0
 
 
-def table(api: DockerAPI) -> routing.RouteTable:
-    containers = list_all(api)
-    return routing.build(containers, {c.worktree: read_head(c.gitdir)[0] for c in containers})
-
-
 def urls(as_json: bool = False) -> int:
     repo, api, _ = reconciled()
-    rows = table(api).urls(repo.common_dir)
+    rows = routing.current(api).urls(repo.common_dir)
     if as_json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -70,7 +62,7 @@ def urls(as_json: bool = False) -> int:
 def open_(target: str | None = None, port: int | None = None) -> int:
     repo, api, _ = reconciled()
     wt = git.find_worktree(repo, target or repo.workdir or ".")
-    rows = [r for r in table(api).urls(repo.common_dir) if r["branch"] == (wt.branch or os.path.basename(wt.path))]
+    rows = [r for r in routing.current(api).urls(repo.common_dir) if r["branch"] == (wt.branch or os.path.basename(wt.path))]
     rows = [r for r in rows if str(r["url"]).startswith("http")]
     if port is not None:
         rows = [r for r in rows if r["port"] == port]

@@ -28,12 +28,12 @@ def up(target: str | None = None, recreate: bool = False, setup: bool = False) -
 
         start_background(wt.location, container.name, container.id, force=True)
         print("  setup started: `git dual logs -f` follows it")
-    from dualgit.commands.proxy import table
     from dualgit.proxy.daemon import DISABLE_ENV, ensure_started
+    from dualgit.proxy.routing import current
 
     if os.environ.get(DISABLE_ENV) != "0":
         ensure_started()
-        for row in table(api).urls(worktree=wt.path):
+        for row in current(api).urls(worktree=wt.path):
             print(f"  {row['url']}")
     return 0
 

@@ -3,7 +3,6 @@ user's state dir (`$XDG_STATE_HOME/dualgit`, else `~/.local/state/dualgit`)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -42,6 +41,8 @@ def run(head_timeout: float | None = None) -> int:
     """The proxy in the foreground, until SIGINT or SIGTERM."""
     if head_timeout is None:
         head_timeout = float(os.environ.get("DUALGIT_PROXY_HEAD_TIMEOUT", "10"))
+    import asyncio
+
     from dualgit.proxy.server import Proxy, log, new_loop, raise_fd_limit
 
     pidfile, status_file, _ = files()

@@ -11,7 +11,9 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field
 
-from dualgit.containers import Container
+from dualgit.containers import Container, list_all
+from dualgit.dockerapi import DockerAPI
+from dualgit.locate import read_head
 from dualgit.naming import dns_label, repo_name
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
@@ -132,6 +134,12 @@ def host_only(header: str) -> str | None:
 def stable_tcp_port(repo: str, branch: str, port: int) -> int:
     """A host port derived from repository, branch and port alone, so it survives restarts."""
     return TCP_PORT_BASE + zlib.crc32(f"{repo}\0{branch}\0{port}".encode()) % TCP_PORT_SPAN
+
+
+def current(api: DockerAPI) -> RouteTable:
+    """The table as it is now: every dualgit container (one list call), branches read from git."""
+    containers = list_all(api)
+    return build(containers, {c.worktree: read_head(c.gitdir)[0] for c in containers})
 
 
 def build(containers: list[Container], branches: dict[str, str | None]) -> RouteTable:
