@@ -188,6 +188,34 @@ def open_(
     return proxy.open_(target, port)
 
 
+@app.command("shell-init")
+def shell_init(shell: Annotated[str, typer.Argument(help="bash, zsh or fish")] = "bash") -> int:
+    """Lines for your shell's rc (`eval "$(git dual shell-init bash)"`): commands such as npm, python
+    and curl then run in the worktree's container from any process, non-interactive ones too."""
+    from dualgit.shims import shell_init as run
+
+    print(run(shell), end="")
+    return 0
+
+
+@app.command("env")
+def env_() -> int:
+    """The same as shell-init, as plain `export` lines, for tools that take an environment."""
+    from dualgit.shims import env_lines
+
+    print(env_lines(), end="")
+    return 0
+
+
+@app.command()
+def which(name: Annotated[str, typer.Argument(help="A command name, such as npm.")]) -> int:
+    """Where NAME would run from here (this machine or the worktree's container), and why."""
+    from dualgit.shims import which as run
+
+    print(run(name))
+    return 0
+
+
 @app.command()
 def version() -> int:
     """Print dualgit's version."""

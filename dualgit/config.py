@@ -14,7 +14,7 @@ from dualgit.errors import DualgitError
 
 FILENAME = ".dual.toml"
 DEFAULT_PORTS = (3000,)
-KNOWN_KEYS = ("image", "ports", "tcp_ports", "env", "strict")  # plugins add theirs
+KNOWN_KEYS = ("image", "ports", "tcp_ports", "env", "strict", "route", "host", "env_pass", "env_block")  # plugins add theirs
 
 TEMPLATE = '''\
 # dualgit: every worktree of this repository gets its own container, made from this file.
@@ -42,6 +42,13 @@ setup = []
 
 # Folders kept in a named volume per worktree (they survive the container being made anew).
 cache_dirs = []
+
+# Command names that run in the container from any shell once `git dual shell-init` is in your rc
+# (on top of node, npm, python, pytest, make, curl, ...; `git dual which NAME` tells), and names
+# kept on this machine. Variables set for one command (FOO=1 npm test) go in; host-only ones
+# (PATH, HOME, SSH_*, TMPDIR, ...) don't: env_pass and env_block change that.
+route = []
+host = []
 
 # Environment for the container and everything `git dual exec` runs in it.
 [env]

@@ -91,7 +91,9 @@ def _help() -> int:
 
 def run(request: ExecRequest, location: Location | None = None) -> int:
     loc = location or locate()
-    cwd = os.path.realpath(os.getcwd()) if location is None else loc.worktree
+    cwd = os.path.realpath(os.getcwd())
+    if cwd != loc.worktree and not cwd.startswith(loc.worktree.rstrip("/") + "/"):
+        cwd = loc.worktree  # a caller that named the worktree from elsewhere
     tty = os.isatty(0) and os.isatty(1)
     attach_stdin = _stdin_worth_attaching()
     env = list(request.env)

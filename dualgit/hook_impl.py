@@ -60,6 +60,9 @@ def post_checkout(old: str, new: str, flag: str) -> int:
         config = load(loc.worktree)
         strict = config.strict
         container = ensure_running(loc, config)
+        from dualgit.shims import ensure_for_worktree
+
+        ensure_for_worktree(loc.worktree)
         say(f"{branch} -> container {container.name} {container.state}" + _where(container))
         _reconcile_in_background(loc.worktree)
     except DualgitError as exc:

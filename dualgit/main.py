@@ -33,6 +33,13 @@ def _dispatch(args: list[str]) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+    if args[:1] == ["route"]:
+        from dualgit.route import main as route
+
+        code = route(args[1:])
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     if args[:1] == ["setup-run"]:
         from dualgit.setup import run
 

@@ -23,6 +23,9 @@ def up(target: str | None = None, recreate: bool = False, setup: bool = False) -
                 remove(api, container, volumes=False)
     container = ensure_running(wt.location, api=api)
     print(describe(wt.label, container))
+    from dualgit.shims import ensure_for_worktree
+
+    ensure_for_worktree(wt.path)
     if setup:
         from dualgit.setup import start_background
 
