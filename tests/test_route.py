@@ -77,7 +77,8 @@ def test_exit_codes_and_a_missing_command(spaces: tuple[Path, Path]) -> None:
 
 def test_environment_rule(spaces: tuple[Path, Path]) -> None:
     ws1, _ = spaces
-    probe = "python3 -c 'import os; print(os.environ.get(\"FOO\"), \"SSH_AUTH_SOCK\" in os.environ, os.environ[\"HOME\"], os.getcwd())'"
+    probe = ("python3 -c 'import os; "
+             "print(os.environ.get(\"FOO\"), \"SSH_AUTH_SOCK\" in os.environ, os.environ[\"HOME\"], os.getcwd())'")
     got = bash(f"cd www && FOO=1 {probe}", cwd=ws1, env={"SSH_AUTH_SOCK": "/tmp/agent.sock", "TMPDIR": "/tmp/host-only"})
     assert got.stdout == f"1 False /root {ws1}/www\n"
     write_config(ws1, f'image = "{DEBIAN}"\nenv_pass = ["SSH_AUTH_SOCK"]\nenv_block = ["FOO"]\n')
