@@ -17,6 +17,7 @@ ENV = {
     "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
     "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
     "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+    "DUALGIT_PROXY": "0",  # measure the commands alone, and leave no proxy behind
 }
 
 

@@ -14,6 +14,7 @@ import pytest
 from conftest import add_worktree, dual, git, write_config
 from dualgit import install as shims
 from dualgit.dockerapi import DockerAPI
+from tests_support import wait_for
 
 
 def containers_of(api: DockerAPI, repo: Path) -> dict[str, dict]:  # type: ignore[type-arg]
@@ -272,8 +273,7 @@ def test_hook_line_gives_the_branch_url_and_starts_the_proxy(repo: Path, docker:
                             capture_output=True, text=True)
     assert result.returncode == 0
     assert result.stderr.strip().endswith("; http://feat-url.demo.localhost:3000/")
-    status = json.loads(dual("proxy", "status", "--json", cwd=repo).stdout)
-    assert status["running"] is True
+    wait_for(lambda: json.loads(dual("proxy", "status", "--json", cwd=repo).stdout)["running"])
     opened = dual("open", "feat/url", cwd=repo, env={"DISPLAY": "", "BROWSER": ""})
     assert opened.returncode == 0 and opened.stdout == "http://feat-url.demo.localhost:3000/\n"
     assert dual("proxy", "stop", cwd=repo).stdout == "proxy stopped\n"

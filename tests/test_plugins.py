@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from tests_support import wait_for
 
 from conftest import add_worktree, dual, git, write_config
 from dualgit.dockerapi import DockerAPI
+from tests_support import wait_for
 
 
 def setup_of(cwd: Path, worktree: Path) -> tuple[str, str | None]:

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests_support import wait_for
 
 from conftest import add_worktree, dual, git, need_image, write_config
 from dualgit.dockerapi import DockerAPI
+from tests_support import wait_for
 
 DEBIAN = "dualgit/debian:bookworm"
 BACKEND = Path(__file__).parent / "assets" / "backend.py"
@@ -53,7 +53,8 @@ class Proxy:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(["git", "dual", "proxy", "run"], cwd=self.cwd, stdout=out, stderr=out,
                                          env={**os.environ, "DUALGIT_PROXY_HEAD_TIMEOUT": "3"})
-        wait_for(lambda: socket.create_connection(("127.0.0.1", PORT), 1).close() is None)
+        # ready when its own status says it listens (not just anything on the port: say, a stray proxy)
+        wait_for(lambda: PORT in json.loads(dual("proxy", "status", "--json", cwd=self.cwd).stdout).get("http_ports", []))
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests_support import wait_for
 
 from conftest import add_worktree, dual, need_image, write_config
 from dualgit.dockerapi import DockerAPI
+from tests_support import wait_for
 
 DEBIAN = "dualgit/debian:bookworm"
 

@@ -42,13 +42,18 @@ def run(head_timeout: float | None = None) -> int:
     if head_timeout is None:
         head_timeout = float(os.environ.get("DUALGIT_PROXY_HEAD_TIMEOUT", "10"))
     import asyncio
+    import fcntl
 
     from dualgit.proxy.server import Proxy, log, new_loop, raise_fd_limit
 
     pidfile, status_file, _ = files()
-    other = running_pid()
-    if other is not None and other != os.getpid():
-        raise DualgitError(f"the proxy already runs (pid {other})", hint="`git dual proxy stop` stops it")
+    lock = open(os.path.join(state_dir(), "proxy.lock"), "a")  # held for the process's life, never stale
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        other = running_pid()
+        raise DualgitError(f"the proxy already runs{f' (pid {other})' if other else ''}",
+                           hint="`git dual proxy stop` stops it") from None
     raise_fd_limit()
     loop = new_loop()
     asyncio.set_event_loop(loop)
