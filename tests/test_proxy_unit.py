@@ -193,3 +193,23 @@ def test_fuzzed_requests_never_crash_the_proxy(bare_proxy: int, first: bytes, he
     answer = exchange(bare_proxy, data)
     assert answer == b"" or answer.startswith(b"HTTP/1.1 ")
     assert healthy(bare_proxy)
+
+
+def test_response_info_agrees_with_the_full_parser() -> None:
+    from dualgit.proxy.http import response_info
+
+    heads = [b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+             b"HTTP/1.0 200 OK\r\n\r\n", b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+             b"HTTP/1.1 204 No Content\r\n\r\n", b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 9\r\n\r\n",
+             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", b"HTTP/1.1 304 \r\n\r\n"]
+    for raw in heads:
+        for method in ("GET", "HEAD"):
+            head = parse_head(raw, request=False)
+            status, framing, alive = response_info(raw, method)
+            full = response_framing(head, method)
+            assert (status, framing.kind, framing.length) == (int(head.start[1]), full.kind, full.length), raw
+            assert alive == (keep_alive(head) and (full.kind != "close")), raw
+    for bad in (b"HTTP/2 200 OK\r\n\r\n", b"HTTP/1.1 2000 OK\r\n\r\n", b"garbage\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n"):
+        with pytest.raises(BadMessage):
+            response_info(bad, "GET")

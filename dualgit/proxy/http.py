@@ -87,6 +87,32 @@ def request_framing(head: Head) -> Framing:
     return Framing("none")
 
 
+FRAMING_HEADERS = re.compile(rb"\r\n(content-length|transfer-encoding|connection)[ \t]*:[ \t]*([^\r\n]*?)[ \t]*(?=\r\n)",
+                             re.IGNORECASE)
+
+
+def response_info(raw: bytes, request_method: str) -> tuple[int, Framing, bool]:
+    """(status, body framing, whether the connection stays open) from a response head, reading only
+    the status line and the three headers that decide them: the proxy's per-response hot path."""
+    if raw[:7] != b"HTTP/1." or raw[8:9] != b" " or not raw[9:12].isdigit() or raw[12:13] not in (b" ", b"\r"):
+        first = raw.split(b"\r\n", 1)[0][:80]
+        raise BadMessage(f"bad status line {first!r}")
+    status = int(raw[9:12])
+    found: dict[bytes, list[bytes]] = {}
+    for name, value in FRAMING_HEADERS.findall(raw):
+        found.setdefault(name.lower(), []).append(value)
+    tokens = {t.strip().lower() for v in found.get(b"connection", []) for t in v.split(b",")}
+    alive = b"close" not in tokens and (raw[7:8] == b"1" or b"keep-alive" in tokens)
+    if request_method == "HEAD" or status in NO_BODY_STATUS or 100 <= status < 200:
+        return status, Framing("none"), alive
+    if b"transfer-encoding" in found:
+        chunked = any(b"chunked" in v.lower() for v in found[b"transfer-encoding"])
+        return status, Framing("chunked") if chunked else Framing("close"), alive and chunked
+    if b"content-length" in found:
+        return status, Framing("length", _length(b", ".join(found[b"content-length"]).decode("latin-1"))), alive
+    return status, Framing("close"), False
+
+
 def response_framing(head: Head, request_method: str) -> Framing:
     status = int(head.start[1])
     if request_method == "HEAD" or status in NO_BODY_STATUS or 100 <= status < 200:

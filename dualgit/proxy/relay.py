@@ -22,7 +22,7 @@ from dualgit.proxy.http import (
     parse_head,
     render_head,
     request_framing,
-    response_framing,
+    response_info,
     simple_response,
 )
 from dualgit.proxy.routing import Backend
@@ -437,12 +437,10 @@ class Upstream(asyncio.Protocol):
                 raw = bytes(self.buf[: end + 4])
                 del self.buf[: end + 4]
                 try:
-                    head = parse_head(raw, request=False)
-                    framing = response_framing(head, self.method)
+                    status, framing, alive = response_info(raw, self.method)
                 except BadMessage as exc:
                     self._broken(f"it sent invalid HTTP ({exc})")
                     return
-                status = int(head.start[1])
                 out += raw
                 self.started = True
                 if status == 101:
@@ -454,7 +452,7 @@ class Upstream(asyncio.Protocol):
                     return
                 if 100 <= status < 200:
                     continue  # 100 Continue and friends: the real response follows
-                self.reusable = keep_alive(head) and framing.kind != "close"
+                self.reusable = alive and framing.kind != "close"
                 self.body = BodyRelay(framing)
                 self.state = "done" if self.body.done else "body"
             else:

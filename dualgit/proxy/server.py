@@ -47,6 +47,7 @@ class Proxy:
         self.containers: list[Container] = []
         self.branches: dict[str, str | None] = {}
         self.table = RouteTable()
+        self.resolved: dict[tuple[str, int], Resolution] = {}  # cleared whenever the table changes
         self.heads_checked = 0.0
         self.http_servers: dict[int, list[asyncio.AbstractServer]] = {}
         self.tcp_servers: dict[int, list[asyncio.AbstractServer]] = {}
@@ -102,7 +103,13 @@ class Proxy:
             if branches != self.branches:
                 self.branches = branches
                 self._rebuild()
-        return self.table.resolve(host, port)
+        key = (host, port)
+        found = self.resolved.get(key)
+        if found is None:
+            found = self.table.resolve(host, port)
+            if len(self.resolved) < 4096:  # Host headers are the client's to choose: keep this bounded
+                self.resolved[key] = found
+        return found
 
     @staticmethod
     def _read_branches(containers: list[Container]) -> dict[str, str | None]:
@@ -110,6 +117,7 @@ class Proxy:
 
     def _rebuild(self) -> None:
         self.table = routing.build(self.containers, self.branches)
+        self.resolved.clear()
         self._sync_tcp()
 
     async def refresh(self) -> None:
