@@ -21,6 +21,15 @@ ENV = {
 }
 
 
+def rounds_arg(default: int) -> int:
+    """`--rounds N` from the command line."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=default)
+    return int(parser.parse_args().rounds)
+
+
 def sh(*args: str, cwd: Path | str, check: bool = True) -> str:
     return subprocess.run(args, cwd=cwd, env=ENV, check=check, capture_output=True, text=True).stdout
 

@@ -5,17 +5,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 
-from _bench import cleanup, installed_copy, interleaved, new_repo, report, sh, timed
+from _bench import cleanup, installed_copy, interleaved, new_repo, report, rounds_arg, sh, timed
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=30)
-    rounds = parser.parse_args().rounds
+    rounds = rounds_arg(30)
 
     repo = new_repo()
     installed = installed_copy()

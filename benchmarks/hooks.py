@@ -10,12 +10,11 @@
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import time
 from pathlib import Path
 
-from _bench import cleanup, interleaved, new_repo, report, sh, timed
+from _bench import cleanup, interleaved, new_repo, report, rounds_arg, sh, timed
 
 
 def two_branches(repo: Path) -> None:
@@ -36,9 +35,7 @@ def two_branches(repo: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=20)
-    rounds = parser.parse_args().rounds
+    rounds = rounds_arg(20)
 
     plain, hooked = new_repo("plain"), new_repo("hooked")
     big_plain, big_hooked = new_repo("big-plain"), new_repo("big-hooked")

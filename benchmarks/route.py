@@ -8,20 +8,17 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from _bench import ENV, cleanup, installed_copy, interleaved, new_repo, report, sh, timed
+from _bench import ENV, cleanup, installed_copy, interleaved, new_repo, report, rounds_arg, sh, timed
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=30)
-    rounds = parser.parse_args().rounds
+    rounds = rounds_arg(30)
     repo = new_repo()
     installed = installed_copy()
     data = Path(tempfile.mkdtemp(prefix="dualgit-bench-shims-"))

@@ -27,3 +27,10 @@ def reconciled(target: str | None = None) -> tuple[git.Repo, DockerAPI, list[Con
 
 def worktree_for(repo: git.Repo, target: str | None) -> git.Worktree:
     return git.find_worktree(repo, target or repo.workdir or ".")
+
+
+def targeted(target: str | None) -> tuple[git.Repo, DockerAPI, git.Worktree, list[Container]]:
+    """The worktree a command names (a path, a branch, or here), reconciled, with its containers."""
+    repo, api, containers = reconciled(target)
+    wt = worktree_for(repo, target)
+    return repo, api, wt, [c for c in containers if c.worktree == wt.path]

@@ -7,15 +7,13 @@ import sys
 import time
 
 from dualgit import setup_state
-from dualgit.commands._context import reconciled, worktree_for
+from dualgit.commands._context import targeted
 from dualgit.errors import DualgitError
 from dualgit.plugins import plugins as loaded
 
 
 def logs(target: str | None = None, follow: bool = False) -> int:
-    repo, _api, containers = reconciled(target)
-    wt = worktree_for(repo, target)
-    mine = [c for c in containers if c.worktree == wt.path]
+    _repo, _api, wt, mine = targeted(target)
     if not mine:
         raise DualgitError(f"{wt.label} has no container, so no setup log", hint="`git dual up` makes it")
     name = mine[0].name

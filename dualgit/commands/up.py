@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from dualgit.commands._context import reconciled, worktree_for
+from dualgit.commands._context import targeted
 from dualgit.containers import Container, ensure_running, remove, stop
 from dualgit.errors import DualgitError
 
@@ -15,12 +15,10 @@ def describe(branch: str, container: Container) -> str:
 
 
 def up(target: str | None = None, recreate: bool = False, setup: bool = False) -> int:
-    repo, api, containers = reconciled(target)
-    wt = worktree_for(repo, target)
+    _repo, api, wt, mine = targeted(target)
     if recreate:
-        for container in containers:
-            if container.worktree == wt.path:
-                remove(api, container, volumes=False)
+        for container in mine:
+            remove(api, container, volumes=False)
     container = ensure_running(wt.location, api=api)
     print(describe(wt.label, container))
     from dualgit.shims import ensure_for_worktree
@@ -42,9 +40,7 @@ def up(target: str | None = None, recreate: bool = False, setup: bool = False) -
 
 
 def down(target: str | None = None, rm: bool = False) -> int:
-    repo, api, containers = reconciled(target)
-    wt = worktree_for(repo, target)
-    mine = [c for c in containers if c.worktree == wt.path]
+    _repo, api, wt, mine = targeted(target)
     if not mine:
         raise DualgitError(f"{wt.label} ({wt.path}) has no container", hint="`git dual up` creates it")
     for container in mine:
