@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import itertools
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,23 +39,24 @@ def main() -> None:
     rounds = rounds_arg(20)
 
     plain, hooked = new_repo("plain"), new_repo("hooked")
-    big_plain, big_hooked = new_repo("big-plain"), new_repo("big-hooked")
+    big = new_repo("big")
+    no_hooks = Path(tempfile.mkdtemp(prefix="dualgit-bench-nohooks-"))
     try:
-        for repo in (hooked, big_hooked):
+        for repo in (hooked, big):
             sh("git", "dual", "install", cwd=repo)
-        for repo in (plain, hooked):
-            sh("git", "branch", "a", cwd=repo)
-            sh("git", "branch", "b", cwd=repo)
-        for repo in (big_plain, big_hooked):
-            two_branches(repo)
+        sh("git", "branch", "a", cwd=hooked)
+        sh("git", "branch", "b", cwd=hooked)
+        two_branches(big)
 
-        def switch(repo: Path) -> float:
-            return timed("sh", "-c", "git checkout -q a && git checkout -q b", cwd=repo)
+        # One repository, the same checkouts, with and without its hooks (an empty core.hooksPath):
+        # only the hook differs between the two.
+        def switch(repo: Path, hooks: bool) -> float:
+            flag = "" if hooks else f"-c core.hooksPath={no_hooks} "
+            return timed("sh", "-c", f"git {flag}checkout -q a && git {flag}checkout -q b", cwd=repo)
 
-        for title, pair in (("a one-file repository", (plain, hooked)),
-                            ("2,000 files, 200 differing between the branches", (big_plain, big_hooked))):
-            medians = interleaved({"switch, no hooks": lambda p=pair[0]: switch(p),  # type: ignore[misc]
-                                   "switch, dualgit hooks": lambda p=pair[1]: switch(p)}, rounds * 2)  # type: ignore[misc]
+        for title, repo in (("a one-file repository", hooked), ("2,000 files, 200 differing between the branches", big)):
+            medians = interleaved({"switch, no hooks": lambda r=repo: switch(r, False),  # type: ignore[misc]
+                                   "switch, dualgit hooks": lambda r=repo: switch(r, True)}, rounds * 2)  # type: ignore[misc]
             report(f"branch switch (checkout a && checkout b), {title}, median of {rounds * 2}", medians,
                    "switch, no hooks", goal=1.10)
 
@@ -80,8 +82,9 @@ def main() -> None:
         if run_ids:
             sh("docker", "rm", "-f", *run_ids, cwd=plain)
     finally:
-        for repo in (hooked, plain, big_hooked, big_plain):
+        for repo in (hooked, plain, big):
             cleanup(repo)
+        no_hooks.rmdir()
 
 
 if __name__ == "__main__":
