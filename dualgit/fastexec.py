@@ -117,7 +117,41 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
         if failed is not None:
             return failed
     exec_id = _create_exec(api, name, body, loc)
+    _reconcile_now_and_then(loc)
     return Session(api, exec_id, tty, attach_stdin, request.cmd[0]).run()
+
+
+RECONCILE_EVERY = 30.0  # seconds: exec is the hot path, so it reaps gone worktrees' containers at most this often
+
+
+def _reconcile_now_and_then(loc: Location) -> None:
+    """Every dualgit run reconciles; exec's share is a detached `git dual gc --quiet` when the last
+    one from here is older than RECONCILE_EVERY (a stamp file's mtime: one stat on the usual run)."""
+    import time
+    import zlib
+
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    key = "%08x" % zlib.crc32(loc.common_dir.encode("utf-8", "surrogateescape"))
+    stamp = os.path.join(base, "dualgit", "reconciled", key)
+    try:
+        if time.time() - os.stat(stamp).st_mtime < RECONCILE_EVERY:
+            return
+    except OSError:
+        pass
+    try:
+        os.makedirs(os.path.dirname(stamp), exist_ok=True)
+        with open(stamp, "w"):
+            pass
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            # it inherits our working directory, which is in the worktree
+            os.posix_spawn(sys.executable, [sys.executable, "-m", "dualgit", "gc", "--quiet"],
+                           {**os.environ, "DUALGIT_RUNNING": "1"}, setsid=True,
+                           file_actions=[(os.POSIX_SPAWN_DUP2, null, fd) for fd in (0, 1, 2)])
+        finally:
+            os.close(null)
+    except OSError:
+        pass  # the next command reconciles
 
 
 def _stdin_worth_attaching() -> bool:

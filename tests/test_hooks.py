@@ -277,3 +277,11 @@ def test_hook_line_gives_the_branch_url_and_starts_the_proxy(repo: Path, docker:
     opened = dual("open", "feat/url", cwd=repo, env={"DISPLAY": "", "BROWSER": ""})
     assert opened.returncode == 0 and opened.stdout == "http://feat-url.demo.localhost:3000/\n"
     assert dual("proxy", "stop", cwd=repo).stdout == "proxy stopped\n"
+
+
+def test_exec_reaps_a_removed_worktrees_container_too(repo: Path, docker: DockerAPI) -> None:
+    gone = add_worktree(repo, "demo-gone", "gone")
+    assert dual("up", cwd=gone).returncode == 0
+    git("worktree", "remove", str(gone), cwd=repo)
+    assert dual("exec", "true", cwd=repo).returncode == 0  # no other dualgit command runs
+    wait_for(lambda: str(gone) not in containers_of(docker, repo))
