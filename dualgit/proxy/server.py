@@ -23,9 +23,10 @@ from dualgit.dockerapi import DockerAPI
 from dualgit.errors import DualgitError
 from dualgit.locate import read_head
 from dualgit.proxy import routing
-from dualgit.proxy.relay import ClientConnection, Upstream
+from dualgit.proxy.relay import ClientConnection
 from dualgit.proxy.routing import Resolution, RouteTable
 from dualgit.proxy.tcp import TcpClient
+from dualgit.proxy.upstream import Upstream
 
 HEAD_RECHECK = 0.25  # seconds between re-reads of the worktrees' HEAD files, while requests come
 WATCH_EVERY = 0.5  # seconds between looks at each repository's worktrees/ folder

@@ -1,0 +1,213 @@
+"""The upstream side of an HTTP connection through the proxy: one protocol object per connection to
+a container's published port, lent to one client connection at a time and pooled between requests.
+Response heads are read for their framing only; bodies are relayed as they arrive."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, cast
+
+from dualgit.proxy.flow import Reader
+from dualgit.proxy.http import BadMessage, ChunkTracker, Framing, response_info
+from dualgit.proxy.routing import Backend
+
+if TYPE_CHECKING:
+    from dualgit.proxy.relay import ClientConnection
+
+
+class BodyRelay:
+    """Counts a body through, whatever its framing; says how much of each piece is its own."""
+
+    def __init__(self, framing: Framing) -> None:
+        self.framing = framing
+        self.remaining = framing.length
+        self.chunks = ChunkTracker() if framing.kind == "chunked" else None
+        self.done = framing.kind == "none" or (framing.kind == "length" and framing.length == 0)
+
+    def take(self, data: bytes | bytearray) -> int:
+        """How many leading bytes of `data` belong to the body; sets `done` when it ended there."""
+        kind = self.framing.kind
+        if self.done:
+            return 0
+        if kind == "length":
+            n = min(self.remaining, len(data))
+            self.remaining -= n
+            self.done = self.remaining == 0
+            return n
+        if kind == "chunked":
+            assert self.chunks is not None
+            n, self.done = self.chunks.feed(data)
+            return n
+        return len(data)  # "close": everything, until the connection ends
+
+
+class Upstream(asyncio.Protocol):
+    def __init__(self, client: ClientConnection, backend: Backend, port: int, method: str, head: bytes) -> None:
+        self.client: ClientConnection | None = client  # None while idle in the pool
+        self.proxy = client.proxy
+        self.backend = backend
+        self.port = port
+        self.method = method
+        self.first_head: bytes | None = head
+        self.transport: asyncio.Transport | None = None
+        self.reader = Reader()
+        self.buf = bytearray()
+        self.state = "head"  # head, body, pipe, done
+        self.body: BodyRelay | None = None
+        self.reusable = False
+        self.started = False  # whether any byte of the current response reached the client
+        self.reused_head: bytes | None = None  # a bodiless request sent on a kept-alive connection
+
+    async def connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.create_connection(lambda: self, "127.0.0.1", self.port)
+        except OSError as exc:
+            if self.client is not None:
+                self.client.upstream_failed(self.backend, f"its port {self.port} refused the connection ({exc.strerror})",
+                                        started=False)
+
+    def adopt(self, client: ClientConnection, backend: Backend, method: str, head: bytes, bodiless: bool) -> None:
+        """Carry the next request, for this client (the same as before, or a new one from the pool)."""
+        if client is not self.client:
+            self.client = client
+            self.reader.reasons.discard("client-full")
+            self.reader.resume("client-full")
+        self.backend, self.method = backend, method
+        self.state, self.started, self.reusable = "head", False, False
+        self.reused_head = head if bodiless else None
+        assert self.transport is not None
+        self.transport.write(head)
+
+    def idle(self) -> None:
+        self.client = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.reader.attach(transport)
+        if self.client is None or self.client.state == "closed":
+            transport.close()
+            return
+        assert self.first_head is not None
+        transport.write(self.first_head)
+        self.first_head = None
+        self.client.connected()
+
+    def pause_writing(self) -> None:
+        if self.client is not None:
+            self.client.reader.pause("upstream-full")
+
+    def resume_writing(self) -> None:
+        if self.client is not None:
+            self.client.reader.resume("upstream-full")
+
+    def data_received(self, data: bytes) -> None:
+        if self.client is None or self.client.transport is None:
+            self.close()  # an idle pooled connection has nothing to say
+            return
+        client = self.client.transport
+        if self.state == "pipe":
+            client.write(data)
+            return
+        if self.state == "body" and not self.buf and self.body is not None and self.body.framing.kind == "length":
+            n = self.body.take(data)  # the common case, a counted body: no copies
+            client.write(data if n == len(data) else data[:n])
+            if self.body.done:
+                self._finished()
+            return
+        self.buf += data
+        out = bytearray()  # one write per arrival: each write is a system call
+        try:
+            self._parse(out)
+        finally:
+            if out and self.client is not None and self.client.transport is not None:
+                self.client.transport.write(bytes(out))
+        if self.state == "done":
+            self._finished()
+
+    def _parse(self, out: bytearray) -> None:
+        while self.buf and self.state in ("head", "body"):
+            if self.state == "head":
+                end = self.buf.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(self.buf) > 64 * 1024:
+                        self._broken("its response head is over 64 KiB")
+                    return
+                raw = bytes(self.buf[: end + 4])
+                del self.buf[: end + 4]
+                try:
+                    status, framing, alive = response_info(raw, self.method)
+                except BadMessage as exc:
+                    self._broken(f"it sent invalid HTTP ({exc})")
+                    return
+                out += raw
+                self.started = True
+                if status == 101:
+                    self.state = "pipe"
+                    out += self.buf
+                    self.buf.clear()
+                    assert self.client is not None
+                    self.client.switch_to_pipe()
+                    return
+                if 100 <= status < 200:
+                    continue  # 100 Continue and friends: the real response follows
+                self.reusable = alive and framing.kind != "close"
+                self.body = BodyRelay(framing)
+                self.state = "done" if self.body.done else "body"
+            else:
+                assert self.body is not None
+                n = self.body.take(self.buf)
+                out += self.buf[:n]
+                del self.buf[:n]
+                if self.body.done:
+                    self.state = "done"
+                elif n == 0:
+                    return
+
+    def _finished(self) -> None:
+        self.state = "done"
+        self.buf.clear()  # bytes after a complete response are a protocol error; drop them
+        if self.client is not None:
+            self.client.response_done(self.reusable)
+
+    def _broken(self, why: str) -> None:
+        self.close()
+        if self.client is not None:
+            self.client.upstream_failed(self.backend, why, self.started)
+
+    def eof_received(self) -> bool:
+        if self.state == "pipe" and self.client is not None:
+            client = self.client.transport
+            if client is not None and client.can_write_eof():
+                client.write_eof()
+                return True
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.client is None:
+            self.proxy.forget_idle(self)
+            return
+        if self.client.upstream is not self:
+            return
+        if self.state == "pipe":
+            if self.client.transport is not None:
+                self.client.transport.close()
+        elif self.state == "body" and self.body is not None and self.body.framing.kind == "close":
+            self.reusable = False
+            self.client.keep_alive = False
+            self._finished()
+        elif self.state == "head" and not self.started and self.reused_head is not None:
+            # The upstream closed its idle connection as we reused it: send again on a new one.
+            self.client.upstream = None
+            self.client._send_upstream(self.backend, self.port, self.reused_head)
+        elif self.state in ("head", "body"):
+            why = ("the connection closed before any response: nothing listens on "
+                   f"port {self.port_inside()} inside the container") if not self.started else "the response was cut short"
+            self.client.upstream_failed(self.backend, why, self.started)
+
+    def port_inside(self) -> int:
+        return self.client.port if self.client is not None else 0
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
