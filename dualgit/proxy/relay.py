@@ -33,6 +33,8 @@ class ClientConnection(asyncio.Protocol):
         self.buf = bytearray()
         self.state = "head"  # head, body, discard, response, pipe, closed
         self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0  # when the pending timer fires
+        self.deadline: float | None = None  # when the current wait (for a head, or idle) ends
         self.peer_ip = "127.0.0.1"
         self.upstream: Upstream | None = None
         self.body: BodyRelay | None = None
@@ -59,7 +61,9 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state = "closed"
-        self._cancel_timer()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.transport is not None:
             self.proxy.release(self.transport)
         self._release_upstream()
@@ -290,15 +294,27 @@ class ClientConnection(asyncio.Protocol):
     # slowloris: a head must arrive whole within head_timeout of its first byte
 
     def _arm_timer(self, seconds: float) -> None:
-        self._cancel_timer()
-        self.timer = asyncio.get_running_loop().call_later(seconds, self._timed_out)
-
-    def _cancel_timer(self) -> None:
+        """Set the deadline. One timer per connection checks it when due, so a request costs a float
+        store rather than a timer made and cancelled."""
+        loop = asyncio.get_running_loop()
+        self.deadline = loop.time() + seconds
+        if self.timer is not None and self.timer_at <= self.deadline:
+            return  # the pending timer fires first, and re-arms for the rest
         if self.timer is not None:
             self.timer.cancel()
-            self.timer = None
+        self.timer, self.timer_at = loop.call_at(self.deadline, self._timed_out), self.deadline
+
+    def _cancel_timer(self) -> None:
+        self.deadline = None
 
     def _timed_out(self) -> None:
+        self.timer = None
+        if self.deadline is None or self.state == "closed":
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < self.deadline:
+            self.timer, self.timer_at = loop.call_at(self.deadline, self._timed_out), self.deadline
+            return
         if self.state == "head":
             if self.buf:
                 self._fail(408, "Request Timeout", "the request head did not arrive in time")
