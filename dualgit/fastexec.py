@@ -130,9 +130,9 @@ def _reconcile_now_and_then(loc: Location) -> None:
     import time
     import zlib
 
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    key = "%08x" % zlib.crc32(loc.common_dir.encode("utf-8", "surrogateescape"))
-    stamp = os.path.join(base, "dualgit", "reconciled", key)
+    from dualgit.background import reconcile_later, state_dir
+
+    stamp = state_dir("reconciled", "%08x" % zlib.crc32(loc.common_dir.encode("utf-8", "surrogateescape")))
     try:
         if time.time() - os.stat(stamp).st_mtime < RECONCILE_EVERY:
             return
@@ -142,14 +142,7 @@ def _reconcile_now_and_then(loc: Location) -> None:
         os.makedirs(os.path.dirname(stamp), exist_ok=True)
         with open(stamp, "w"):
             pass
-        null = os.open(os.devnull, os.O_RDWR)
-        try:
-            # it inherits our working directory, which is in the worktree
-            os.posix_spawn(sys.executable, [sys.executable, "-m", "dualgit", "gc", "--quiet"],
-                           {**os.environ, "DUALGIT_RUNNING": "1"}, setsid=True,
-                           file_actions=[(os.POSIX_SPAWN_DUP2, null, fd) for fd in (0, 1, 2)])
-        finally:
-            os.close(null)
+        reconcile_later()  # it inherits our working directory, which is in the worktree
     except OSError:
         pass  # the next command reconciles
 

@@ -102,16 +102,9 @@ def _disabled() -> bool:
 def _reconcile_in_background(folder: str) -> None:
     """`git dual gc --quiet`, detached: reaping containers of worktrees removed since the last run
     needs git's worktree list (pygit2, ~40 ms to import), and `git worktree add` need not wait."""
-    devnull = os.open(os.devnull, os.O_RDWR)
+    from dualgit.background import reconcile_later
+
     try:
-        os.posix_spawn(
-            sys.executable,
-            [sys.executable, "-m", "dualgit", "gc", "--quiet"],
-            {**os.environ, GUARD: "1"},
-            file_actions=[(os.POSIX_SPAWN_DUP2, devnull, fd) for fd in (0, 1, 2)],
-            setsid=True,
-        )
+        reconcile_later()
     except OSError as exc:
         say(f"could not start the background clean-up ({exc}); `git dual gc` does it")
-    finally:
-        os.close(devnull)

@@ -7,13 +7,13 @@ for the same worktree, and records where it stands (`setup_state`)."""
 from __future__ import annotations
 
 import fcntl
-import os
 import subprocess
 import sys
 import time
 import traceback
 
 from dualgit import setup_state
+from dualgit.background import spawn
 from dualgit.errors import DualgitError
 from dualgit.hookspecs import Context, Step, hookimpl
 from dualgit.locate import Location, locate
@@ -22,20 +22,7 @@ from dualgit.locate import Location, locate
 def start_background(loc: Location, container: str, container_id: str, force: bool = False) -> None:
     """Mark setup as running and spawn its runner, detached, so the caller need not wait."""
     setup_state.write(container, "running", container_id, "starting")
-    log_file = setup_state.paths(container)[1]
-    log_fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    null = os.open(os.devnull, os.O_RDONLY)
-    try:
-        os.posix_spawn(
-            sys.executable,
-            [sys.executable, "-m", "dualgit", "setup-run", loc.worktree, *(["--force"] if force else [])],
-            {**os.environ, "DUALGIT_RUNNING": "1"},
-            file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, log_fd, 1), (os.POSIX_SPAWN_DUP2, log_fd, 2)],
-            setsid=True,
-        )
-    finally:
-        os.close(log_fd)
-        os.close(null)
+    spawn(["setup-run", loc.worktree, *(["--force"] if force else [])], log=setup_state.paths(container)[1])
 
 
 def steps_for(ctx: Context) -> list[Step]:

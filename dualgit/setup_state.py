@@ -9,14 +9,11 @@ import os
 import sys
 import time
 
-
-def setup_dir() -> str:
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(base, "dualgit", "setup")
+from dualgit.background import state_dir
 
 
 def paths(container: str) -> tuple[str, str, str]:
-    d = setup_dir()
+    d = state_dir("setup")
     return os.path.join(d, f"{container}.state"), os.path.join(d, f"{container}.log"), os.path.join(d, f"{container}.lock")
 
 
@@ -37,7 +34,7 @@ def read(container: str) -> State:
     except OSError:
         return State("none")
     state = State(parts[0], parts[1] if len(parts) > 1 else "", parts[2] if len(parts) > 2 else "")
-    if state.status == "running" and not runner_alive(lock_file):
+    if state.status == "running" and not runner_alive(state_file, lock_file):
         return State("failed", state.container_id, f"{state.step or 'setup'} (interrupted)")
     return state
 
@@ -51,7 +48,7 @@ def write(container: str, status: str, container_id: str, step: str = "") -> Non
     os.replace(tmp, state_file)
 
 
-def runner_alive(lock_file: str) -> bool:
+def runner_alive(state_file: str, lock_file: str) -> bool:
     """Whether a runner holds the lock. A just-spawned runner may not hold it yet: the spawner
     writes `running` first and the runner takes the lock at once, so a brief miss reads as alive."""
     import fcntl
@@ -59,18 +56,14 @@ def runner_alive(lock_file: str) -> bool:
     try:
         fd = os.open(lock_file, os.O_RDONLY)
     except FileNotFoundError:
-        return _young(paths_for_lock(lock_file))
+        return _young(state_file)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError:
         return True
     finally:
         os.close(fd)
-    return _young(paths_for_lock(lock_file))
-
-
-def paths_for_lock(lock_file: str) -> str:
-    return lock_file[: -len(".lock")] + ".state"
+    return _young(state_file)
 
 
 def _young(state_file: str, grace: float = 5.0) -> bool:

@@ -6,17 +6,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import time
 
+from dualgit import background
 from dualgit.errors import DualgitError
 
 DISABLE_ENV = "DUALGIT_PROXY"  # "0": never start the proxy on its own
 
 
 def state_dir() -> str:
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    path = os.path.join(base, "dualgit")
+    path = background.state_dir()
     os.makedirs(path, exist_ok=True)
     return path
 
@@ -87,17 +86,7 @@ def start(wait: float = 10.0) -> int | None:
     if pid is not None:
         return pid
     _, _, logfile = files()
-    log_fd = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    null = os.open(os.devnull, os.O_RDONLY)
-    try:
-        child = os.posix_spawn(
-            sys.executable, [sys.executable, "-m", "dualgit", "proxy", "run"], dict(os.environ),
-            file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, log_fd, 1), (os.POSIX_SPAWN_DUP2, log_fd, 2)],
-            setsid=True,
-        )
-    finally:
-        os.close(log_fd)
-        os.close(null)
+    child = background.spawn(["proxy", "run"], log=logfile, guard=False)
     if wait <= 0:
         return None
     deadline = time.monotonic() + wait

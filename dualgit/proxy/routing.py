@@ -139,7 +139,12 @@ def stable_tcp_port(repo: str, branch: str, port: int) -> int:
 def current(api: DockerAPI) -> RouteTable:
     """The table as it is now: every dualgit container (one list call), branches read from git."""
     containers = list_all(api)
-    return build(containers, {c.worktree: read_head(c.gitdir)[0] for c in containers})
+    return build(containers, branches_of(containers))
+
+
+def branches_of(containers: list[Container]) -> dict[str, str | None]:
+    """Each container's worktree and the branch git says it is on now (None: detached)."""
+    return {c.worktree: read_head(c.gitdir)[0] for c in containers}
 
 
 def build(containers: list[Container], branches: dict[str, str | None]) -> RouteTable:

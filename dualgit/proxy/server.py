@@ -21,7 +21,6 @@ from dualgit import labels
 from dualgit.containers import Container, list_all
 from dualgit.dockerapi import DockerAPI
 from dualgit.errors import DualgitError
-from dualgit.locate import read_head
 from dualgit.proxy import routing
 from dualgit.proxy.relay import ClientConnection
 from dualgit.proxy.routing import Resolution, RouteTable
@@ -100,7 +99,7 @@ class Proxy:
         now = time.monotonic()
         if now - self.heads_checked > HEAD_RECHECK:
             self.heads_checked = now
-            branches = self._read_branches(self.containers)
+            branches = routing.branches_of(self.containers)
             if branches != self.branches:
                 self.branches = branches
                 self._rebuild()
@@ -111,10 +110,6 @@ class Proxy:
             if len(self.resolved) < 4096:  # Host headers are the client's to choose: keep this bounded
                 self.resolved[key] = found
         return found
-
-    @staticmethod
-    def _read_branches(containers: list[Container]) -> dict[str, str | None]:
-        return {c.worktree: read_head(c.gitdir)[0] for c in containers}
 
     def _rebuild(self) -> None:
         self.table = routing.build(self.containers, self.branches)
@@ -129,7 +124,7 @@ class Proxy:
             log(f"engine: {exc.message}")
             return
         self.containers = containers
-        self.branches = self._read_branches(containers)
+        self.branches = routing.branches_of(containers)
         self.heads_checked = time.monotonic()
         self._rebuild()
         await self._sync_http()

@@ -1,0 +1,34 @@
+"""Detached dualgit processes (setup runner, clean-up, proxy) and the user's state dir they share.
+Standard library only: `git dual exec` and the hooks call it."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def state_dir(*parts: str) -> str:
+    """`$XDG_STATE_HOME/dualgit/...`, else `~/.local/state/dualgit/...` (not created here)."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "dualgit", *parts)
+
+
+def spawn(args: list[str], log: str | None = None, guard: bool = True) -> int:
+    """Start `python -m dualgit ARGS` in a session of its own, stdin from /dev/null and output to
+    `log` (appended) or /dev/null; the caller does not wait. `guard` keeps its git calls hook-free."""
+    null = os.open(os.devnull, os.O_RDWR)
+    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if log else null
+    env = {**os.environ, "DUALGIT_RUNNING": "1"} if guard else dict(os.environ)
+    try:
+        return os.posix_spawn(sys.executable, [sys.executable, "-m", "dualgit", *args], env, setsid=True,
+                              file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, out, 1),
+                                            (os.POSIX_SPAWN_DUP2, out, 2)])
+    finally:
+        if out != null:
+            os.close(out)
+        os.close(null)
+
+
+def reconcile_later() -> None:
+    """`git dual gc --quiet` for the repository of the current directory, detached."""
+    spawn(["gc", "--quiet"])
