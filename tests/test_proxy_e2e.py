@@ -212,12 +212,51 @@ def test_raw_tcp_port_is_stable_and_echoes(site: tuple[Proxy, dict[str, Path]]) 
 def test_branch_switch_moves_the_route(site: tuple[Proxy, dict[str, Path]]) -> None:
     _, trees = site
     assert request("feat-cart.demo.localhost")[0] == 200
+    kept = http.client.HTTPConnection("127.0.0.1", PORT, timeout=10)  # a connection open across the switch
+
+    def on_kept() -> int:
+        kept.request("GET", "/", headers={"Host": f"feat-cart.demo.localhost:{PORT}"})
+        resp = kept.getresponse()
+        resp.read()
+        return resp.status
+
+    assert on_kept() == 200 and on_kept() == 200
     git("switch", "-q", "-c", "feat/basket", cwd=trees["feat/cart"])
     switched = time.monotonic()
     status, _, body = wait_for(lambda: (r := request("feat-basket.demo.localhost"))[0] == 200 and r, timeout=5)
     assert body == b"page feat/cart\n"
     assert time.monotonic() - switched < 5
     assert request("feat-cart.demo.localhost")[0] == 404
+    assert on_kept() == 404  # the old name is gone for a kept-alive connection too
+    kept.close()
+
+
+def test_one_kept_alive_connection_follows_each_request(site: tuple[Proxy, dict[str, Path]]) -> None:
+    """Each request on a kept-alive connection is routed and forwarded on its own, whatever came before."""
+    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=20)
+
+    def get(host: str, path: str = "/", method: str = "GET", body: bytes | None = None,
+            headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        conn.request(method, path, body=body, headers={"Host": f"{host}:{PORT}", **(headers or {})})
+        resp = conn.getresponse()
+        data = resp.read()
+        assert not resp.will_close
+        return resp.status, data
+
+    assert get("main.demo.localhost") == (200, b"page main\n")
+    assert get("feat-auth.demo.localhost") == (200, b"page feat/auth\n")
+    assert get("feat-auth.demo.localhost") == (200, b"page feat/auth\n")
+    assert get("feat-auth.demo.localhost", "/big?n=1000000") == (200, b"x" * 1_000_000)
+    assert get("feat-auth.demo.localhost") == (200, b"page feat/auth\n")
+    sent = json.loads(get("feat-auth.demo.localhost", "/headers", headers={"X-Forwarded-For": "10.1.2.3"})[1])
+    assert sent["x-forwarded-for"] == "10.1.2.3, 127.0.0.1"
+    sent = json.loads(get("feat-auth.demo.localhost", "/headers", headers={"Cookie": "a=1"})[1])
+    assert sent["x-forwarded-for"] == "127.0.0.1" and sent["cookie"] == "a=1"
+    assert sent["x-forwarded-host"] == f"feat-auth.demo.localhost:{PORT}"
+    assert get("feat-auth.demo.localhost", "/echo", "POST", b"abc") == (200, b"abc")
+    assert get("nope.demo.localhost")[0] == 404
+    assert get("main.demo.localhost") == (200, b"page main\n")
+    conn.close()
 
 
 def test_pages_people_see(site: tuple[Proxy, dict[str, Path]], docker: DockerAPI) -> None:

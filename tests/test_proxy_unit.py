@@ -213,3 +213,60 @@ def test_response_info_agrees_with_the_full_parser() -> None:
                 b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n"):
         with pytest.raises(BadMessage):
             response_info(bad, "GET")
+
+
+fast_header = st.one_of(
+    st.builds(lambda k, v: k + b":" + v, st.sampled_from([b"Host", b"host", b"HOST ", b"Accept", b"Cookie", b"X-Forwarded-For",
+                                                          b"Content-Length", b"Transfer-Encoding", b"Connection", b"TE",
+                                                          b"Upgrade", b"Expect", b"Te-st", b"Hostname", b"Bad Name", b""]),
+              st.sampled_from([b" a.localhost:3000", b"1", b" chunked", b" keep-alive", b" close", b"", b"\x00",
+                               b" x\ry", b" caf\xc3\xa9", b"\t spaced \t"])),
+    st.binary(max_size=30),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.sampled_from([b"GET / HTTP/1.1", b"GET /a?b=c HTTP/1.1", b"HEAD / HTTP/1.1", b"GET / HTTP/1.0",
+                        b"POST / HTTP/1.1", b"get / HTTP/1.1", b"GET  / HTTP/1.1", b"GET /\x7f HTTP/1.1"]),
+       st.lists(fast_header, max_size=6), st.binary(max_size=8))
+def test_fast_request_path_only_takes_what_the_full_parser_reads_the_same(first: bytes, headers: list[bytes],
+                                                                          tail: bytes) -> None:
+    """Whatever the hot path forwards untouched, the general path would have parsed as a bodiless GET
+    to the same Host, with nothing hop-by-hop or forwarded in it."""
+    from dualgit.proxy.http import fast_request_host
+    from dualgit.proxy.relay import HOP_BY_HOP
+
+    data = first + b"\r\n" + b"".join(h + b"\r\n" for h in headers) + b"\r\n" + tail
+    host = fast_request_host(data)
+    if host is None:
+        return
+    assert not tail  # exactly one head, nothing after it
+    head = parse_head(data, request=True)
+    assert head.start[0] == "GET" and head.start[2] == "HTTP/1.1"
+    assert head.get("host") == host.decode("latin-1")
+    assert request_framing(head).kind == "none" and keep_alive(head)
+    assert not {name for name in head.index if name in HOP_BY_HOP or name.startswith("x-forwarded-") or name == "expect"}
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.sampled_from([b"HTTP/1.1 200 OK", b"HTTP/1.1 404 Not Found", b"HTTP/1.1 204 No Content", b"HTTP/1.1 304 ",
+                        b"HTTP/1.1 101 Switching", b"HTTP/1.0 200 OK", b"HTTP/1.1 2000 OK", b"http/1.1 200 OK"]),
+       st.lists(st.one_of(
+           st.builds(lambda k, v: k + b":" + v,
+                     st.sampled_from([b"Content-Length", b"content-length", b"Transfer-Encoding", b"Connection", b"Server",
+                                      b"Content-Type", b"Content-Length ", b""]),
+                     st.sampled_from([b" 3", b" 0", b"3", b" 3, 4", b" chunked", b" keep-alive", b" close", b" x", b" -1",
+                                      b" 99999999999999999"])),
+           st.binary(max_size=20)), max_size=5),
+       st.binary(max_size=8))
+def test_fast_response_path_agrees_with_the_full_parser(first: bytes, headers: list[bytes], body: bytes) -> None:
+    from dualgit.proxy.http import fast_response_length, response_info
+
+    data = first + b"\r\n" + b"".join(h + b"\r\n" for h in headers) + b"\r\n" + body
+    fast = fast_response_length(data)
+    if fast is None:
+        return
+    raw = data[: data.find(b"\r\n\r\n") + 4]  # the head ends at the first blank line
+    assert fast[0] == len(raw)
+    status, framing, alive = response_info(raw, "GET")
+    assert framing.kind == "length" and framing.length == fast[1] and alive and 200 <= status < 600

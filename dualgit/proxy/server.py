@@ -48,6 +48,7 @@ class Proxy:
         self.branches: dict[str, str | None] = {}
         self.table = RouteTable()
         self.resolved: dict[tuple[str, int], Resolution] = {}  # cleared whenever the table changes
+        self.generation = 0  # counts the tables built, so a connection can tell its route is still current
         self.heads_checked = 0.0
         self.http_servers: dict[int, list[asyncio.AbstractServer]] = {}
         self.tcp_servers: dict[int, list[asyncio.AbstractServer]] = {}
@@ -111,7 +112,13 @@ class Proxy:
                 self.resolved[key] = found
         return found
 
+    def routes_current(self, generation: int) -> bool:
+        """Whether a route resolved against table `generation` still holds, without re-resolving: the
+        table is the same and the branches were read recently (else `resolve` reads them again)."""
+        return generation == self.generation and time.monotonic() - self.heads_checked <= HEAD_RECHECK
+
     def _rebuild(self) -> None:
+        self.generation += 1
         self.table = routing.build(self.containers, self.branches)
         self.resolved.clear()
         self._sync_tcp()

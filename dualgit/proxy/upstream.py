@@ -8,7 +8,7 @@ import asyncio
 from typing import TYPE_CHECKING, cast
 
 from dualgit.proxy.flow import Reader
-from dualgit.proxy.http import BadMessage, ChunkTracker, Framing, response_info
+from dualgit.proxy.http import BadMessage, ChunkTracker, Framing, fast_response_length, response_info
 from dualgit.proxy.routing import Backend
 
 if TYPE_CHECKING:
@@ -79,6 +79,12 @@ class Upstream(asyncio.Protocol):
         assert self.transport is not None
         self.transport.write(head)
 
+    def send_next(self, method: str, head: bytes) -> None:
+        """The same client's next bodiless request, on this connection between responses."""
+        self.method, self.state, self.started, self.reusable, self.reused_head = method, "head", False, False, head
+        assert self.transport is not None
+        self.transport.write(head)
+
     def idle(self) -> None:
         self.client = None
 
@@ -106,6 +112,17 @@ class Upstream(asyncio.Protocol):
             self.close()  # an idle pooled connection has nothing to say
             return
         client = self.client.transport
+        if self.state == "head" and self.method == "GET" and not self.buf:
+            framing = fast_response_length(data)  # the common response: a counted body, the connection kept
+            if framing is not None and len(data) - framing[0] <= framing[1]:
+                self.started, self.reusable = True, True
+                client.write(data)
+                rest = framing[1] - (len(data) - framing[0])
+                if rest:
+                    self.state, self.body = "body", BodyRelay(Framing("length", rest))
+                else:
+                    self._finished()
+                return
         if self.state == "pipe":
             client.write(data)
             return
