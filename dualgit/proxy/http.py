@@ -61,37 +61,6 @@ def parse_head(raw: bytes, request: bool) -> Head:
     return Head(start, headers)
 
 
-# The hot path. Most requests on a kept-alive connection are a bodiless GET to the same host as
-# the one before, and most responses are a counted body. One regex each recognises that shape
-# whole, strictly (anything else takes the general path above), and says what the proxy needs:
-# the Host, or the Content-Length. Header names that change framing, the connection or
-# forwarding are left to the general path.
-_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_VALUE = rb"[^\x00\r\n]*"
-_REQUEST_SPECIAL = (rb"(?:host|content-length|transfer-encoding|connection|keep-alive|proxy-connection|te|trailer|"
-                    rb"upgrade|expect|x-forwarded-[a-z]+)[ \t]*:")
-_REQUEST_OTHER = rb"(?:(?!" + _REQUEST_SPECIAL + rb")" + _TOKEN + rb":" + _VALUE + rb"\r\n)*"
-FAST_REQUEST = re.compile(rb"(?-i:GET [!-~]+ HTTP/1\.1)\r\n" + _REQUEST_OTHER + rb"host:[ \t]*(" + _VALUE + rb"?)[ \t]*\r\n"
-                          + _REQUEST_OTHER + rb"\r\n", re.IGNORECASE)
-_RESPONSE_OTHER = (rb"(?:(?!(?:content-length|transfer-encoding|connection)[ \t]*:)" + _TOKEN + rb":" + _VALUE + rb"\r\n"
-                   rb"|connection:[ \t]*keep-alive[ \t]*\r\n)*")
-FAST_RESPONSE = re.compile(rb"(?-i:HTTP/1\.1) (?!204|304)[2-5][0-9][0-9] " + _VALUE + rb"\r\n" + _RESPONSE_OTHER
-                           + rb"content-length:[ \t]*([0-9]{1,15})[ \t]*\r\n" + _RESPONSE_OTHER + rb"\r\n", re.IGNORECASE)
-
-
-def fast_request_host(data: bytes) -> bytes | None:
-    """The Host of `data` when it is exactly one bodiless GET head of the plain kind, else None."""
-    m = FAST_REQUEST.fullmatch(data)
-    return m[1] if m is not None else None
-
-
-def fast_response_length(data: bytes) -> tuple[int, int] | None:
-    """(head length, Content-Length) when `data` starts with a plain kept-alive response head with
-    a counted body (to a GET), else None."""
-    m = FAST_RESPONSE.match(data)
-    return (m.end(), int(m[1])) if m is not None else None
-
-
 def render_head(start: tuple[str, str, str], headers: list[tuple[str, str]]) -> bytes:
     lines = [" ".join(start)]
     lines.extend(f"{k}: {v}" for k, v in headers)
@@ -163,9 +132,10 @@ def _length(value: str) -> int:
     return int(values.pop())
 
 
-def keep_alive(head: Head) -> bool:
-    """Whether the connection stays open after this message, by its version and Connection header."""
-    tokens = head.tokens("connection")
+def keep_alive(head: Head, tokens: set[str] | None = None) -> bool:
+    """Whether the connection stays open after this message, by its version and Connection header
+    (whose `tokens` the caller may have at hand)."""
+    tokens = head.tokens("connection") if tokens is None else tokens
     version = head.start[0] if head.start[0].startswith("HTTP/") else head.start[2]  # response or request
     if "close" in tokens:
         return False

@@ -12,13 +12,13 @@ import asyncio
 from typing import TYPE_CHECKING, cast
 
 from dualgit.proxy import pages
+from dualgit.proxy.fast import PlainGet
 from dualgit.proxy.flow import Reader
 from dualgit.proxy.http import (
     MAX_HEAD,
     BadMessage,
     Framing,
     Head,
-    fast_request_host,
     keep_alive,
     parse_head,
     render_head,
@@ -59,6 +59,7 @@ class ClientConnection(asyncio.Protocol):
         self.fast_host: bytes | None = None  # that request's Host
         self.fast_generation = -1  # the route table it was resolved against
         self.fast_suffix = b""  # the X-Forwarded-* lines for it, and the blank line that ends a head
+        self.plain_get: PlainGet | None = None
 
     # connection events
 
@@ -133,7 +134,8 @@ class ClientConnection(asyncio.Protocol):
     def _fast_request(self, data: bytes) -> bool:
         """The common request, a plain bodiless GET to the same host as the last one over the same
         routes, forwarded as it came plus X-Forwarded-*. False, having done nothing, for the rest."""
-        if fast_request_host(data) != self.fast_host or not self.proxy.routes_current(self.fast_generation):
+        assert self.plain_get is not None
+        if self.plain_get.host_of(data) != self.fast_host or not self.proxy.routes_current(self.fast_generation):
             return False
         up = self.upstream
         if up is None or up.state != "done" or not up.reusable or up.transport is None or up.transport.is_closing():
@@ -176,8 +178,10 @@ class ClientConnection(asyncio.Protocol):
     def _request(self, head: Head) -> None:
         method, _target, version = head.start
         self.method = method
-        self.keep_alive = keep_alive(head)
-        self.body = BodyRelay(request_framing(head))
+        connection = head.tokens("connection")
+        self.keep_alive = keep_alive(head, connection)
+        framing = request_framing(head)
+        self.body = NO_BODY if framing.kind == "none" else BodyRelay(framing)
         host = head.get("host")
         if host is None:
             if version == "HTTP/1.1":
@@ -201,22 +205,23 @@ class ClientConnection(asyncio.Protocol):
             return
         # Hop-by-hop headers stay on this hop: the upstream connection's life is the proxy's
         # business (pooled), except for an Upgrade, which must reach the server.
-        upgrade = "upgrade" in head.tokens("connection") and head.get("upgrade") is not None
+        upgrade = "upgrade" in connection and head.get("upgrade") is not None
         drop = HOP_BY_HOP if not upgrade else HOP_BY_HOP - {"connection", "upgrade"}
         headers = [(k, v) for k, v in head.headers if k.lower() not in drop]
         forwarded_for = head.get("x-forwarded-for")
-        headers.append(("X-Forwarded-For", f"{forwarded_for}, {self.peer_ip}" if forwarded_for else self.peer_ip))
+        forwarded = [("X-Forwarded-For", f"{forwarded_for}, {self.peer_ip}" if forwarded_for else self.peer_ip)]
         if head.get("x-forwarded-proto") is None:
-            headers.append(("X-Forwarded-Proto", "http"))
+            forwarded.append(("X-Forwarded-Proto", "http"))
         if head.get("x-forwarded-host") is None:
-            headers.append(("X-Forwarded-Host", host))
+            forwarded.append(("X-Forwarded-Host", host))
         self.state = "body"
-        self._send_upstream(backend, published, render_head(head.start, headers))
-        if forwarded_for is None and head.get("x-forwarded-proto") is None and head.get("x-forwarded-host") is None:
+        self._send_upstream(backend, published, render_head(head.start, headers + forwarded))
+        self.fast_host = None
+        if self.keep_alive and len(forwarded) == 3 and forwarded_for is None:
+            # the next plain GET to this host takes the hot path: the same X-Forwarded-* lines
             self.fast_host, self.fast_generation = host.encode("latin-1"), self.proxy.generation
-            self.fast_suffix = "".join(f"{k}: {v}\r\n" for k, v in headers[-3:]).encode("latin-1") + b"\r\n"
-        else:
-            self.fast_host = None
+            self.plain_get = self.plain_get or PlainGet()
+            self.fast_suffix = "".join(f"{k}: {v}\r\n" for k, v in forwarded).encode("latin-1") + b"\r\n"
 
     def _send_upstream(self, backend: Backend, port: int, head: bytes) -> None:
         bodiless = self.body is not None and self.body.done

@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, cast
 
+from dualgit.proxy.fast import ParserError, ResponseEnd
 from dualgit.proxy.flow import Reader
-from dualgit.proxy.http import BadMessage, ChunkTracker, Framing, fast_response_length, response_info
+from dualgit.proxy.http import BadMessage, ChunkTracker, Framing, response_info
 from dualgit.proxy.routing import Backend
 
 if TYPE_CHECKING:
@@ -57,6 +58,9 @@ class Upstream(asyncio.Protocol):
         self.reusable = False
         self.started = False  # whether any byte of the current response reached the client
         self.reused_head: bytes | None = None  # a bodiless request sent on a kept-alive connection
+        self.fast = False  # the current response is followed by `response_end` (llhttp), not in Python
+        self.response_end: ResponseEnd | None = None
+        self._expect(method)
 
     async def connect(self) -> None:
         loop = asyncio.get_running_loop()
@@ -74,16 +78,26 @@ class Upstream(asyncio.Protocol):
             self.reader.reasons.discard("client-full")
             self.reader.resume("client-full")
         self.backend, self.method = backend, method
-        self.state, self.started, self.reusable = "head", False, False
+        self.state, self.started, self.reusable, self.body = "head", False, False, None
         self.reused_head = head if bodiless else None
+        self._expect(method)
         assert self.transport is not None
         self.transport.write(head)
 
     def send_next(self, method: str, head: bytes) -> None:
         """The same client's next bodiless request, on this connection between responses."""
         self.method, self.state, self.started, self.reusable, self.reused_head = method, "head", False, False, head
+        self.body = None
+        self._expect(method)
         assert self.transport is not None
         self.transport.write(head)
+
+    def _expect(self, method: str) -> None:
+        """Follow the coming response with llhttp, unless it answers HEAD (its head may announce a body
+        that never comes; the general path knows)."""
+        self.fast = method != "HEAD"
+        if self.fast and self.response_end is None:
+            self.response_end = ResponseEnd()
 
     def idle(self) -> None:
         self.client = None
@@ -112,17 +126,8 @@ class Upstream(asyncio.Protocol):
             self.close()  # an idle pooled connection has nothing to say
             return
         client = self.client.transport
-        if self.state == "head" and self.method == "GET" and not self.buf:
-            framing = fast_response_length(data)  # the common response: a counted body, the connection kept
-            if framing is not None and len(data) - framing[0] <= framing[1]:
-                self.started, self.reusable = True, True
-                client.write(data)
-                rest = framing[1] - (len(data) - framing[0])
-                if rest:
-                    self.state, self.body = "body", BodyRelay(Framing("length", rest))
-                else:
-                    self._finished()
-                return
+        if self.fast and self._fast_response(client, data):
+            return
         if self.state == "pipe":
             client.write(data)
             return
@@ -141,6 +146,30 @@ class Upstream(asyncio.Protocol):
                 self.client.transport.write(bytes(out))
         if self.state == "done":
             self._finished()
+
+    def _fast_response(self, client: asyncio.Transport, data: bytes) -> bool:
+        """A response followed by llhttp and relayed as it comes. False, having done nothing, when
+        its head is not the common kind (kept alive, framed by length or chunks): the general path
+        takes it."""
+        end = self.response_end
+        assert end is not None
+        if self.state == "head":
+            ended = end.start(data)
+            if ended is None:
+                self.fast = False
+                return False
+            self.started = self.reusable = True
+            self.state = "body"
+        else:
+            try:
+                ended = end.more(data)
+            except ParserError as exc:
+                self._broken(f"it sent invalid HTTP ({exc})")
+                return True
+        client.write(data)
+        if ended:
+            self._finished()
+        return True
 
     def _parse(self, out: bytearray) -> None:
         while self.buf and self.state in ("head", "body"):
