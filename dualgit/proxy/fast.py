@@ -67,11 +67,12 @@ class ResponseEnd:
     """Follows one response through its body, as its bytes arrive (not for HEAD: llhttp would wait
     for the body its head announces)."""
 
-    __slots__ = ("parser", "finals", "kept", "ended", "extra")
+    __slots__ = ("parser", "final", "finals", "kept", "ended", "extra")
 
     def __init__(self) -> None:
         self.parser = httptools.HttpResponseParser(self)
-        self.finals = 0  # final (non-1xx) response heads seen
+        self.final = False  # the head being read is a final one (not 1xx)
+        self.finals = 0  # final response heads seen
         self.kept = False  # that head keeps the connection, with a body framed by length or chunks
         self.ended = False
         self.extra = False  # bytes came after the end
@@ -81,12 +82,13 @@ class ResponseEnd:
             self.extra = True
 
     def on_headers_complete(self) -> None:
-        if self.parser.get_status_code() >= 200:
+        self.final = self.parser.get_status_code() >= 200
+        if self.final:
             self.finals += 1
             self.kept = self.parser.should_keep_alive()  # false too when the body runs to the connection's end
 
     def on_message_complete(self) -> None:
-        if self.parser.get_status_code() >= 200:
+        if self.final:
             self.ended = True
 
     def start(self, data: bytes) -> bool | None:

@@ -37,10 +37,10 @@ NO_BODY = BodyRelay(Framing("none"))  # done from the start, so never changed: o
 
 
 class ClientConnection(asyncio.Protocol):
-    def __init__(self, proxy: Proxy, port: int) -> None:
+    def __init__(self, proxy: Proxy, port: int, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.proxy = proxy
         self.port = port
-        self.loop = asyncio.get_running_loop()  # asked once: each ask is a getpid() system call
+        self.loop = loop or asyncio.get_running_loop()  # given by the listener: each ask is a getpid() call
         self.transport: asyncio.Transport | None = None
         self.reader = Reader()
         self.buf = bytearray()

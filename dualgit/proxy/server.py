@@ -153,8 +153,9 @@ class Proxy:
             for server in self.http_servers.pop(port):
                 server.close()
             log(f"closed :{port}")
+        loop = asyncio.get_running_loop()
         for port in sorted(wanted - set(self.http_servers) - set(self.busy)):
-            servers = await self._listen(port, lambda p=port: ClientConnection(self, p))  # type: ignore[misc]
+            servers = await self._listen(port, lambda p=port: ClientConnection(self, p, loop))  # type: ignore[misc]
             if servers:
                 self.http_servers[port] = servers
                 log(f"listening on :{port}")
