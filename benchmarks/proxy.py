@@ -7,6 +7,8 @@ Paths measured, each to the same container port:
   direct    127.0.0.1:<port Docker published>
   nginx     a host nginx reverse proxy with pooled upstream keep-alive (the baseline)
   dualgit   `git dual proxy run`, by Host header
+  pipe      for reference: `_pipe.py`, a byte pipe on uvloop that reads no HTTP at all, the most
+            that any Python proxy can do here
 Goals: keep-alive c=50 at 1.0x nginx; a connection per request at 0.5x nginx; at most 80 us
 added p50 latency at c=1 over direct. Needs wrk and nginx (Debian's `wrk` and `nginx`).
 """
@@ -20,13 +22,14 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from _bench import ENV, cleanup, new_repo, sh
 
-PORT, NGINX_PORT = 8080, 8081
+PORT, NGINX_PORT, PIPE_PORT = 8080, 8081, 8082
 BACKEND_CONF = """worker_processes 1; daemon on; pid /tmp/nginx.pid; error_log /dev/null; user root;
 events { worker_connections 4096; }
 http { access_log off; client_body_temp_path /tmp/nb; proxy_temp_path /tmp/np; fastcgi_temp_path /tmp/nf;
@@ -72,6 +75,7 @@ def main() -> None:
     env = {**ENV, "XDG_STATE_HOME": str(state), "DUALGIT_PROXY": "0"}
     front = None
     proxy = None
+    pipe = None
     try:
         (repo / ".dual.toml").write_text(f'image = "dualgit/debian:bookworm"\nports = [{PORT}]\n')
         shutil.copy("/usr/sbin/nginx", repo / "nginx")
@@ -84,12 +88,14 @@ def main() -> None:
         (conf_dir / "nginx.conf").write_text(FRONT_CONF % {"dir": conf_dir, "up": published, "port": NGINX_PORT})
         front = subprocess.Popen(["nginx", "-c", str(conf_dir / "nginx.conf")])
         proxy = subprocess.Popen(["git", "dual", "proxy", "run"], cwd=repo, env=env, stderr=subprocess.DEVNULL)
+        pipe = subprocess.Popen([sys.executable, str(Path(__file__).parent / "_pipe.py"), str(PIPE_PORT), str(published)])
         time.sleep(2)
 
         targets = {
             "direct": (f"http://127.0.0.1:{published}/", None),
             "nginx": (f"http://127.0.0.1:{NGINX_PORT}/", None),
             "dualgit": (f"http://127.0.0.1:{PORT}/", f"main.bench.localhost:{PORT}"),
+            "pipe": (f"http://127.0.0.1:{PIPE_PORT}/", None),
         }
         scenarios = {"keep-alive, c=50": (50, False), "connection per request, c=50": (50, True), "latency, c=1": (1, False)}
         results: dict[tuple[str, str], list[tuple[float, float]]] = {}
@@ -114,7 +120,7 @@ def main() -> None:
                 added = p50["dualgit"] - p50["direct"]
                 print(f"    added p50 over direct: {added:.0f} us (goal <= 80 us: {'met' if added <= 80 else 'NOT met'})")
     finally:
-        for proc in (proxy, front):
+        for proc in (proxy, front, pipe):
             if proc is not None:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=10)

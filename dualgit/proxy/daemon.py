@@ -54,6 +54,9 @@ def run(head_timeout: float | None = None) -> int:
         raise DualgitError(f"the proxy already runs{f' (pid {other})' if other else ''}",
                            hint="`git dual proxy stop` stops it") from None
     raise_fd_limit()
+    import gc
+
+    gc.freeze()  # what is loaded by now lives as long as the proxy: full collections need not walk it
     loop = new_loop()
     asyncio.set_event_loop(loop)
     proxy = Proxy(head_timeout=head_timeout, status_file=status_file)
