@@ -3,7 +3,8 @@
 
 Each request head is parsed (to route by Host and add X-Forwarded-*), bodies are relayed as they
 arrive, counted or followed through their chunk framing, and a `101 Switching Protocols` turns the
-pair into a plain byte pipe (WebSocket). Invalid HTTP gets 400 and the connection closes.
+pair into a plain byte pipe (WebSocket). Invalid HTTP gets 400 and the connection closes. Once a
+request went to a backend, the next plain GET to the same host takes the hot path (`fast.py`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The upstream side of an HTTP connection through the proxy: one protocol object per connection to
 a container's published port, lent to one client connection at a time and pooled between requests.
-Response heads are read for their framing only; bodies are relayed as they arrive."""
+Response heads are read for their framing only (by llhttp for the common kind, `fast.py`); bodies
+are relayed as they arrive."""
 
 from __future__ import annotations
 
