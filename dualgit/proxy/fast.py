@@ -28,13 +28,12 @@ REQUEST_LINE = re.compile(rb"GET /[!-~]* HTTP/1\.1\r\n")
 class PlainGet:
     """Recognises one complete bodiless GET head with one Host and no special headers."""
 
-    __slots__ = ("parser", "host", "plain", "complete")
+    __slots__ = ("parser", "host", "plain")
 
     def __init__(self) -> None:
         self.parser = httptools.HttpRequestParser(self)
         self.host: bytes | None = None
         self.plain = True
-        self.complete = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
@@ -43,22 +42,19 @@ class PlainGet:
         elif name == b"host" or name in SPECIAL or name.startswith(b"x-forwarded-"):
             self.plain = False
 
-    def on_message_complete(self) -> None:
-        self.complete = True
-
     def host_of(self, data: bytes) -> bytes | None:
         """The Host when `data` is exactly such a request, else None."""
         if data.find(b"\r\n\r\n") != len(data) - 4 or REQUEST_LINE.match(data) is None:
             return None  # not one whole head (a part, pipelined requests, a body), or not a plain GET
-        self.host, self.plain, self.complete = None, True, False
+        self.host, self.plain = None, True
         parser = self.parser
         try:
             parser.feed_data(data)
         except DECLINED:
             self.parser = httptools.HttpRequestParser(self)
             return None
-        if self.complete and self.plain and parser.get_method() == b"GET" and parser.get_http_version() == "1.1":
-            return self.host
+        if self.plain and parser.get_method() == b"GET" and parser.get_http_version() == "1.1":
+            return self.host  # one whole head, no framing headers: llhttp completed the message there
         self.parser = httptools.HttpRequestParser(self)
         return None
 

@@ -61,6 +61,7 @@ class ClientConnection(asyncio.Protocol):
         self.fast_generation = -1  # the route table it was resolved against
         self.fast_suffix = b""  # the X-Forwarded-* lines for it, and the blank line that ends a head
         self.plain_get: PlainGet | None = None
+        self.ready: Upstream | None = None  # set only between responses, when the next plain GET may take it
 
     # connection events
 
@@ -80,6 +81,7 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state = "closed"
+        self.ready = None
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -106,7 +108,7 @@ class ClientConnection(asyncio.Protocol):
             self.upstream.reader.resume("client-full")
 
     def data_received(self, data: bytes) -> None:
-        if self.state == "head" and self.fast_host is not None and not self.buf and self._fast_request(data):
+        if self.ready is not None and self._fast_request(data, self.ready):
             return
         if self.state == "pipe":
             if self.upstream is not None and self.upstream.transport is not None:
@@ -132,14 +134,14 @@ class ClientConnection(asyncio.Protocol):
 
     # the request side
 
-    def _fast_request(self, data: bytes) -> bool:
+    def _fast_request(self, data: bytes, up: Upstream) -> bool:
         """The common request, a plain bodiless GET to the same host as the last one over the same
-        routes, forwarded as it came plus X-Forwarded-*. False, having done nothing, for the rest."""
-        assert self.plain_get is not None
-        if self.plain_get.host_of(data) != self.fast_host or not self.proxy.routes_current(self.fast_generation):
-            return False
-        up = self.upstream
-        if up is None or up.state != "done" or not up.reusable or up.transport is None or up.transport.is_closing():
+        routes, forwarded as it came plus X-Forwarded-*, on the upstream connection that is `ready`.
+        False, having done nothing else, for the rest."""
+        self.ready = None
+        assert self.plain_get is not None and up.transport is not None
+        if (self.plain_get.host_of(data) != self.fast_host or not self.proxy.routes_current(self.fast_generation)
+                or up.transport.is_closing()):
             return False
         self.deadline = None
         self.method, self.keep_alive, self.body, self.state = "GET", True, NO_BODY, "response"
@@ -311,6 +313,8 @@ class ClientConnection(asyncio.Protocol):
         self.state = "head"
         self.body = None
         self._arm_timer(self.proxy.idle_timeout if not self.buf else self.proxy.head_timeout)
+        if reusable and not self.buf and self.fast_host is not None:
+            self.ready = self.upstream
         if self.reader.reasons:
             self.reader.resume("backlog")
         if self.buf:
