@@ -238,7 +238,7 @@ def test_fast_request_path_only_takes_what_the_full_parser_reads_the_same(first:
     """Whatever the hot path forwards untouched, the general path would have parsed as a bodiless GET
     to the same Host, with nothing hop-by-hop or forwarded in it."""
     from dualgit.proxy.fast import PlainGet
-    from dualgit.proxy.relay import HOP_BY_HOP
+    from dualgit.proxy.http import HOP_BY_HOP
 
     data = first + b"\r\n" + b"".join(h + b"\r\n" for h in headers) + b"\r\n" + tail
     recogniser = PlainGet()

@@ -3,8 +3,8 @@
 Most requests on a kept-alive connection are a plain bodiless GET to the same host as the one
 before; most responses are framed by Content-Length or chunks and keep the connection.
 `PlainGet` recognises such a request whole and gives its Host; `ResponseEnd` follows such a
-response (to any request but HEAD) through its body and says when it ended. Anything else they decline, having changed
-nothing, and the general path (`http.py`, in Python) takes it. Both keep one llhttp parser per
+response (to any request but HEAD) through its body and says when it ended. Anything else they
+decline, having changed nothing, and the general path (`http.py`, in Python) takes it. Both keep one llhttp parser per
 connection, made again after a decline so that a declined message never leaves it mid-way.
 """
 
@@ -14,10 +14,11 @@ import re
 
 import httptools
 
-# Request headers that change framing, the connection, or forwarding: their requests take the
-# general path, which drops the hop-by-hop ones and extends X-Forwarded-For.
-SPECIAL = frozenset({b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"proxy-connection", b"te",
-                     b"trailer", b"upgrade", b"expect"})
+from dualgit.proxy.http import HOP_BY_HOP
+
+# Request headers that change framing, the connection, or forwarding (and X-Forwarded-*, by their
+# prefix): their requests take the general path, which drops the hop-by-hop ones.
+SPECIAL = frozenset(name.encode() for name in HOP_BY_HOP) | {b"content-length", b"transfer-encoding", b"expect"}
 ParserError = httptools.HttpParserError
 DECLINED = (httptools.HttpParserError, httptools.HttpParserUpgrade)  # the second is not a kind of the first
 # llhttp takes request lines that the general path refuses (two spaces, say): the request line is

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 
 MAX_HEAD = 16 * 1024  # larger request heads get 431
+# Request headers that stay on the client's hop (X-Forwarded-For is extended, not passed on as is)
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "x-forwarded-for"})
 NO_BODY_STATUS = (204, 304)
 
 

@@ -16,6 +16,7 @@ from dualgit.proxy import pages
 from dualgit.proxy.fast import PlainGet
 from dualgit.proxy.flow import Reader
 from dualgit.proxy.http import (
+    HOP_BY_HOP,
     MAX_HEAD,
     BadMessage,
     Framing,
@@ -32,7 +33,6 @@ from dualgit.proxy.upstream import BodyRelay, Upstream
 if TYPE_CHECKING:
     from dualgit.proxy.server import Proxy
 
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "x-forwarded-for"})
 BACKLOG = 64 * 1024  # pipelined bytes held while a response is under way, before reading pauses
 NO_BODY = BodyRelay(Framing("none"))  # done from the start, so never changed: one serves every bodiless request
 
@@ -145,7 +145,7 @@ class ClientConnection(asyncio.Protocol):
             return False
         self.deadline = None
         self.method, self.keep_alive, self.body, self.state = "GET", True, NO_BODY, "response"
-        up.send_next("GET", data[:-2] + self.fast_suffix)
+        up.adopt(self, up.backend, "GET", data[:-2] + self.fast_suffix, bodiless=True)
         return True
 
     def _advance(self) -> None:

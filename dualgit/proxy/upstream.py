@@ -85,14 +85,6 @@ class Upstream(asyncio.Protocol):
         assert self.transport is not None
         self.transport.write(head)
 
-    def send_next(self, method: str, head: bytes) -> None:
-        """The same client's next bodiless request, on this connection between responses."""
-        self.method, self.state, self.started, self.reusable, self.reused_head = method, "head", False, False, head
-        self.body = None
-        self._expect(method)
-        assert self.transport is not None
-        self.transport.write(head)
-
     def _expect(self, method: str) -> None:
         """Follow the coming response with llhttp, unless it answers HEAD (its head may announce a body
         that never comes; the general path knows)."""
