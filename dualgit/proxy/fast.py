@@ -1,105 +1,82 @@
-"""The proxy's hot path, parsed by llhttp (httptools) instead of Python.
+"""The proxy's hot path: the common request and response, checked in C (a regular expression, llhttp)
+with as little Python per request as can be.
 
 Most requests on a kept-alive connection are a plain bodiless GET to the same host as the one
 before; most responses are framed by Content-Length or chunks and keep the connection.
-`PlainGet` recognises such a request whole and gives its Host; `ResponseEnd` follows such a
+`plain_get(host)` is a pattern that matches such a request whole; `ResponseEnd` follows such a
 response (to any request but HEAD) through its body and says when it ended. Anything else they
-decline, having changed nothing, and the general path (`http.py`, in Python) takes it. Both keep one llhttp parser per
-connection, made again after a decline so that a declined message never leaves it mid-way.
+decline, having changed nothing, and the general path (`http.py`, in Python) takes it.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 
 import httptools
 
 from dualgit.proxy.http import HOP_BY_HOP
 
-# Request headers that change framing, the connection, or forwarding (and X-Forwarded-*, by their
-# prefix): their requests take the general path, which drops the hop-by-hop ones.
-SPECIAL = frozenset(name.encode() for name in HOP_BY_HOP) | {b"content-length", b"transfer-encoding", b"expect"}
+# Request headers that change framing, the connection, forwarding or the route: requests with them
+# take the general path, which drops the hop-by-hop ones. X-Forwarded-* go by their prefix.
+SPECIAL = sorted(HOP_BY_HOP | {"content-length", "transfer-encoding", "expect", "host"})
+TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"  # a header name, as the general path reads one
+_FIRST = "".join(sorted({c for name in [*SPECIAL, "x-forwarded-"] for c in (name[0], name[0].upper())})).encode()
+_NAMES = b"|".join(re.escape(name.encode()) for name in SPECIAL)
+# A header line carried as it is: not a special one (the class in front only makes the check quick),
+# and its value in the characters the general path takes (visible, space, tab, and non-ASCII).
+PLAIN_LINE = rb"(?!(?=[" + _FIRST + rb"])(?i:(?:" + _NAMES + rb"):|x-forwarded-))" + TOKEN + rb":[\t -~\x80-\xff]*\r\n"
 ParserError = httptools.HttpParserError
 DECLINED = (httptools.HttpParserError, httptools.HttpParserUpgrade)  # the second is not a kind of the first
-# llhttp takes request lines that the general path refuses (two spaces, say): the request line is
-# held to the general path's rule first, in its origin form.
-REQUEST_LINE = re.compile(rb"GET /[!-~]* HTTP/1\.1\r\n")
 
 
-class PlainGet:
-    """Recognises one complete bodiless GET head with one Host and no special headers."""
-
-    __slots__ = ("parser", "host", "plain")
-
-    def __init__(self) -> None:
-        self.parser = httptools.HttpRequestParser(self)
-        self.host: bytes | None = None
-        self.plain = True
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        name = name.lower()
-        if name == b"host" and self.host is None:
-            self.host = value.rstrip(b" \t")
-        elif name == b"host" or name in SPECIAL or name.startswith(b"x-forwarded-"):
-            self.plain = False
-
-    def host_of(self, data: bytes) -> bytes | None:
-        """The Host when `data` is exactly such a request, else None."""
-        if data.find(b"\r\n\r\n") != len(data) - 4 or REQUEST_LINE.match(data) is None:
-            return None  # not one whole head (a part, pipelined requests, a body), or not a plain GET
-        self.host, self.plain = None, True
-        parser = self.parser
-        try:
-            parser.feed_data(data)
-        except DECLINED:
-            self.parser = httptools.HttpRequestParser(self)
-            return None
-        if self.plain and parser.get_method() == b"GET" and parser.get_http_version() == "1.1":
-            return self.host  # one whole head, no framing headers: llhttp completed the message there
-        self.parser = httptools.HttpRequestParser(self)
-        return None
+@functools.lru_cache(maxsize=1024)  # one per Host seen: the client's to choose, so bounded
+def plain_get(host: bytes) -> re.Pattern[bytes]:
+    """A pattern for one whole request head and nothing after it: a GET in origin form over HTTP/1.1,
+    one `Host: <host>` line and otherwise plain header lines (see PLAIN_LINE). Its fullmatch is the
+    whole check: the request goes out as it came, plus X-Forwarded-*."""
+    return re.compile(rb"GET /[!-~]* HTTP/1\.1\r\n(?:%s)*Host: %s\r\n(?:%s)*\r\n"
+                      % (PLAIN_LINE, re.escape(host), PLAIN_LINE))
 
 
 class ResponseEnd:
     """Follows one response through its body, as its bytes arrive (not for HEAD: llhttp would wait
-    for the body its head announces)."""
+    for the body its head announces). One llhttp parser per upstream connection, made again after a
+    decline, so that a declined message never leaves it mid-way."""
 
-    __slots__ = ("parser", "final", "finals", "kept", "ended", "extra")
+    __slots__ = ("parser", "begun", "ended", "kept")
 
     def __init__(self) -> None:
         self.parser = httptools.HttpResponseParser(self)
-        self.final = False  # the head being read is a final one (not 1xx)
-        self.finals = 0  # final response heads seen
-        self.kept = False  # that head keeps the connection, with a body framed by length or chunks
+        self.begun = 0  # messages begun in the bytes fed since `start`
         self.ended = False
-        self.extra = False  # bytes came after the end
+        self.kept = False  # whether the ended message kept the connection
 
     def on_message_begin(self) -> None:
-        if self.ended:
-            self.extra = True
-
-    def on_headers_complete(self) -> None:
-        self.final = self.parser.get_status_code() >= 200
-        if self.final:
-            self.finals += 1
-            self.kept = self.parser.should_keep_alive()  # false too when the body runs to the connection's end
+        self.begun += 1
 
     def on_message_complete(self) -> None:
-        if self.final:
-            self.ended = True
+        self.ended = True
+        self.kept = self.parser.should_keep_alive()  # llhttp clears what decides this once we return
 
     def start(self, data: bytes) -> bool | None:
         """Feed the first bytes of a response. None: declined, take the general path with these
-        bytes. Else whether the response ended in them."""
-        self.finals, self.kept, self.ended, self.extra = 0, False, False, False
+        bytes. Else whether the response ended in them. Taken: one final head, whole in `data`,
+        keeping the connection, with a body framed by length or chunks (else llhttp's keep-alive
+        is false), and nothing after the end."""
+        if data.find(b"\r\n\r\n") < 0:
+            return None  # the head is not whole: the general path waits for the rest
+        self.begun, self.ended = 0, False
+        parser = self.parser
         try:
-            self.parser.feed_data(data)
+            parser.feed_data(data)
         except DECLINED:
             self.parser = httptools.HttpResponseParser(self)
             return None
-        if self.finals == 1 and self.kept and not self.extra:
+        if self.begun == 1 and parser.get_status_code() >= 200 and (
+                self.kept if self.ended else parser.should_keep_alive()):
             return self.ended
-        self.parser = httptools.HttpResponseParser(self)  # no whole head yet, not kept, or bytes past the end
+        self.parser = httptools.HttpResponseParser(self)  # 1xx, not kept, or more than one message
         return None
 
     def more(self, data: bytes) -> bool:
@@ -110,6 +87,6 @@ class ResponseEnd:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             raise ParserError("a protocol switch in the middle of a body") from None
-        if self.extra:
+        if self.begun != 1:
             raise ParserError("bytes after the end of the response")
         return self.ended

@@ -10,10 +10,11 @@ request went to a backend, the next plain GET to the same host takes the hot pat
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import TYPE_CHECKING, cast
 
 from dualgit.proxy import pages
-from dualgit.proxy.fast import PlainGet
+from dualgit.proxy.fast import plain_get
 from dualgit.proxy.flow import Reader
 from dualgit.proxy.http import (
     HOP_BY_HOP,
@@ -57,10 +58,9 @@ class ClientConnection(asyncio.Protocol):
         self.local_reply: bytes | None = None  # a page to send once the request body is read
         self.advancing = False
         # The fast path: set once a request went to a backend; valid while the routes are unchanged.
-        self.fast_host: bytes | None = None  # that request's Host
-        self.fast_generation = -1  # the route table it was resolved against
+        self.fast_head: re.Pattern[bytes] | None = None  # matches a plain GET to that request's Host
+        self.fast_generation = -1  # the routes it was resolved against
         self.fast_suffix = b""  # the X-Forwarded-* lines for it, and the blank line that ends a head
-        self.plain_get: PlainGet | None = None
         self.ready: Upstream | None = None  # set only between responses, when the next plain GET may take it
 
     # connection events
@@ -108,8 +108,18 @@ class ClientConnection(asyncio.Protocol):
             self.upstream.reader.resume("client-full")
 
     def data_received(self, data: bytes) -> None:
-        if self.ready is not None and self._fast_request(data, self.ready):
-            return
+        up = self.ready
+        if up is not None:
+            # The hot path: a plain GET to the same host as the last request, over the same routes,
+            # forwarded as it came plus X-Forwarded-*, on the upstream connection that is ready.
+            self.ready = None
+            assert self.fast_head is not None and up.transport is not None
+            if (self.fast_head.fullmatch(data) is not None and self.fast_generation == self.proxy.generation
+                    and not up.transport.is_closing()):
+                self.deadline = None
+                self.method, self.body, self.state = "GET", NO_BODY, "response"
+                up.adopt(self, up.backend, "GET", data[:-2] + self.fast_suffix, bodiless=True)
+                return
         if self.state == "pipe":
             if self.upstream is not None and self.upstream.transport is not None:
                 self.upstream.transport.write(data)
@@ -133,20 +143,6 @@ class ClientConnection(asyncio.Protocol):
         return True
 
     # the request side
-
-    def _fast_request(self, data: bytes, up: Upstream) -> bool:
-        """The common request, a plain bodiless GET to the same host as the last one over the same
-        routes, forwarded as it came plus X-Forwarded-*, on the upstream connection that is `ready`.
-        False, having done nothing else, for the rest."""
-        self.ready = None
-        assert self.plain_get is not None and up.transport is not None
-        if (self.plain_get.host_of(data) != self.fast_host or not self.proxy.routes_current(self.fast_generation)
-                or up.transport.is_closing()):
-            return False
-        self.deadline = None
-        self.method, self.keep_alive, self.body, self.state = "GET", True, NO_BODY, "response"
-        up.adopt(self, up.backend, "GET", data[:-2] + self.fast_suffix, bodiless=True)
-        return True
 
     def _advance(self) -> None:
         if self.advancing:
@@ -219,11 +215,10 @@ class ClientConnection(asyncio.Protocol):
             forwarded.append(("X-Forwarded-Host", host))
         self.state = "body"
         self._send_upstream(backend, published, render_head(head.start, headers + forwarded))
-        self.fast_host = None
+        self.fast_head = None
         if self.keep_alive and len(forwarded) == 3 and forwarded_for is None:
             # the next plain GET to this host takes the hot path: the same X-Forwarded-* lines
-            self.fast_host, self.fast_generation = host.encode("latin-1"), self.proxy.generation
-            self.plain_get = self.plain_get or PlainGet()
+            self.fast_head, self.fast_generation = plain_get(host.encode("latin-1")), self.proxy.generation
             self.fast_suffix = "".join(f"{k}: {v}\r\n" for k, v in forwarded).encode("latin-1") + b"\r\n"
 
     def _send_upstream(self, backend: Backend, port: int, head: bytes) -> None:
@@ -301,6 +296,13 @@ class ClientConnection(asyncio.Protocol):
         self.response_done(reusable=True)
 
     def response_done(self, reusable: bool) -> None:
+        if (reusable and self.state == "response" and self.fast_head is not None and self.keep_alive and not self.buf
+                and not self.reader.reasons and self.timer is not None):
+            deadline = self.loop.time() + self.proxy.idle_timeout
+            if self.timer_at <= deadline:  # the pending timer fires first, and re-arms for the rest
+                # the common end, kept short: what the rest of this method does in this case
+                self.state, self.body, self.ready, self.deadline = "head", None, self.upstream, deadline
+                return
         if self.transport is None or self.state == "closed":
             return
         if not self.keep_alive:
@@ -313,7 +315,7 @@ class ClientConnection(asyncio.Protocol):
         self.state = "head"
         self.body = None
         self._arm_timer(self.proxy.idle_timeout if not self.buf else self.proxy.head_timeout)
-        if reusable and not self.buf and self.fast_host is not None:
+        if reusable and not self.buf and self.fast_head is not None:
             self.ready = self.upstream
         if self.reader.reasons:
             self.reader.resume("backlog")

@@ -48,8 +48,11 @@ class Proxy:
         self.branches: dict[str, str | None] = {}
         self.table = RouteTable()
         self.resolved: dict[tuple[str, int], Resolution] = {}  # cleared whenever the table changes
-        self.generation = 0  # counts the tables built, so a connection can tell its route is still current
+        # A connection may reuse a route resolved under the current generation without resolving it
+        # again: it moves on with every table built, and when the branch reads grow old.
+        self.generation = 0
         self.heads_checked = 0.0
+        self.heads_expiry: asyncio.TimerHandle | None = None
         self.http_servers: dict[int, list[asyncio.AbstractServer]] = {}
         self.tcp_servers: dict[int, list[asyncio.AbstractServer]] = {}
         self.tcp_targets: dict[int, tuple[routing.Backend, int]] = {}
@@ -99,7 +102,7 @@ class Proxy:
     def resolve(self, host: str, port: int) -> Resolution:
         now = time.monotonic()
         if now - self.heads_checked > HEAD_RECHECK:
-            self.heads_checked = now
+            self._heads_read(now)
             branches = routing.branches_of(self.containers)
             if branches != self.branches:
                 self.branches = branches
@@ -112,10 +115,16 @@ class Proxy:
                 self.resolved[key] = found
         return found
 
-    def routes_current(self, generation: int) -> bool:
-        """Whether a route resolved against table `generation` still holds, without re-resolving: the
-        table is the same and the branches were read recently (else `resolve` reads them again)."""
-        return generation == self.generation and time.monotonic() - self.heads_checked <= HEAD_RECHECK
+    def _heads_read(self, now: float) -> None:
+        """The branches were read now: routes resolved from here on hold for HEAD_RECHECK."""
+        self.heads_checked = now
+        if self.heads_expiry is not None:
+            self.heads_expiry.cancel()
+        self.heads_expiry = asyncio.get_running_loop().call_later(HEAD_RECHECK, self._heads_old)
+
+    def _heads_old(self) -> None:
+        self.heads_expiry = None
+        self.generation += 1
 
     def _rebuild(self) -> None:
         self.generation += 1
@@ -132,7 +141,7 @@ class Proxy:
             return
         self.containers = containers
         self.branches = routing.branches_of(containers)
-        self.heads_checked = time.monotonic()
+        self._heads_read(time.monotonic())
         self._rebuild()
         await self._sync_http()
         self._write_status()

@@ -59,9 +59,10 @@ class Upstream(asyncio.Protocol):
         self.reusable = False
         self.started = False  # whether any byte of the current response reached the client
         self.reused_head: bytes | None = None  # a bodiless request sent on a kept-alive connection
-        self.fast = False  # the current response is followed by `response_end` (llhttp), not in Python
-        self.response_end: ResponseEnd | None = None
-        self._expect(method)
+        # Whether the current response is followed by llhttp (`fast.py`) rather than in Python: any
+        # but a reply to HEAD, whose head may announce a body that never comes (the general path knows).
+        self.fast = method != "HEAD"
+        self.response_end = ResponseEnd()
 
     async def connect(self) -> None:
         loop = asyncio.get_running_loop()
@@ -81,16 +82,9 @@ class Upstream(asyncio.Protocol):
         self.backend, self.method = backend, method
         self.state, self.started, self.reusable, self.body = "head", False, False, None
         self.reused_head = head if bodiless else None
-        self._expect(method)
+        self.fast = method != "HEAD"
         assert self.transport is not None
         self.transport.write(head)
-
-    def _expect(self, method: str) -> None:
-        """Follow the coming response with llhttp, unless it answers HEAD (its head may announce a body
-        that never comes; the general path knows)."""
-        self.fast = method != "HEAD"
-        if self.fast and self.response_end is None:
-            self.response_end = ResponseEnd()
 
     def idle(self) -> None:
         self.client = None
@@ -119,8 +113,27 @@ class Upstream(asyncio.Protocol):
             self.close()  # an idle pooled connection has nothing to say
             return
         client = self.client.transport
-        if self.fast and self._fast_response(client, data):
-            return
+        if self.fast:
+            # The hot path: the response followed by llhttp and relayed as it comes. A head that is
+            # not the common kind (kept alive, framed by length or chunks) goes to the general path.
+            if self.state == "head":
+                started = self.response_end.start(data)
+                if started is not None:
+                    ended, self.started, self.reusable, self.state = started, True, True, "body"
+                else:
+                    ended, self.fast = False, False
+            else:
+                try:
+                    ended = self.response_end.more(data)
+                except ParserError as exc:
+                    self._broken(f"it sent invalid HTTP ({exc})")
+                    return
+            if self.fast:
+                client.write(data)
+                if ended:
+                    self.state = "done"
+                    self.client.response_done(True)
+                return
         if self.state == "pipe":
             client.write(data)
             return
@@ -139,30 +152,6 @@ class Upstream(asyncio.Protocol):
                 self.client.transport.write(bytes(out))
         if self.state == "done":
             self._finished()
-
-    def _fast_response(self, client: asyncio.Transport, data: bytes) -> bool:
-        """A response followed by llhttp and relayed as it comes. False, having done nothing, when
-        its head is not the common kind (kept alive, framed by length or chunks): the general path
-        takes it."""
-        end = self.response_end
-        assert end is not None
-        if self.state == "head":
-            ended = end.start(data)
-            if ended is None:
-                self.fast = False
-                return False
-            self.started = self.reusable = True
-            self.state = "body"
-        else:
-            try:
-                ended = end.more(data)
-            except ParserError as exc:
-                self._broken(f"it sent invalid HTTP ({exc})")
-                return True
-        client.write(data)
-        if ended:
-            self._finished()
-        return True
 
     def _parse(self, out: bytearray) -> None:
         while self.buf and self.state in ("head", "body"):
