@@ -24,6 +24,7 @@ DEBIAN = "dualgit/debian:bookworm"
 BACKEND = Path(__file__).parent / "assets" / "backend.py"
 PORT = 3000
 TCP = 7000
+IDLE = 3  # seconds the proxy keeps an idle kept-alive connection open, in these tests
 
 
 def request(host: str, path: str = "/", port: int = PORT, method: str = "GET", body: bytes | None = None,
@@ -54,7 +55,8 @@ class Proxy:
     def start(self) -> None:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(["git", "dual", "proxy", "run"], cwd=self.cwd, stdout=out, stderr=out,
-                                         env={**os.environ, "DUALGIT_PROXY_HEAD_TIMEOUT": "3"})
+                                         env={**os.environ, "DUALGIT_PROXY_HEAD_TIMEOUT": "3",
+                                              "DUALGIT_PROXY_IDLE_TIMEOUT": str(IDLE)})
         # ready when its own status says it listens (not just anything on the port: say, a stray proxy)
         wait_for(lambda: PORT in json.loads(dual("proxy", "status", "--json", cwd=self.cwd).stdout).get("http_ports", []))
 
@@ -264,6 +266,77 @@ def test_one_kept_alive_connection_follows_each_request(site: tuple[Proxy, dict[
     assert get("nope.demo.localhost")[0] == 404
     assert get("main.demo.localhost") == (200, b"page main\n")
     conn.close()
+
+
+def test_a_pinned_connection_keeps_http_order_and_survives_its_upstream(site: tuple[Proxy, dict[str, Path]]) -> None:
+    """After a first response, a kept-alive connection's plain GETs go straight to its upstream and the
+    responses straight back (the proxy's hot path). Requests sent before a response ends are answered
+    in order, whatever their kind; the upstream closing, before or within a response, is handled."""
+    def head(path: str, extra: str = "") -> bytes:
+        return f"GET {path} HTTP/1.1\r\nHost: main.demo.localhost:{PORT}\r\n{extra}\r\n".encode()
+
+    def read_until(s: socket.socket, end: bytes) -> bytes:
+        got = b""
+        while not got.endswith(end):
+            chunk = s.recv(65536)
+            assert chunk, got
+            got += chunk
+        return got
+
+    def until_eof(s: socket.socket) -> bytes:
+        got = b""
+        while chunk := s.recv(65536):
+            got += chunk
+        return got
+
+    with socket.create_connection(("127.0.0.1", PORT), timeout=10) as s:
+        s.sendall(head("/"))
+        read_until(s, b"page main\n")
+        # a slow streamed response, then a plain GET and a POST sent while it streams: all three, in order
+        s.sendall(head("/sse"))
+        time.sleep(0.2)
+        s.sendall(head("/"))
+        time.sleep(0.2)
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: main.demo.localhost:3000\r\nContent-Length: 4\r\n\r\nabcd")
+        got = read_until(s, b"abcd")
+        sse, page, echo = got.index(b"data: main 2"), got.index(b"page main\n"), got.index(b"\r\n\r\nabcd")
+        assert sse < got.index(b"0\r\n\r\n", sse) < page < echo, got
+        # the server ends the connection after a response: the next request goes out on a new one
+        s.sendall(head("/bye"))
+        assert read_until(s, b"bye\n").startswith(b"HTTP/1.1 200")
+        time.sleep(0.3)
+        s.sendall(head("/"))
+        read_until(s, b"page main\n")
+        # the server closes as a request comes in, before answering it: the proxy sends it again
+        s.sendall(head("/drop-next"))
+        read_until(s, b"ok\n")
+        s.sendall(head("/headers"))
+        assert json.loads(read_until(s, b"}").split(b"\r\n\r\n", 1)[1])["host"] == f"main.demo.localhost:{PORT}"
+        # still kept alive after an idle spell shorter than the proxy's limit
+        time.sleep(IDLE / 2)
+        s.sendall(head("/"))
+        read_until(s, b"page main\n")
+        # a response cut short: the client's connection ends too, so it cannot take the rest for a body
+        s.sendall(head("/cut"))
+        assert until_eof(s).endswith(b"\r\n\r\n" + b"y" * 10)
+
+    with socket.create_connection(("127.0.0.1", PORT), timeout=10) as s:
+        s.sendall(head("/"))
+        read_until(s, b"page main\n")
+        # half-closed with a response under way: the response comes whole, then the connection ends
+        s.sendall(head("/sse"))
+        time.sleep(0.2)
+        s.shutdown(socket.SHUT_WR)
+        assert until_eof(s).endswith(b"data: main 2\n\n\r\n0\r\n\r\n")
+
+    with socket.create_connection(("127.0.0.1", PORT), timeout=4 * IDLE) as s:
+        s.sendall(head("/"))
+        read_until(s, b"page main\n")
+        s.sendall(head("/"))
+        read_until(s, b"page main\n")
+        assert until_eof(s) == b""  # an idle pinned connection is closed in time (between one and two limits)
+    assert request("main.demo.localhost")[2] == b"page main\n"
+    assert b"Traceback" not in site[0].log.read_bytes()
 
 
 fuzz_header = st.one_of(

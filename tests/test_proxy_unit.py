@@ -310,3 +310,21 @@ def test_hot_path_declines_what_it_does_not_carry_and_is_none_the_worse() -> Non
     assert end.start(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel") is False
     with pytest.raises(ParserError):
         end.more(b"loHTTP/1.1 200 OK\r\n")  # bytes after the end
+
+
+def test_pinned_responses_are_counted_as_they_end_however_they_arrive() -> None:
+    from dualgit.proxy.fast import ResponseCount
+
+    stream = (b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+              b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+              b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+              b"HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n")
+    for size in (1, 7, len(stream)):
+        count, seen = ResponseCount(), []
+        for i in range(0, len(stream), size):
+            count.parser.feed_data(stream[i:i + size])
+            seen.append(count.finals)
+        assert seen[-1] == 3 and seen == sorted(seen)
+        if size == 1:  # seen[i]: counted once byte i is in; the interim response is not counted
+            hello = stream.index(b"hello") + 4
+            assert seen[hello - 1] == 0 and seen[hello] == 1

@@ -40,6 +40,7 @@ def run(head_timeout: float | None = None) -> int:
     """The proxy in the foreground, until SIGINT or SIGTERM."""
     if head_timeout is None:
         head_timeout = float(os.environ.get("DUALGIT_PROXY_HEAD_TIMEOUT", "10"))
+    idle_timeout = float(os.environ.get("DUALGIT_PROXY_IDLE_TIMEOUT", "30"))  # a kept-alive connection with no request
     import asyncio
     import fcntl
 
@@ -59,7 +60,7 @@ def run(head_timeout: float | None = None) -> int:
     gc.freeze()  # what is loaded by now lives as long as the proxy: full collections need not walk it
     loop = new_loop()
     asyncio.set_event_loop(loop)
-    proxy = Proxy(head_timeout=head_timeout, status_file=status_file)
+    proxy = Proxy(head_timeout=head_timeout, idle_timeout=idle_timeout, status_file=status_file)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, proxy.stopping.set)
 

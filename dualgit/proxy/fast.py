@@ -5,7 +5,9 @@ Most requests on a kept-alive connection are a plain bodiless GET to the same ho
 before; most responses are framed by Content-Length or chunks and keep the connection.
 `plain_get(host)` is a pattern that matches such a request whole; `ResponseEnd` follows such a
 response (to any request but HEAD) through its body and says when it ended. Anything else they
-decline, having changed nothing, and the general path (`http.py`, in Python) takes it.
+decline, having changed nothing, and the general path (`http.py`, in Python) takes it. Once a
+connection is pinned to its upstream, `ResponseCount` follows the responses coming back, all in C
+but for one call per response.
 """
 
 from __future__ import annotations
@@ -90,3 +92,18 @@ class ResponseEnd:
         if self.begun != 1:
             raise ParserError("bytes after the end of the response")
         return self.ended
+
+
+class ResponseCount:
+    """Counts the final responses that end in a stream of them, relayed as they come: the responses
+    to the requests sent on a pinned connection (`Upstream.pin`)."""
+
+    __slots__ = ("parser", "finals")
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.finals = 0
+
+    def on_message_complete(self) -> None:
+        if self.parser.get_status_code() >= 200:  # an interim (1xx) response comes before its final one
+            self.finals += 1

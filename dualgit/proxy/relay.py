@@ -3,8 +3,12 @@
 
 Each request head is parsed (to route by Host and add X-Forwarded-*), bodies are relayed as they
 arrive, counted or followed through their chunk framing, and a `101 Switching Protocols` turns the
-pair into a plain byte pipe (WebSocket). Invalid HTTP gets 400 and the connection closes. Once a
-request went to a backend, the next plain GET to the same host takes the hot path (`fast.py`).
+pair into a plain byte pipe (WebSocket). Invalid HTTP gets 400 and the connection closes.
+
+The hot path: once a response on a kept-alive connection has ended, the connection is pinned to its
+upstream connection. A plain GET to the same host (`fast.py`: one regular expression) then goes
+straight out, plus X-Forwarded-*, and the responses come straight back, counted by llhttp
+(`Upstream.pin`). Anything else leaves the pin, once the responses under way are through.
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ NO_BODY = BodyRelay(Framing("none"))  # done from the start, so never changed: o
 
 
 class ClientConnection(asyncio.Protocol):
+    __slots__ = ("proxy", "port", "loop", "transport", "reader", "buf", "state", "timer", "timer_at", "deadline", "peer_ip",
+                 "upstream", "body", "keep_alive", "method", "local_reply", "advancing", "fast_head", "fast_generation",
+                 "fast_suffix", "ready", "idle_mark")
+
     def __init__(self, proxy: Proxy, port: int, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.proxy = proxy
         self.port = port
@@ -61,7 +69,10 @@ class ClientConnection(asyncio.Protocol):
         self.fast_head: re.Pattern[bytes] | None = None  # matches a plain GET to that request's Host
         self.fast_generation = -1  # the routes it was resolved against
         self.fast_suffix = b""  # the X-Forwarded-* lines for it, and the blank line that ends a head
-        self.ready: Upstream | None = None  # set only between responses, when the next plain GET may take it
+        # The upstream this connection is pinned to (`Upstream.pin`): while set, plain GETs to that host
+        # go straight to it, and the state here stays "head".
+        self.ready: Upstream | None = None
+        self.idle_mark = 0  # the pinned upstream's `sent` when the idle timer last looked
 
     # connection events
 
@@ -94,6 +105,8 @@ class ClientConnection(asyncio.Protocol):
         up, self.upstream = self.upstream, None
         if up is None:
             return
+        if up.state == "pinned" and not up.pending():
+            up.unpin()
         if up.state == "done" and up.reusable and up.transport is not None and not up.transport.is_closing():
             self.proxy.give_idle(up)
         else:
@@ -111,15 +124,16 @@ class ClientConnection(asyncio.Protocol):
         up = self.ready
         if up is not None:
             # The hot path: a plain GET to the same host as the last request, over the same routes,
-            # forwarded as it came plus X-Forwarded-*, on the upstream connection that is ready.
-            self.ready = None
+            # forwarded as it came plus X-Forwarded-*; the response comes back on its own.
             assert self.fast_head is not None and up.transport is not None
             if (self.fast_head.fullmatch(data) is not None and self.fast_generation == self.proxy.generation
                     and not up.transport.is_closing()):
-                self.deadline = None
-                self.method, self.body, self.state = "GET", NO_BODY, "response"
-                up.adopt(self, up.backend, "GET", data[:-2] + self.fast_suffix, bodiless=True)
+                head = data[:-2] + self.fast_suffix
+                up.transport.write(head)
+                up.sent += 1
+                up.reused_head = head
                 return
+            self._unpin(up)
         if self.state == "pipe":
             if self.upstream is not None and self.upstream.transport is not None:
                 self.upstream.transport.write(data)
@@ -132,14 +146,26 @@ class ClientConnection(asyncio.Protocol):
         if len(self.buf) > BACKLOG and self.state == "response":
             self.reader.pause("backlog")  # pipelined requests pile up while a response is under way
 
+    def _unpin(self, up: Upstream) -> None:
+        """Something other than a plain GET to the pinned host: the general path takes it, once the
+        responses under way are through (the upstream then calls `response_done`)."""
+        self.ready = None
+        if up.pending():
+            self.state, self.deadline = "response", None  # what comes waits in buf
+        else:
+            up.unpin()
+
     def eof_received(self) -> bool:
         if self.state == "pipe" and self.upstream is not None and self.upstream.transport is not None:
             if self.upstream.transport.can_write_eof():
                 self.upstream.transport.write_eof()
                 return True
-        if self.state == "head" and not self.buf:
+        up = self.ready
+        if self.state == "head" and not self.buf and (up is None or not up.pending()):
             return False  # an idle keep-alive connection closed: nothing more to do
         self.keep_alive = False  # half-closed: answer what was asked, then close
+        if up is not None:
+            self._unpin(up)
         return True
 
     # the request side
@@ -235,6 +261,11 @@ class ClientConnection(asyncio.Protocol):
             self.upstream = up
         up.adopt(self, backend, self.method, head, bodiless)
 
+    def send_again(self, backend: Backend, port: int, head: bytes) -> None:
+        """A bodiless GET whose upstream connection closed before answering, on a new one."""
+        self.state, self.method, self.body, self.deadline = "response", "GET", NO_BODY, None
+        self._send_upstream(backend, port, head)
+
     def connected(self) -> None:
         self.reader.resume("connecting")
         self._advance()
@@ -296,13 +327,6 @@ class ClientConnection(asyncio.Protocol):
         self.response_done(reusable=True)
 
     def response_done(self, reusable: bool) -> None:
-        if (reusable and self.state == "response" and self.fast_head is not None and self.keep_alive and not self.buf
-                and not self.reader.reasons and self.timer is not None):
-            deadline = self.loop.time() + self.proxy.idle_timeout
-            if self.timer_at <= deadline:  # the pending timer fires first, and re-arms for the rest
-                # the common end, kept short: what the rest of this method does in this case
-                self.state, self.body, self.ready, self.deadline = "head", None, self.upstream, deadline
-                return
         if self.transport is None or self.state == "closed":
             return
         if not self.keep_alive:
@@ -315,8 +339,10 @@ class ClientConnection(asyncio.Protocol):
         self.state = "head"
         self.body = None
         self._arm_timer(self.proxy.idle_timeout if not self.buf else self.proxy.head_timeout)
-        if reusable and not self.buf and self.fast_head is not None:
-            self.ready = self.upstream
+        up = self.upstream
+        if reusable and not self.buf and self.fast_head is not None and up is not None and up.state == "done":
+            self.ready, self.idle_mark = up, 0
+            up.pin()
         if self.reader.reasons:
             self.reader.resume("backlog")
         if self.buf:
@@ -365,6 +391,11 @@ class ClientConnection(asyncio.Protocol):
         loop = self.loop
         if loop.time() < self.deadline:
             self.timer, self.timer_at = loop.call_at(self.deadline, self._timed_out), self.deadline
+            return
+        up = self.ready
+        if self.state == "head" and up is not None and (up.sent != self.idle_mark or up.pending()):
+            self.idle_mark = up.sent  # pinned, and requests went by since the last look, or a response is under way
+            self._arm_timer(self.proxy.idle_timeout)
             return
         if self.state == "head":
             if self.buf:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, cast
 
-from dualgit.proxy.fast import ParserError, ResponseEnd
+from dualgit.proxy.fast import DECLINED, ParserError, ResponseCount, ResponseEnd
 from dualgit.proxy.flow import Reader
 from dualgit.proxy.http import BadMessage, ChunkTracker, Framing, response_info
 from dualgit.proxy.routing import Backend
@@ -44,6 +44,9 @@ class BodyRelay:
 
 
 class Upstream(asyncio.Protocol):
+    __slots__ = ("client", "proxy", "backend", "port", "method", "first_head", "transport", "reader", "buf", "state",
+                 "body", "reusable", "started", "reused_head", "fast", "response_end", "count", "sent", "heard")
+
     def __init__(self, client: ClientConnection, backend: Backend, port: int, method: str, head: bytes) -> None:
         self.client: ClientConnection | None = client  # None while idle in the pool
         self.proxy = client.proxy
@@ -54,7 +57,7 @@ class Upstream(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.reader = Reader()
         self.buf = bytearray()
-        self.state = "head"  # head, body, pipe, done
+        self.state = "head"  # head, body, pipe, done; or pinned (see `pin`)
         self.body: BodyRelay | None = None
         self.reusable = False
         self.started = False  # whether any byte of the current response reached the client
@@ -63,6 +66,10 @@ class Upstream(asyncio.Protocol):
         # but a reply to HEAD, whose head may announce a body that never comes (the general path knows).
         self.fast = method != "HEAD"
         self.response_end = ResponseEnd()
+        # While pinned: the responses followed, the requests sent, and `sent` when data last came
+        self.count: ResponseCount | None = None
+        self.sent = 0
+        self.heard = 0
 
     async def connect(self) -> None:
         loop = asyncio.get_running_loop()
@@ -85,6 +92,20 @@ class Upstream(asyncio.Protocol):
         self.fast = method != "HEAD"
         assert self.transport is not None
         self.transport.write(head)
+
+    def pin(self) -> None:
+        """Between responses, bind this connection to its client's (`ClientConnection.ready`): its plain
+        GETs come straight here, and the responses go straight back, counted by llhttp. No state
+        changes per request; the client leaves the pin for anything else (`unpin`)."""
+        self.state, self.count, self.sent, self.heard = "pinned", ResponseCount(), 0, 0
+
+    def pending(self) -> int:
+        """While pinned: the requests sent whose responses have not ended."""
+        return self.sent - self.count.finals if self.count is not None else 0
+
+    def unpin(self) -> None:
+        """Back to one request at a time, between responses."""
+        self.state, self.count, self.reusable, self.fast = "done", None, True, False
 
     def idle(self) -> None:
         self.client = None
@@ -113,6 +134,25 @@ class Upstream(asyncio.Protocol):
             self.close()  # an idle pooled connection has nothing to say
             return
         client = self.client.transport
+        if self.state == "pinned":
+            self.heard = self.sent
+            count = self.count
+            assert count is not None
+            try:
+                count.parser.feed_data(data)
+            except DECLINED as exc:  # bad framing, or a protocol switch that no request asked for
+                self.started = True
+                self._broken(f"it sent invalid HTTP ({exc})")
+                return
+            client.write(data)
+            if count.finals >= self.sent:  # all asked is answered
+                if count.finals > self.sent:
+                    self.started = True
+                    self._broken("it sent a response that no request asked for")
+                elif self.client.ready is not self:  # the client left the pin and waits for this
+                    self.unpin()
+                    self.client.response_done(True)
+            return
         if self.fast:
             # The hot path: the response followed by llhttp and relayed as it comes. A head that is
             # not the common kind (kept alive, framed by length or chunks) goes to the general path.
@@ -217,6 +257,9 @@ class Upstream(asyncio.Protocol):
             return
         if self.client.upstream is not self:
             return
+        if self.state == "pinned":
+            self._lost_pinned()
+            return
         if self.state == "pipe":
             if self.client.transport is not None:
                 self.client.transport.close()
@@ -232,6 +275,21 @@ class Upstream(asyncio.Protocol):
             why = ("the connection closed before any response: nothing listens on "
                    f"port {self.port_inside()} inside the container") if not self.started else "the response was cut short"
             self.client.upstream_failed(self.backend, why, self.started)
+
+    def _lost_pinned(self) -> None:
+        client = self.client
+        assert client is not None
+        pending = self.pending()
+        if client.ready is self:
+            client.ready = None
+        client.upstream = None
+        if not pending:
+            return  # closed between responses (an idle timeout on the server): the next request takes another
+        if pending == 1 and self.heard != self.sent and self.reused_head is not None:
+            # closed as the request went out, before a byte of its response: send it again on a new connection
+            client.send_again(self.backend, self.port, self.reused_head)
+            return
+        client.upstream_failed(self.backend, "the response was cut short", started=True)
 
     def port_inside(self) -> int:
         return self.client.port if self.client is not None else 0

@@ -8,6 +8,9 @@ GET /sse         three server-sent events, 0.5 s apart (chunked)
 GET /big?n=N     N bytes (Content-Length), or chunked with &chunked=1
 POST /echo       the request body back (Content-Length)
 GET /ws          101 Switching Protocols, then echoes bytes
+GET /bye         "bye" with Connection: close, then closes
+GET /cut         a head announcing 100 bytes, 10 of them, then closes
+GET /drop-next   "ok", then closes its connection when the next request on it arrives, unanswered
 TCP_PORT         echoes bytes
 """
 
@@ -17,6 +20,7 @@ import sys
 from urllib.parse import parse_qs, urlsplit
 
 NAME = sys.argv[1]
+drop_next = set()  # connections whose next request is dropped
 
 
 async def read_head(reader):
@@ -55,6 +59,9 @@ async def http(reader, writer):
                 method, target, version, headers = await read_head(reader)
             except (asyncio.IncompleteReadError, ConnectionError):
                 return
+            if writer in drop_next:
+                drop_next.discard(writer)
+                return  # as a server does whose keep-alive timeout ran out just as the request came
             url = urlsplit(target)
             query = parse_qs(url.query)
             body = await read_body(reader, headers)
@@ -96,6 +103,15 @@ async def http(reader, writer):
                     writer.write(data)
                     await writer.drain()
                 return
+            elif url.path == "/bye":
+                writer.write(response("200 OK", b"bye\n", extra="Connection: close\r\n"))
+                return
+            elif url.path == "/cut":
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"y" * 10)
+                return
+            elif url.path == "/drop-next":
+                writer.write(response("200 OK", b"ok\n"))
+                drop_next.add(writer)
             else:
                 writer.write(response("404 Not Found", b"no\n"))
             await writer.drain()
