@@ -32,7 +32,8 @@ class Pipe(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.peer is not None and self.peer.transport is not None:
-            self.peer.transport.write(data)
+            if not self.peer.transport.is_closing():  # the other side may have closed already
+                self.peer.transport.write(data)
         else:
             self.pending += data
 
