@@ -339,6 +339,82 @@ def test_a_pinned_connection_keeps_http_order_and_survives_its_upstream(site: tu
     assert b"Traceback" not in site[0].log.read_bytes()
 
 
+def read_response(s: socket.socket, pending: bytearray, head_only: bool) -> tuple[int, bytes]:
+    """One response off a raw socket: (status, body), framed by Content-Length or chunks."""
+    def fill() -> None:
+        chunk = s.recv(65536)
+        assert chunk, bytes(pending)
+        pending.extend(chunk)
+
+    while b"\r\n\r\n" not in pending:
+        fill()
+    end = pending.index(b"\r\n\r\n") + 4
+    head = bytes(pending[:end]).decode("latin-1").lower()
+    del pending[:end]
+    status = int(head[9:12])
+    if head_only or status in (204, 304):
+        return status, b""
+    if "transfer-encoding: chunked" in head:
+        body = b""
+        while True:
+            while b"\r\n" not in pending:
+                fill()
+            line = pending.index(b"\r\n")
+            size = int(bytes(pending[:line]), 16)
+            while len(pending) < line + 2 + size + 2:
+                fill()
+            body += bytes(pending[line + 2:line + 2 + size])
+            del pending[:line + 2 + size + 2]
+            if size == 0:
+                return status, body
+    length = int(head.split("content-length:", 1)[1].split("\r\n", 1)[0])
+    while len(pending) < length:
+        fill()
+    body = bytes(pending[:length])
+    del pending[:length]
+    return status, body
+
+
+# (request, expected status, expected body or None to skip, is HEAD)
+EXCHANGES = {
+    "main": (b"GET / HTTP/1.1\r\nHost: main.demo.localhost:3000\r\n\r\n", 200, b"page main\n", False),
+    "auth": (b"GET /?a=1 HTTP/1.1\r\nHost: feat-auth.demo.localhost:3000\r\nAccept: */*\r\n\r\n", 200,
+             b"page feat/auth\n", False),
+    "echo": (b"POST /echo HTTP/1.1\r\nHost: main.demo.localhost:3000\r\nContent-Length: 3\r\n\r\nxyz", 200, b"xyz", False),
+    "head": (b"HEAD / HTTP/1.1\r\nHost: main.demo.localhost:3000\r\n\r\n", 200, b"", True),
+    "big": (b"GET /big?n=70000 HTTP/1.1\r\nHost: main.demo.localhost:3000\r\n\r\n", 200, b"x" * 70000, False),
+    "chunked": (b"GET /big?n=5000&chunked=1 HTTP/1.1\r\nHost: main.demo.localhost:3000\r\n\r\n", 200, b"x" * 5000, False),
+    "slow": (b"GET /slow HTTP/1.1\r\nHost: main.demo.localhost:3000\r\n\r\n", 200, b"slow\n", False),
+    "missing": (b"GET / HTTP/1.1\r\nHost: nope.demo.localhost:3000\r\n\r\n", 404, None, False),
+    "notfound": (b"GET /nowhere HTTP/1.1\r\nHost: main.demo.localhost:3000\r\n\r\n", 404, b"no\n", False),
+}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.lists(st.sampled_from(sorted(EXCHANGES)), min_size=1, max_size=4), st.booleans()),
+                min_size=1, max_size=6))
+def test_any_mix_of_requests_on_one_connection_is_answered_in_order(site: tuple[Proxy, dict[str, Path]],
+                                                                     batches: list[tuple[list[str], bool]]) -> None:
+    """Batches of requests on one kept-alive connection, each batch sent before any of its answers is
+    read: in one write, or one write per request. Every answer comes, in order, whatever the mix
+    of pinned GETs and the general path's requests."""
+    with socket.create_connection(("127.0.0.1", PORT), timeout=10) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # one write, one segment
+        pending = bytearray()
+        for names, together in batches:
+            if together:
+                s.sendall(b"".join(EXCHANGES[n][0] for n in names))
+            else:
+                for n in names:
+                    s.sendall(EXCHANGES[n][0])
+                    time.sleep(0.005)
+            for n in names:
+                _, status, body, head_only = EXCHANGES[n]
+                got = read_response(s, pending, head_only)
+                assert got[0] == status and (body is None or got[1] == body), (n, got[0], got[1][:80])
+    assert b"Traceback" not in site[0].log.read_bytes()
+
+
 fuzz_header = st.one_of(
     st.sampled_from([b"Host: main.demo.localhost:3000", b"Host: feat-auth.demo.localhost:3000", b"Connection: Upgrade",
                      b"Upgrade: websocket", b"Connection: close", b"Content-Length: 0", b"Content-Length: 3",

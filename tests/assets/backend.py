@@ -8,6 +8,7 @@ GET /sse         three server-sent events, 0.5 s apart (chunked)
 GET /big?n=N     N bytes (Content-Length), or chunked with &chunked=1
 POST /echo       the request body back (Content-Length)
 GET /ws          101 Switching Protocols, then echoes bytes
+GET /slow        "slow", after 0.1 s
 GET /bye         "bye" with Connection: close, then closes
 GET /cut         a head announcing 100 bytes, 10 of them, then closes
 GET /drop-next   "ok", then closes its connection when the next request on it arrives, unanswered
@@ -103,6 +104,9 @@ async def http(reader, writer):
                     writer.write(data)
                     await writer.drain()
                 return
+            elif url.path == "/slow":
+                await asyncio.sleep(0.1)
+                writer.write(response("200 OK", b"slow\n"))
             elif url.path == "/bye":
                 writer.write(response("200 OK", b"bye\n", extra="Connection: close\r\n"))
                 return
