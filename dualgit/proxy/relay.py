@@ -45,7 +45,7 @@ NO_BODY = BodyRelay(Framing("none"))  # done from the start, so never changed: o
 class ClientConnection(asyncio.Protocol):
     __slots__ = ("proxy", "port", "loop", "transport", "reader", "buf", "state", "timer", "timer_at", "deadline", "peer_ip",
                  "upstream", "body", "keep_alive", "method", "local_reply", "advancing", "fast_head", "fast_generation",
-                 "fast_suffix", "ready", "idle_mark")
+                 "fast_suffix", "pinned", "idle_mark")
 
     def __init__(self, proxy: Proxy, port: int, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.proxy = proxy
@@ -71,7 +71,7 @@ class ClientConnection(asyncio.Protocol):
         self.fast_suffix = b""  # the X-Forwarded-* lines for it, and the blank line that ends a head
         # The upstream this connection is pinned to (`Upstream.pin`): while set, plain GETs to that host
         # go straight to it, and the state here stays "head".
-        self.ready: Upstream | None = None
+        self.pinned: Upstream | None = None
         self.idle_mark = 0  # the pinned upstream's `sent` when the idle timer last looked
 
     # connection events
@@ -92,7 +92,7 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state = "closed"
-        self.ready = None
+        self.pinned = None
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -121,7 +121,7 @@ class ClientConnection(asyncio.Protocol):
             self.upstream.reader.resume("client-full")
 
     def data_received(self, data: bytes) -> None:
-        up = self.ready
+        up = self.pinned
         if up is not None:
             # The hot path: a plain GET to the same host as the last request, over the same routes,
             # forwarded as it came plus X-Forwarded-*; the response comes back on its own.
@@ -149,7 +149,7 @@ class ClientConnection(asyncio.Protocol):
     def _unpin(self, up: Upstream) -> None:
         """Something other than a plain GET to the pinned host: the general path takes it, once the
         responses under way are through (the upstream then calls `response_done`)."""
-        self.ready = None
+        self.pinned = None
         if up.pending():
             self.state, self.deadline = "response", None  # what comes waits in buf
         else:
@@ -160,7 +160,7 @@ class ClientConnection(asyncio.Protocol):
             if self.upstream.transport.can_write_eof():
                 self.upstream.transport.write_eof()
                 return True
-        up = self.ready
+        up = self.pinned
         if self.state == "head" and not self.buf and (up is None or not up.pending()):
             return False  # an idle keep-alive connection closed: nothing more to do
         self.keep_alive = False  # half-closed: answer what was asked, then close
@@ -261,9 +261,11 @@ class ClientConnection(asyncio.Protocol):
             self.upstream = up
         up.adopt(self, backend, self.method, head, bodiless)
 
-    def send_again(self, backend: Backend, port: int, head: bytes) -> None:
-        """A bodiless GET whose upstream connection closed before answering, on a new one."""
-        self.state, self.method, self.body, self.deadline = "response", "GET", NO_BODY, None
+    def send_again(self, backend: Backend, port: int, method: str, head: bytes) -> None:
+        """A bodiless request whose kept-alive upstream connection closed before answering it (the
+        server's idle timeout, just as the request went out), on another connection."""
+        self.upstream = None
+        self.state, self.method, self.body, self.deadline = "response", method, NO_BODY, None
         self._send_upstream(backend, port, head)
 
     def connected(self) -> None:
@@ -341,7 +343,7 @@ class ClientConnection(asyncio.Protocol):
         self._arm_timer(self.proxy.idle_timeout if not self.buf else self.proxy.head_timeout)
         up = self.upstream
         if reusable and not self.buf and self.fast_head is not None and up is not None and up.state == "done":
-            self.ready, self.idle_mark = up, 0
+            self.pinned, self.idle_mark = up, 0
             up.pin()
         if self.reader.reasons:
             self.reader.resume("backlog")
@@ -392,7 +394,7 @@ class ClientConnection(asyncio.Protocol):
         if loop.time() < self.deadline:
             self.timer, self.timer_at = loop.call_at(self.deadline, self._timed_out), self.deadline
             return
-        up = self.ready
+        up = self.pinned
         if self.state == "head" and up is not None and (up.sent != self.idle_mark or up.pending()):
             self.idle_mark = up.sent  # pinned, and requests went by since the last look, or a response is under way
             self._arm_timer(self.proxy.idle_timeout)

@@ -51,8 +51,7 @@ class Proxy:
         # A connection may reuse a route resolved under the current generation without resolving it
         # again: it moves on with every table built, and when the branch reads grow old.
         self.generation = 0
-        self.heads_checked = 0.0
-        self.heads_expiry: asyncio.TimerHandle | None = None
+        self.heads_expiry: asyncio.TimerHandle | None = None  # pending while the branch reads are fresh
         self.http_servers: dict[int, list[asyncio.AbstractServer]] = {}
         self.tcp_servers: dict[int, list[asyncio.AbstractServer]] = {}
         self.tcp_targets: dict[int, tuple[routing.Backend, int]] = {}
@@ -100,9 +99,8 @@ class Proxy:
     # routes
 
     def resolve(self, host: str, port: int) -> Resolution:
-        now = time.monotonic()
-        if now - self.heads_checked > HEAD_RECHECK:
-            self._heads_read(now)
+        if self.heads_expiry is None:
+            self._heads_read()
             branches = routing.branches_of(self.containers)
             if branches != self.branches:
                 self.branches = branches
@@ -115,9 +113,8 @@ class Proxy:
                 self.resolved[key] = found
         return found
 
-    def _heads_read(self, now: float) -> None:
+    def _heads_read(self) -> None:
         """The branches were read now: routes resolved from here on hold for HEAD_RECHECK."""
-        self.heads_checked = now
         if self.heads_expiry is not None:
             self.heads_expiry.cancel()
         self.heads_expiry = asyncio.get_running_loop().call_later(HEAD_RECHECK, self._heads_old)
@@ -141,7 +138,7 @@ class Proxy:
             return
         self.containers = containers
         self.branches = routing.branches_of(containers)
-        self._heads_read(time.monotonic())
+        self._heads_read()
         self._rebuild()
         await self._sync_http()
         self._write_status()

@@ -94,7 +94,7 @@ class Upstream(asyncio.Protocol):
         self.transport.write(head)
 
     def pin(self) -> None:
-        """Between responses, bind this connection to its client's (`ClientConnection.ready`): its plain
+        """Between responses, bind this connection to its client's (`ClientConnection.pinned`): its plain
         GETs come straight here, and the responses go straight back, counted by llhttp. No state
         changes per request; the client leaves the pin for anything else (`unpin`)."""
         self.state, self.count, self.sent, self.heard = "pinned", ResponseCount(), 0, 0
@@ -149,9 +149,12 @@ class Upstream(asyncio.Protocol):
                 if count.finals > self.sent:
                     self.started = True
                     self._broken("it sent a response that no request asked for")
-                elif self.client.ready is not self:  # the client left the pin and waits for this
+                elif self.client.pinned is not self:  # the client left the pin and waits for this
                     self.unpin()
                     self.client.response_done(True)
+            return
+        if self.state == "done":
+            self.close()  # bytes between responses answer nothing: this connection is not to be trusted
             return
         if self.fast:
             # The hot path: the response followed by llhttp and relayed as it comes. A head that is
@@ -268,9 +271,7 @@ class Upstream(asyncio.Protocol):
             self.client.keep_alive = False
             self._finished()
         elif self.state == "head" and not self.started and self.reused_head is not None:
-            # The upstream closed its idle connection as we reused it: send again on a new one.
-            self.client.upstream = None
-            self.client._send_upstream(self.backend, self.port, self.reused_head)
+            self.client.send_again(self.backend, self.port, self.method, self.reused_head)
         elif self.state in ("head", "body"):
             why = ("the connection closed before any response: nothing listens on "
                    f"port {self.port_inside()} inside the container") if not self.started else "the response was cut short"
@@ -280,14 +281,13 @@ class Upstream(asyncio.Protocol):
         client = self.client
         assert client is not None
         pending = self.pending()
-        if client.ready is self:
-            client.ready = None
+        if client.pinned is self:
+            client.pinned = None
         client.upstream = None
         if not pending:
             return  # closed between responses (an idle timeout on the server): the next request takes another
         if pending == 1 and self.heard != self.sent and self.reused_head is not None:
-            # closed as the request went out, before a byte of its response: send it again on a new connection
-            client.send_again(self.backend, self.port, self.reused_head)
+            client.send_again(self.backend, self.port, "GET", self.reused_head)  # not a byte of its response came
             return
         client.upstream_failed(self.backend, "the response was cut short", started=True)
 
