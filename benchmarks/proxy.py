@@ -5,18 +5,23 @@ a dualgit container. Interleaved rounds of wrk; medians.
 
 Paths measured, each to the same container port:
   direct    127.0.0.1:<port Docker published>
-  nginx     a host nginx reverse proxy with pooled upstream keep-alive (the baseline)
+  nginx     a host nginx reverse proxy with pooled upstream keep-alive, doing the same job as
+            dualgit: Host passed on, X-Forwarded-For, -Proto and -Host added (the baseline)
+  nginx-bare  the same nginx adding no headers, for reference (less work than dualgit does)
   dualgit   `git dual proxy run`, by Host header
   pipe      for reference: `_pipe.py`, a byte pipe on uvloop that reads no HTTP at all, the most
             that any Python proxy can do here
 Goals: keep-alive c=50 at 1.0x nginx; a connection per request at 0.5x nginx; at most 80 us
-added p50 latency at c=1 over direct. Needs wrk and nginx (Debian's `wrk` and `nginx`).
+added p50 latency at c=1 over direct. Each front's CPU per request (its processes' user and system
+time over the round, from /proc) is printed too: steadier than req/s on a busy 2-core machine.
+Needs wrk and nginx (Debian's `wrk` and `nginx`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import signal
@@ -29,7 +34,7 @@ from pathlib import Path
 
 from _bench import ENV, cleanup, new_repo, sh
 
-PORT, NGINX_PORT, PIPE_PORT = 8080, 8081, 8082
+PORT, NGINX_PORT, PIPE_PORT, BARE_PORT = 8080, 8081, 8082, 8083
 BACKEND_CONF = """worker_processes 1; daemon on; pid /tmp/nginx.pid; error_log /dev/null; user root;
 events { worker_connections 4096; }
 http { access_log off; client_body_temp_path /tmp/nb; proxy_temp_path /tmp/np; fastcgi_temp_path /tmp/nf;
@@ -42,8 +47,11 @@ http { access_log off; client_body_temp_path %(dir)s/b; proxy_temp_path %(dir)s/
   uwsgi_temp_path %(dir)s/u; scgi_temp_path %(dir)s/s; keepalive_requests 1000000;
   upstream backend { server 127.0.0.1:%(up)d; keepalive 64; }
   server { listen 127.0.0.1:%(port)d; location / { proxy_pass http://backend; proxy_http_version 1.1;
-    proxy_set_header Connection ""; proxy_set_header Host $host; } } }
+    proxy_set_header Connection ""; proxy_set_header Host $http_host; %(forwarded)s } } }
 """
+# What dualgit adds to every request; the baseline does the same job. `nginx-bare` leaves them out.
+FORWARDED = ("proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; "
+             "proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Forwarded-Host $http_host;")
 
 
 def wrk(url: str, connections: int, seconds: int, host: str | None, close: bool) -> tuple[float, float]:
@@ -61,6 +69,19 @@ def wrk(url: str, connections: int, seconds: int, host: str | None, close: bool)
     return rps, float(p50.group(1)) * scale
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process and all its descendants (the proxy runs under git; nginx has
+    a worker), from /proc."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return total
+    return total + sum(cpu_seconds(int(child)) for child in children)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
@@ -73,9 +94,7 @@ def main() -> None:
     repo = new_repo("bench")
     state = Path(tempfile.mkdtemp(prefix="dualgit-bench-state-"))
     env = {**ENV, "XDG_STATE_HOME": str(state), "DUALGIT_PROXY": "0"}
-    front = None
-    proxy = None
-    pipe = None
+    procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         (repo / ".dual.toml").write_text(f'image = "dualgit/debian:bookworm"\nports = [{PORT}]\n')
         shutil.copy("/usr/sbin/nginx", repo / "nginx")
@@ -84,46 +103,56 @@ def main() -> None:
         start_nginx = "mkdir -p /var/log/nginx /var/lib/nginx; ./nginx -c $PWD/backend.conf"
         subprocess.run(["git", "dual", "exec", "sh", "-c", start_nginx], cwd=repo, env=env, check=True)
         published = int(json.loads(sh("git", "dual", "ls", "--json", cwd=repo))[0]["ports"][str(PORT)].split(":")[1])
-        conf_dir = Path(tempfile.mkdtemp(prefix="dualgit-bench-nginx-"))
-        (conf_dir / "nginx.conf").write_text(FRONT_CONF % {"dir": conf_dir, "up": published, "port": NGINX_PORT})
-        front = subprocess.Popen(["nginx", "-c", str(conf_dir / "nginx.conf")])
-        proxy = subprocess.Popen(["git", "dual", "proxy", "run"], cwd=repo, env=env, stderr=subprocess.DEVNULL)
-        pipe = subprocess.Popen([sys.executable, str(Path(__file__).parent / "_pipe.py"), str(PIPE_PORT), str(published)])
+        for name, port, forwarded in (("nginx", NGINX_PORT, FORWARDED), ("nginx-bare", BARE_PORT, "")):
+            conf_dir = Path(tempfile.mkdtemp(prefix="dualgit-bench-nginx-"))
+            conf = {"dir": conf_dir, "up": published, "port": port, "forwarded": forwarded}
+            (conf_dir / "nginx.conf").write_text(FRONT_CONF % conf)
+            procs[name] = subprocess.Popen(["nginx", "-c", str(conf_dir / "nginx.conf")])
+        procs["dualgit"] = subprocess.Popen(["git", "dual", "proxy", "run"], cwd=repo, env=env, stderr=subprocess.DEVNULL)
+        pipe = [sys.executable, str(Path(__file__).parent / "_pipe.py"), str(PIPE_PORT), str(published)]
+        procs["pipe"] = subprocess.Popen(pipe)
         time.sleep(2)
 
         targets = {
             "direct": (f"http://127.0.0.1:{published}/", None),
             "nginx": (f"http://127.0.0.1:{NGINX_PORT}/", None),
+            "nginx-bare": (f"http://127.0.0.1:{BARE_PORT}/", None),
             "dualgit": (f"http://127.0.0.1:{PORT}/", f"main.bench.localhost:{PORT}"),
             "pipe": (f"http://127.0.0.1:{PIPE_PORT}/", None),
         }
         scenarios = {"keep-alive, c=50": (50, False), "connection per request, c=50": (50, True), "latency, c=1": (1, False)}
-        results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
         for url, host in targets.values():
             wrk(url, 10, 1, host, False)  # warm-up
         for _ in range(args.rounds):
             for scenario, (conns, close) in scenarios.items():
                 for name, (url, host) in targets.items():
-                    results.setdefault((scenario, name), []).append(wrk(url, conns, args.seconds, host, close))
+                    cpu = cpu_seconds(procs[name].pid) if name in procs else 0.0
+                    rps, p50 = wrk(url, conns, args.seconds, host, close)
+                    if name in procs:
+                        cpu = (cpu_seconds(procs[name].pid) - cpu) / (rps * args.seconds) * 1e6
+                    results.setdefault((scenario, name), []).append((rps, p50, cpu))
         print(f"\nproxy benchmark: medians of {args.rounds} interleaved {args.seconds}s wrk rounds (-t1)")
+        print("  nginx does what dualgit does to each request (adds X-Forwarded-For, -Proto, -Host); nginx-bare adds nothing")
         for scenario in scenarios:
-            rps = {n: statistics.median(r[0] for r in results[(scenario, n)]) for n in targets}
-            p50 = {n: statistics.median(r[1] for r in results[(scenario, n)]) for n in targets}
+            rps, p50, cpu = ({n: statistics.median(r[i] for r in results[(scenario, n)]) for n in targets} for i in range(3))
             print(f"  {scenario}")
             for name in targets:
-                print(f"    {name:<8} {rps[name]:>10.0f} req/s  {rps[name] / rps['nginx']:5.2f}x nginx   p50 {p50[name]:8.0f} us")
+                ratio = rps[name] / rps["nginx"]
+                line = f"    {name:<10} {rps[name]:>10.0f} req/s  {ratio:5.2f}x nginx   p50 {p50[name]:8.0f} us"
+                print(line + (f"   {cpu[name]:5.1f} us CPU per request" if name in procs else ""))
             if scenario.startswith("keep-alive"):
-                print(f"    goal: dualgit >= 1.0x nginx: {'met' if rps['dualgit'] >= rps['nginx'] else 'NOT met'}")
+                for base in ("nginx", "nginx-bare"):
+                    print(f"    goal: dualgit >= 1.0x {base}: {'met' if rps['dualgit'] >= rps[base] else 'NOT met'}")
             elif scenario.startswith("connection"):
                 print(f"    goal: dualgit >= 0.5x nginx: {'met' if rps['dualgit'] >= 0.5 * rps['nginx'] else 'NOT met'}")
             else:
                 added = p50["dualgit"] - p50["direct"]
                 print(f"    added p50 over direct: {added:.0f} us (goal <= 80 us: {'met' if added <= 80 else 'NOT met'})")
     finally:
-        for proc in (proxy, front, pipe):
-            if proc is not None:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=10)
+        for proc in procs.values():
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=10)
         cleanup(repo)
         shutil.rmtree(state, ignore_errors=True)
 
