@@ -328,3 +328,59 @@ def test_pinned_responses_are_counted_as_they_end_however_they_arrive() -> None:
         if size == 1:  # seen[i]: counted once byte i is in; the interim response is not counted
             hello = stream.index(b"hello") + 4
             assert seen[hello - 1] == 0 and seen[hello] == 1
+
+
+class RecordingTransport:
+    """A client's side of a connection, as a ClientConnection sees it: what was written, and closed."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        assert not self.closed, f"written after close: {data[:40]!r}"
+        self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 50000) if name == "peername" else default
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def test_a_client_gone_while_its_upstream_connects_is_left_alone_when_the_port_refuses() -> None:
+    with socket.socket() as probe:  # a loopback port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        refused = probe.getsockname()[1]
+
+    async def scenario() -> ClientConnection:
+        proxy = Proxy()
+        shop = container("/w/a")
+        shop.ports["3000"] = f"127.0.0.1:{refused}"
+        proxy.containers, proxy.branches = [shop], {"/w/a": "main"}
+        proxy.table = routing.build(proxy.containers, proxy.branches)
+        proxy.heads_expiry = asyncio.get_running_loop().call_later(60, lambda: None)  # the branch reads are fresh
+        client, transport = ClientConnection(proxy, 3000), RecordingTransport()
+        client.connection_made(transport)
+        client.data_received(b"GET / HTTP/1.1\r\nHost: main.shop.localhost:3000\r\n\r\n")
+        assert client.upstream is not None and client.upstream.transport is None  # connecting
+        transport.close()
+        client.connection_lost(None)
+        await asyncio.sleep(0.5)  # the connection is refused meanwhile
+        proxy.heads_expiry.cancel()
+        assert transport.written == []
+        return client
+
+    assert asyncio.run(scenario()).state == "closed"

@@ -307,7 +307,10 @@ class ClientConnection(asyncio.Protocol):
         self._reply(502, "Bad Gateway", pages.bad_gateway(backend, self.port, why))
 
     def upstream_failed(self, backend: Backend, why: str, started: bool) -> None:
-        """The upstream ended without a complete response."""
+        """The upstream ended without a complete response (or never connected: this client may have
+        gone meanwhile)."""
+        if self.state == "closed":
+            return
         if started or self.transport is None:
             if self.transport is not None:
                 self.transport.close()
