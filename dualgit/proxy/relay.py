@@ -309,11 +309,10 @@ class ClientConnection(asyncio.Protocol):
     def upstream_failed(self, backend: Backend, why: str, started: bool) -> None:
         """The upstream ended without a complete response (or never connected: this client may have
         gone meanwhile)."""
-        if self.state == "closed":
-            return
-        if started or self.transport is None:
-            if self.transport is not None:
-                self.transport.close()
+        if self.state == "closed" or self.transport is None or self.transport.is_closing():
+            return  # this client is gone, or going
+        if started:
+            self.transport.close()
             return
         self.upstream = None
         self.keep_alive = False

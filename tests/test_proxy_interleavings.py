@@ -1,0 +1,280 @@
+"""The proxy's connection state machine under any order of events: client bytes, upstream bytes,
+connects that succeed or are refused, half-closes and closes, on either side.
+
+The two protocol classes run as they are, on a real event loop; only the transports are stand-ins
+that record what is written, and the loop's connect, which the test completes or refuses (the e2e
+tests cover real sockets and what the bytes say). Whatever the order: no callback raises (nor
+trips one of the proxy's own asserts), nothing is written after a half-close (uvloop raises), and
+once the client is gone every upstream connection is closed or pooled between responses. Writes to
+a closed transport are dropped, as the loops drop them. This catches crashes and leaks in rare
+orders, not wrong bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dualgit.containers import Container
+from dualgit.proxy import routing
+from dualgit.proxy.relay import ClientConnection
+from dualgit.proxy.server import Proxy
+
+HOST = b"main.shop.localhost:3000"
+REQUESTS = [
+    b"GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % HOST,
+    b"GET /a HTTP/1.1\r\nHost: %s\r\nAccept: */*\r\n\r\n" % HOST,
+    b"GET / HTTP/1.1\r\nHost: other.shop.localhost:3000\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: nowhere.shop.localhost:3000\r\n\r\n",  # 404 page
+    b"GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % HOST,
+    b"HEAD / HTTP/1.1\r\nHost: %s\r\n\r\n" % HOST,
+    b"POST /p HTTP/1.1\r\nHost: %s\r\nContent-Length: 5\r\n\r\nhello" % HOST,
+    b"POST /c HTTP/1.1\r\nHost: %s\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" % HOST,
+    b"GET /ws HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n" % HOST,
+    b"GET / HTTP/1.0\r\nHost: %s\r\n\r\n" % HOST,
+    b"NOT HTTP AT ALL\r\n\r\n",
+]
+RESPONSES = [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    b"HTTP/1.1 204 No Content\r\n\r\n",
+    b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+    b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n",
+    b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nframes",
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\ncut",
+    b"garbage\r\n\r\n",
+]
+
+
+class Transport:
+    """What a protocol sees of its socket. Closing it delivers connection_lost later, as a loop does."""
+
+    def __init__(self, world: World, protocol: Any) -> None:
+        self.world, self.protocol = world, protocol
+        self.written: list[bytes] = []
+        self.dropped: list[bytes] = []  # written after close
+        self.closed = self.eof = False
+        self.peer_eof = False  # the other end half-closed: it sends nothing more
+        self.reading = True
+
+    def write(self, data: bytes) -> None:
+        assert not self.eof, f"written after write_eof (uvloop raises): {bytes(data[:50])!r}"
+        (self.dropped if self.closed else self.written).append(bytes(data))  # loops drop what comes after close
+
+    def write_eof(self) -> None:
+        if not self.closed:
+            self.eof = True
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.world.lost.append(self)
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 50000) if name == "peername" else default
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+
+class World:
+    """One client connection, the upstream connections it makes, and the events still to happen."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        proxy = self.proxy = Proxy()
+        shop = Container(id="a", name="dual-a", state="running", repo="/src/shop/.git", worktree="/w/a",
+                         gitdir="/w/a/.git", spec="", image_id="", ports={"3000": "127.0.0.1:43000"},
+                         http_ports=(3000,), tcp_ports=())
+        other = Container(id="b", name="dual-b", state="running", repo="/src/shop/.git", worktree="/w/b",
+                          gitdir="/w/b/.git", spec="", image_id="", ports={"3000": "127.0.0.1:43001"},
+                          http_ports=(3000,), tcp_ports=())
+        proxy.containers, proxy.branches = [shop, other], {"/w/a": "main", "/w/b": "other"}
+        proxy.table = routing.build(proxy.containers, proxy.branches)
+        proxy.heads_expiry = loop.call_later(3600, lambda: None)  # the branch reads stay fresh
+        self.connecting: list[tuple[asyncio.Future[None], Any]] = []  # (result, protocol) of pending connects
+        self.upstreams: list[Transport] = []
+        self.lost: list[Transport] = []  # closed, connection_lost not yet delivered
+        self.client = ClientConnection(proxy, 3000)
+        self.client_transport = Transport(self, self.client)
+        self.client.connection_made(self.client_transport)  # type: ignore[arg-type]
+
+    async def create_connection(self, factory: Any, host: str, port: int) -> tuple[Transport, Any]:
+        done: asyncio.Future[None] = self.loop.create_future()
+        protocol = factory()
+        self.connecting.append((done, protocol))
+        await done  # raises when the test refuses it
+        transport = Transport(self, protocol)
+        self.upstreams.append(transport)
+        protocol.connection_made(transport)
+        return transport, protocol
+
+    def deliver_lost(self) -> None:
+        while self.lost:
+            transport = self.lost.pop(0)
+            transport.protocol.connection_lost(None)
+
+
+Event = tuple[str, int, int]  # (kind, which request or response, where its bytes split in two; 0: whole)
+# Weights towards the common path, so that runs reach pinned connections, pooled upstreams and
+# upgrades often; only events that can happen next are drawn.
+WEIGHT = {"client": 5, "upstream": 5, "connect": 3, "refuse": 1, "client-eof": 1, "client-gone": 1, "upstream-eof": 1,
+          "upstream-gone": 1, "lost": 2}
+PLAIN_FIRST = [0, 0, 0, 1]  # the plain GETs and 200s come up more often than the rest
+
+
+def enabled(world: World) -> list[str]:
+    peer, live = world.client_transport, [t for t in world.upstreams if not t.closed]
+    kinds = []
+    if not peer.closed and not peer.peer_eof:
+        kinds += ["client", "client-eof"]
+    if not peer.closed:
+        kinds.append("client-gone")
+    if live and not live[-1].peer_eof:
+        kinds += ["upstream", "upstream-eof"]
+    if live:
+        kinds.append("upstream-gone")
+    if world.connecting:
+        kinds += ["connect", "refuse"]
+    if world.lost:
+        kinds.append("lost")
+    return [kind for kind in kinds for _ in range(WEIGHT[kind])]
+
+
+async def run(next_event: Callable[[list[str]], Event | None]) -> None:
+    """Play events until none is left or none can happen, then let the client go, and check."""
+    loop = asyncio.get_running_loop()
+    errors: list[object] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context.get("exception") or context))
+    world = World(loop)
+    loop.create_connection = world.create_connection  # type: ignore[method-assign,assignment]
+    client = world.client
+    while (kinds := enabled(world)) and (event := next_event(kinds)) is not None:
+        kind, which, split = event
+        peer, live = world.client_transport, [t for t in world.upstreams if not t.closed]
+        if kind == "client":
+            data = REQUESTS[which % len(REQUESTS)]
+            for piece in (data[:split], data[split:]):
+                if piece and not peer.closed:
+                    client.data_received(piece)
+        elif kind == "upstream":
+            data = RESPONSES[which % len(RESPONSES)]
+            for piece in (data[:split], data[split:]):
+                if piece and not live[-1].closed:
+                    live[-1].protocol.data_received(piece)
+        elif kind in ("connect", "refuse"):
+            done, _protocol = world.connecting.pop(0)
+            if kind == "connect":
+                done.set_result(None)
+            else:
+                done.set_exception(ConnectionRefusedError(111, "Connection refused"))
+        elif kind == "client-eof":
+            peer.peer_eof = True
+            if not client.eof_received():
+                peer.close()
+        elif kind == "client-gone":
+            peer.close()
+        elif kind == "upstream-eof":
+            live[-1].peer_eof = True
+            if not live[-1].protocol.eof_received():
+                live[-1].close()
+        elif kind == "upstream-gone":
+            live[-1].close()
+        elif kind == "lost":
+            world.deliver_lost()
+        await asyncio.sleep(0)  # tasks (connects) take their turn
+        assert not errors, errors
+    # the client goes; every connect still pending is refused; every close is delivered
+    world.client_transport.close()
+    for _ in range(5):
+        world.deliver_lost()
+        while world.connecting:
+            world.connecting.pop(0)[0].set_exception(ConnectionRefusedError(111, "Connection refused"))
+        await asyncio.sleep(0)
+    world.deliver_lost()
+    assert not errors, errors
+    assert client.state == "closed"
+    assert not world.proxy.connections
+    pooled = world.proxy.idle.get(43000, []) + world.proxy.idle.get(43001, [])
+    for up in world.upstreams:  # an upstream left open is pooled, between responses, with no client
+        assert up.closed or (up.protocol in pooled and up.protocol.client is None and up.protocol.state == "done")
+    assert all(not up.transport.is_closing() for up in pooled)
+    world.proxy.heads_expiry.cancel()  # type: ignore[union-attr]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(data=st.data())
+def test_any_order_of_events_keeps_the_connection_state_sound(data: st.DataObject) -> None:
+    steps = iter(range(40))
+
+    def draw(kinds: list[str]) -> Event | None:
+        if next(steps, None) is None:
+            return None
+        kind = data.draw(st.sampled_from(kinds))
+        which = data.draw(st.sampled_from(PLAIN_FIRST + list(range(len(REQUESTS)))))
+        return kind, which, data.draw(st.one_of(st.just(0), st.just(0), st.integers(1, 60)))
+
+    asyncio.run(run(draw))
+
+
+SCRIPTS = [  # paths worth walking every time: 'kind [which [split]]'
+    "client 0, connect, upstream 0, client 0, client 1, upstream 0, upstream 0",  # pinned, pipelined
+    "client 0, connect, upstream 0, client 0, upstream-gone, lost, connect, upstream 0, client 1, upstream 1",
+    "client 0, connect, upstream 0, client 0, upstream-gone, lost, refuse",  # sent again, and refused
+    "client 0, connect, upstream 0, client 0, client 2, upstream 0, connect, upstream 0, client 0, upstream 0",
+    "client 0, connect, upstream 0, client 0, client 6, client-eof, upstream 4, upstream 0, upstream 0",
+    "client 8, connect, upstream 5, client 0, upstream 0, client-eof, upstream-eof",  # an upgrade, then a pipe
+    "client 8, connect, upstream 5 9, client 0, upstream-eof, client 1, client-gone",
+    "client 6, connect, upstream 0, client 7, upstream 1, client 4, upstream 0",  # bodies on a pooled upstream
+    "client 0, connect, upstream 0, client 0, client 0, upstream 7, upstream-gone, lost",  # cut short, pinned
+]
+
+
+@pytest.mark.parametrize("steps", SCRIPTS)
+def test_walked_paths_keep_the_connection_state_sound(steps: str) -> None:
+    events = [step.split() for step in steps.split(", ")]
+    playlist = iter((kind, *(int(n) for n in [*numbers, "0", "0"][:2])) for kind, *numbers in events)
+
+    def play(kinds: list[str]) -> Event | None:
+        event = next(playlist, None)
+        assert event is None or event[0] in kinds, f"{event} cannot happen here"
+        return event  # type: ignore[return-value]
+
+    asyncio.run(run(play))
+
+
+@pytest.mark.parametrize("lost_first", [True, False], ids=["gone", "going"])
+def test_a_client_gone_while_its_upstream_connects_is_not_answered_when_the_port_refuses(lost_first: bool) -> None:
+    async def check() -> None:
+        world = World(asyncio.get_running_loop())
+        asyncio.get_running_loop().create_connection = world.create_connection  # type: ignore[method-assign,assignment]
+        world.client.data_received(REQUESTS[0])
+        await asyncio.sleep(0)
+        world.client_transport.close()
+        if lost_first:  # else the refusal comes between the close and its connection_lost
+            world.deliver_lost()
+        world.connecting.pop(0)[0].set_exception(ConnectionRefusedError(111, "Connection refused"))
+        await asyncio.sleep(0)
+        world.deliver_lost()
+        assert world.client.state == "closed" and world.client_transport.dropped == []  # no 502 page after close
+        world.proxy.heads_expiry.cancel()  # type: ignore[union-attr]
+
+    asyncio.run(check())
