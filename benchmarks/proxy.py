@@ -1,7 +1,7 @@
 """The proxy against nginx and against no proxy at all, in front of the same backend: nginx inside
 a dualgit container. Interleaved rounds of wrk; medians.
 
-    .venv/bin/python benchmarks/proxy.py [--rounds 3] [--seconds 5]
+    .venv/bin/python benchmarks/proxy.py [--rounds 3] [--seconds 5] [--only keep-alive]
 
 Paths measured, each to the same container port:
   direct    127.0.0.1:<port Docker published>
@@ -86,6 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--only", default="", help="the scenarios whose names start with this, e.g. keep-alive")
     args = parser.parse_args()
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool):
@@ -124,9 +125,13 @@ def main() -> None:
         results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
         for url, host in targets.values():
             wrk(url, 10, 1, host, False)  # warm-up
-        for _ in range(args.rounds):
+        scenarios = {k: v for k, v in scenarios.items() if not args.only or k.startswith(args.only)}
+        names = list(targets)
+        for round_ in range(args.rounds):
             for scenario, (conns, close) in scenarios.items():
-                for name, (url, host) in targets.items():
+                # each round starts at another target, so that none always runs first or last
+                for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+                    url, host = targets[name]
                     cpu = cpu_seconds(procs[name].pid) if name in procs else 0.0
                     rps, p50 = wrk(url, conns, args.seconds, host, close)
                     if name in procs:
@@ -141,6 +146,10 @@ def main() -> None:
                 ratio = rps[name] / rps["nginx"]
                 line = f"    {name:<10} {rps[name]:>10.0f} req/s  {ratio:5.2f}x nginx   p50 {p50[name]:8.0f} us"
                 print(line + (f"   {cpu[name]:5.1f} us CPU per request" if name in procs else ""))
+            ours, theirs = results[(scenario, "dualgit")], results[(scenario, "nginx")]
+            paired = [d[0] / n[0] for d, n in zip(ours, theirs, strict=True)]
+            print(f"    dualgit/nginx round by round: median {statistics.median(paired):.2f}x, "
+                  f"{min(paired):.2f}x to {max(paired):.2f}x")
             if scenario.startswith("keep-alive"):
                 for base in ("nginx", "nginx-bare"):
                     print(f"    goal: dualgit >= 1.0x {base}: {'met' if rps['dualgit'] >= rps[base] else 'NOT met'}")
