@@ -278,3 +278,31 @@ def test_a_client_gone_while_its_upstream_connects_is_not_answered_when_the_port
         world.proxy.heads_expiry.cancel()  # type: ignore[union-attr]
 
     asyncio.run(check())
+
+
+def test_bytes_an_upstream_sends_between_responses_close_it_and_never_reach_the_client() -> None:
+    async def check() -> None:
+        loop = asyncio.get_running_loop()
+        world = World(loop)
+        loop.create_connection = world.create_connection  # type: ignore[method-assign,assignment]
+        # a request that comes through a proxy already: the connection is not pinned after it
+        # (on a pinned one, such bytes are relayed as a pipe would, and the connection closes)
+        forwarded = b"GET / HTTP/1.1\r\nHost: %s\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n" % HOST
+        world.client.data_received(forwarded)
+        await asyncio.sleep(0)
+        world.connecting.pop(0)[0].set_result(None)
+        await asyncio.sleep(0)
+        first = world.upstreams[0]
+        first.protocol.data_received(RESPONSES[0])
+        first.protocol.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra")  # asked by nobody
+        assert first.closed and world.client_transport.written == [RESPONSES[0]]
+        world.deliver_lost()
+        world.client.data_received(forwarded)  # the client goes on, on another upstream connection
+        await asyncio.sleep(0)
+        world.connecting.pop(0)[0].set_result(None)
+        await asyncio.sleep(0)
+        world.upstreams[1].protocol.data_received(RESPONSES[1])
+        assert world.client_transport.written == [RESPONSES[0], RESPONSES[1]] and not world.client_transport.closed
+        world.proxy.heads_expiry.cancel()  # type: ignore[union-attr]
+
+    asyncio.run(check())
