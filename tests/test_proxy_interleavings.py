@@ -3,17 +3,18 @@ connects that succeed or are refused, half-closes and closes, on either side.
 
 The two protocol classes run as they are, on a real event loop; only the transports are stand-ins
 that record what is written, and the loop's connect, which the test completes or refuses (the e2e
-tests cover real sockets and what the bytes say). Whatever the order: no callback raises (nor
-trips one of the proxy's own asserts), nothing is written after a half-close (uvloop raises), and
-once the client is gone every upstream connection is closed or pooled between responses. Writes to
-a closed transport are dropped, as the loops drop them. This catches crashes and leaks in rare
-orders, not wrong bytes.
+tests cover real sockets). Drawn at random: whatever the order, no callback raises (nor trips one
+of the proxy's own asserts), nothing is written after a half-close (uvloop raises), and once the
+client is gone every upstream connection is closed or pooled between responses; writes to a
+closed transport are dropped, as the loops drop them. Written out, byte for byte: what the proxy
+does at the edges that a socket test reaches only by luck of timing (a close that lands while a
+connect is under way, a server's idle close racing a pooled connection's reuse, a half-close).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 
 from dualgit.containers import Container
 from dualgit.proxy import routing
-from dualgit.proxy.relay import ClientConnection
+from dualgit.proxy.relay import BACKLOG, ClientConnection
 from dualgit.proxy.server import Proxy
 
 HOST = b"main.shop.localhost:3000"
@@ -131,6 +132,36 @@ class World:
         while self.lost:
             transport = self.lost.pop(0)
             transport.protocol.connection_lost(None)
+
+    def another_client(self) -> tuple[ClientConnection, Transport]:
+        client = ClientConnection(self.proxy, 3000)
+        transport = Transport(self, client)
+        client.connection_made(transport)  # type: ignore[arg-type]
+        return client, transport
+
+    async def connect(self) -> Transport:
+        """The oldest pending connect succeeds: its upstream's transport."""
+        await asyncio.sleep(0)
+        self.connecting.pop(0)[0].set_result(None)
+        await asyncio.sleep(0)
+        return self.upstreams[-1]
+
+    async def refuse(self) -> None:
+        await asyncio.sleep(0)
+        self.connecting.pop(0)[0].set_exception(ConnectionRefusedError(111, "Connection refused"))
+        await asyncio.sleep(0)
+
+
+def in_world(check: Callable[[World], Awaitable[None]]) -> None:
+    """Run `check` against a new World, on a loop whose connects the World answers."""
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        world = World(loop)
+        loop.create_connection = world.create_connection  # type: ignore[method-assign,assignment]
+        await check(world)
+        world.proxy.heads_expiry.cancel()  # type: ignore[union-attr]
+
+    asyncio.run(main())
 
 
 Event = tuple[str, int, int]  # (kind, which request or response, where its bytes split in two; 0: whole)
@@ -263,46 +294,111 @@ def test_walked_paths_keep_the_connection_state_sound(steps: str) -> None:
 
 @pytest.mark.parametrize("lost_first", [True, False], ids=["gone", "going"])
 def test_a_client_gone_while_its_upstream_connects_is_not_answered_when_the_port_refuses(lost_first: bool) -> None:
-    async def check() -> None:
-        world = World(asyncio.get_running_loop())
-        asyncio.get_running_loop().create_connection = world.create_connection  # type: ignore[method-assign,assignment]
+    async def check(world: World) -> None:
         world.client.data_received(REQUESTS[0])
-        await asyncio.sleep(0)
         world.client_transport.close()
         if lost_first:  # else the refusal comes between the close and its connection_lost
             world.deliver_lost()
-        world.connecting.pop(0)[0].set_exception(ConnectionRefusedError(111, "Connection refused"))
-        await asyncio.sleep(0)
+        await world.refuse()
         world.deliver_lost()
         assert world.client.state == "closed" and world.client_transport.dropped == []  # no 502 page after close
-        world.proxy.heads_expiry.cancel()  # type: ignore[union-attr]
 
-    asyncio.run(check())
+    in_world(check)
+
+
+def test_a_refused_connect_gets_a_502_page_and_the_connection_closes() -> None:
+    async def check(world: World) -> None:
+        world.client.data_received(REQUESTS[0])
+        await world.refuse()
+        page = b"".join(world.client_transport.written)
+        assert page.startswith(b"HTTP/1.1 502 ") and b"Connection: close" in page and world.client_transport.closed
+
+    in_world(check)
 
 
 def test_bytes_an_upstream_sends_between_responses_close_it_and_never_reach_the_client() -> None:
-    async def check() -> None:
-        loop = asyncio.get_running_loop()
-        world = World(loop)
-        loop.create_connection = world.create_connection  # type: ignore[method-assign,assignment]
+    async def check(world: World) -> None:
         # a request that comes through a proxy already: the connection is not pinned after it
         # (on a pinned one, such bytes are relayed as a pipe would, and the connection closes)
         forwarded = b"GET / HTTP/1.1\r\nHost: %s\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n" % HOST
         world.client.data_received(forwarded)
-        await asyncio.sleep(0)
-        world.connecting.pop(0)[0].set_result(None)
-        await asyncio.sleep(0)
-        first = world.upstreams[0]
+        first = await world.connect()
         first.protocol.data_received(RESPONSES[0])
         first.protocol.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra")  # asked by nobody
         assert first.closed and world.client_transport.written == [RESPONSES[0]]
         world.deliver_lost()
         world.client.data_received(forwarded)  # the client goes on, on another upstream connection
-        await asyncio.sleep(0)
-        world.connecting.pop(0)[0].set_result(None)
-        await asyncio.sleep(0)
-        world.upstreams[1].protocol.data_received(RESPONSES[1])
+        (await world.connect()).protocol.data_received(RESPONSES[1])
         assert world.client_transport.written == [RESPONSES[0], RESPONSES[1]] and not world.client_transport.closed
-        world.proxy.heads_expiry.cancel()  # type: ignore[union-attr]
 
-    asyncio.run(check())
+    in_world(check)
+
+
+def test_a_half_closed_client_is_answered_then_closed() -> None:
+    async def check(world: World) -> None:
+        world.client.data_received(REQUESTS[0])
+        upstream = await world.connect()
+        assert world.client.eof_received() is True  # keep the transport open for the answer
+        upstream.protocol.data_received(RESPONSES[0])
+        assert world.client_transport.written == [RESPONSES[0]] and world.client_transport.closed
+
+    in_world(check)
+
+
+def test_a_response_cut_short_on_a_pinned_connection_closes_the_client_and_is_not_asked_again() -> None:
+    async def check(world: World) -> None:
+        world.client.data_received(REQUESTS[0])
+        upstream = await world.connect()
+        upstream.protocol.data_received(RESPONSES[0])  # pinned from here
+        world.client.data_received(REQUESTS[0])
+        upstream.protocol.data_received(RESPONSES[7])  # a head and some of the body, then the server goes
+        upstream.close()
+        world.deliver_lost()
+        await asyncio.sleep(0)
+        assert world.client_transport.written == [RESPONSES[0], RESPONSES[7]] and world.client_transport.closed
+        assert world.connecting == []  # part of the answer came: sending the request again could do it twice
+
+    in_world(check)
+
+
+def test_pipelined_requests_past_the_backlog_pause_reading_until_the_response_ends() -> None:
+    async def check(world: World) -> None:
+        world.client.data_received(REQUESTS[6])  # a POST: what follows it waits in the backlog
+        upstream = await world.connect()
+        world.client.data_received(REQUESTS[6] * (BACKLOG // len(REQUESTS[6]) + 1))
+        assert not world.client_transport.reading
+        upstream.protocol.data_received(RESPONSES[0])
+        assert world.client_transport.reading
+
+    in_world(check)
+
+
+def test_an_upgraded_connection_passes_a_half_close_on_both_ways() -> None:
+    async def check(world: World) -> None:
+        world.client.data_received(REQUESTS[8])
+        upstream = await world.connect()
+        upstream.protocol.data_received(RESPONSES[5])
+        assert upstream.protocol.eof_received() is True  # the server is done sending, not reading
+        assert world.client_transport.eof and not world.client_transport.closed
+        world.client.data_received(b"more frames")
+        assert upstream.written[-1] == b"more frames"
+        assert world.client.eof_received() is True
+        assert upstream.eof and not upstream.closed
+
+    in_world(check)
+
+
+def test_a_pooled_upstream_that_closed_is_not_lent_again() -> None:
+    async def check(world: World) -> None:
+        world.client.data_received(REQUESTS[4])  # Connection: close, on an upstream kept alive
+        upstream = await world.connect()
+        upstream.protocol.data_received(RESPONSES[0])
+        world.deliver_lost()  # the client is closed; the upstream is pooled
+        assert world.proxy.idle[43000] == [upstream.protocol]
+        upstream.close()  # the server's idle timeout: its connection_lost is still to come
+        client, transport = world.another_client()
+        client.data_received(REQUESTS[0])
+        fresh = await world.connect()
+        assert fresh is not upstream and fresh.written and not upstream.dropped
+
+    in_world(check)
