@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from dualgit.containers import Container
 from dualgit.proxy import routing
 from dualgit.proxy.relay import BACKLOG, ClientConnection
-from dualgit.proxy.server import Proxy
+from dualgit.proxy.server import IDLE_PER_PORT, Proxy
 
 HOST = b"main.shop.localhost:3000"
 REQUESTS = [
@@ -400,5 +400,56 @@ def test_a_pooled_upstream_that_closed_is_not_lent_again() -> None:
         client.data_received(REQUESTS[0])
         fresh = await world.connect()
         assert fresh is not upstream and fresh.written and not upstream.dropped
+
+    in_world(check)
+
+
+def test_an_interim_response_on_the_general_path_is_relayed_and_the_final_one_still_ends_the_exchange() -> None:
+    async def check(world: World) -> None:
+        world.client.data_received(REQUESTS[0])
+        upstream = await world.connect()
+        upstream.protocol.data_received(RESPONSES[4])  # 103 Early Hints: not the end
+        upstream.protocol.data_received(RESPONSES[0])
+        assert b"".join(world.client_transport.written) == RESPONSES[4] + RESPONSES[0]
+        world.client.data_received(REQUESTS[0])  # the same upstream answers the next one
+        upstream.protocol.data_received(RESPONSES[0])
+        assert b"".join(world.client_transport.written).endswith(RESPONSES[0] * 2) and not upstream.closed
+
+    in_world(check)
+
+
+def test_bytes_a_client_sends_after_an_upgrade_request_reach_the_server_once_it_switches() -> None:
+    async def check(world: World) -> None:
+        world.client.data_received(REQUESTS[8] + b"an early frame")
+        upstream = await world.connect()
+        assert b"an early frame" not in b"".join(upstream.written)  # not before the server agrees
+        upstream.protocol.data_received(RESPONSES[5])
+        assert upstream.written[-1] == b"an early frame"
+
+    in_world(check)
+
+
+def test_an_upstream_connected_after_its_client_left_is_closed_unused() -> None:
+    async def check(world: World) -> None:
+        world.client.data_received(REQUESTS[0])
+        world.client_transport.close()
+        world.deliver_lost()
+        upstream = await world.connect()
+        assert upstream.closed and upstream.written == []
+
+    in_world(check)
+
+
+def test_the_pool_keeps_at_most_its_limit_per_port() -> None:
+    async def check(world: World) -> None:
+        clients = [world.another_client() for _ in range(IDLE_PER_PORT + 1)]
+        for client, _transport in clients:  # all at once, so that each makes its own upstream connection
+            client.data_received(REQUESTS[4])
+        upstreams = [await world.connect() for _ in clients]
+        for upstream in upstreams:
+            upstream.protocol.data_received(RESPONSES[0])
+        world.deliver_lost()
+        assert len(world.proxy.idle[43000]) == IDLE_PER_PORT
+        assert [u.closed for u in upstreams].count(True) == 1
 
     in_world(check)
