@@ -1,5 +1,6 @@
-"""The proxy's connection state machine under any order of events: client bytes, upstream bytes,
-connects that succeed or are refused, half-closes and closes, on either side.
+"""The proxy's connection state machines (HTTP, and the raw TCP pipe's connect) under any order
+of events: client bytes, upstream bytes, connects that succeed or are refused, half-closes and
+closes, on either side.
 
 The two protocol classes run as they are, on a real event loop; only the transports are stand-ins
 that record what is written, and the loop's connect, which the test completes or refuses (the e2e
@@ -25,6 +26,7 @@ from dualgit.containers import Container
 from dualgit.proxy import routing
 from dualgit.proxy.relay import BACKLOG, ClientConnection
 from dualgit.proxy.server import IDLE_PER_PORT, Proxy
+from dualgit.proxy.tcp import TcpClient
 
 HOST = b"main.shop.localhost:3000"
 REQUESTS = [
@@ -453,3 +455,79 @@ def test_the_pool_keeps_at_most_its_limit_per_port() -> None:
         assert [u.closed for u in upstreams].count(True) == 1
 
     in_world(check)
+
+
+def test_a_pinned_connection_with_a_response_under_way_outlives_the_idle_limit() -> None:
+    async def check(world: World) -> None:
+        client = world.client
+        client.data_received(REQUESTS[0])
+        upstream = await world.connect()
+        upstream.protocol.data_received(RESPONSES[0])  # pinned from here
+        client.data_received(REQUESTS[0])  # and its response is slow to come
+        for _ in range(3):  # the idle timer fires, again and again
+            client.deadline = world.loop.time() - 1
+            client._timed_out()
+        assert not world.client_transport.closed
+        upstream.protocol.data_received(RESPONSES[0])
+        for _ in range(2):  # answered, and then idle: the second look closes it
+            client.deadline = world.loop.time() - 1
+            client._timed_out()
+        assert world.client_transport.closed and world.client_transport.written == [RESPONSES[0]] * 2
+
+    in_world(check)
+
+
+def test_a_request_for_a_pinned_upstream_that_is_closing_goes_to_a_new_connection_unsent() -> None:
+    async def check(world: World) -> None:
+        world.client.data_received(REQUESTS[0])
+        upstream = await world.connect()
+        upstream.protocol.data_received(RESPONSES[0])  # pinned from here
+        upstream.close()  # the server's idle close; its connection_lost is still to come
+        world.client.data_received(REQUESTS[0])
+        assert upstream.dropped == []  # not written into a connection known to be going
+        (await world.connect()).protocol.data_received(RESPONSES[1])
+        assert world.client_transport.written == [RESPONSES[0], RESPONSES[1]]
+
+    in_world(check)
+
+
+class Loose:
+    """Where a lone Transport reports its close: nothing delivers it."""
+
+    def __init__(self) -> None:
+        self.lost: list[Transport] = []
+
+
+@pytest.mark.parametrize("client_leaves_first", [False, True], ids=["sends-early", "leaves-early"])
+def test_a_tcp_client_is_piped_whatever_it_does_before_its_upstream_connects(client_leaves_first: bool) -> None:
+    async def check() -> None:
+        loop = asyncio.get_running_loop()
+        connected: asyncio.Future[None] = loop.create_future()
+        upstreams: list[Transport] = []
+
+        async def create_connection(factory: Any, host: str, port: int) -> tuple[Transport, Any]:
+            await connected
+            protocol = factory()
+            upstreams.append(Transport(Loose(), protocol))  # type: ignore[arg-type]
+            protocol.connection_made(upstreams[-1])
+            return upstreams[-1], protocol
+
+        loop.create_connection = create_connection  # type: ignore[method-assign,assignment]
+        client = TcpClient(lambda: 5432, set())
+        transport = Transport(Loose(), client)  # type: ignore[arg-type]
+        client.connection_made(transport)  # type: ignore[arg-type]
+        client.data_received(b"startup message")  # a database client speaks first
+        if client_leaves_first:
+            transport.close()
+        await asyncio.sleep(0)
+        connected.set_result(None)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        if client_leaves_first:
+            assert upstreams[0].closed  # not left open with nobody on the other end
+        else:
+            assert upstreams[0].written == [b"startup message"]
+            client.data_received(b"query")
+            assert upstreams[0].written == [b"startup message", b"query"]
+
+    asyncio.run(check())
