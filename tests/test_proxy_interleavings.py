@@ -491,43 +491,22 @@ def test_a_request_for_a_pinned_upstream_that_is_closing_goes_to_a_new_connectio
     in_world(check)
 
 
-class Loose:
-    """Where a lone Transport reports its close: nothing delivers it."""
-
-    def __init__(self) -> None:
-        self.lost: list[Transport] = []
-
-
 @pytest.mark.parametrize("client_leaves_first", [False, True], ids=["sends-early", "leaves-early"])
 def test_a_tcp_client_is_piped_whatever_it_does_before_its_upstream_connects(client_leaves_first: bool) -> None:
-    async def check() -> None:
-        loop = asyncio.get_running_loop()
-        connected: asyncio.Future[None] = loop.create_future()
-        upstreams: list[Transport] = []
-
-        async def create_connection(factory: Any, host: str, port: int) -> tuple[Transport, Any]:
-            await connected
-            protocol = factory()
-            upstreams.append(Transport(Loose(), protocol))  # type: ignore[arg-type]
-            protocol.connection_made(upstreams[-1])
-            return upstreams[-1], protocol
-
-        loop.create_connection = create_connection  # type: ignore[method-assign,assignment]
+    async def check(world: World) -> None:  # the world's HTTP client stays idle
         client = TcpClient(lambda: 5432, set())
-        transport = Transport(Loose(), client)  # type: ignore[arg-type]
+        transport = Transport(world, client)
         client.connection_made(transport)  # type: ignore[arg-type]
         client.data_received(b"startup message")  # a database client speaks first
         if client_leaves_first:
             transport.close()
+        upstream = await world.connect()
         await asyncio.sleep(0)
-        connected.set_result(None)
-        for _ in range(3):
-            await asyncio.sleep(0)
         if client_leaves_first:
-            assert upstreams[0].closed  # not left open with nobody on the other end
+            assert upstream.closed  # not left open with nobody on the other end
         else:
-            assert upstreams[0].written == [b"startup message"]
+            assert upstream.written == [b"startup message"]
             client.data_received(b"query")
-            assert upstreams[0].written == [b"startup message", b"query"]
+            assert upstream.written == [b"startup message", b"query"]
 
-    asyncio.run(check())
+    in_world(check)
