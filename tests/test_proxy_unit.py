@@ -91,6 +91,8 @@ def test_host_rules() -> None:
     assert routing.host_only("localhost") == "localhost"
     assert routing.host_only("[::1]:3000") == "[::1]"
     assert routing.host_only("127.0.0.1:3000") == "127.0.0.1"
+    assert routing.host_only("Main.Shop.localhost.:3000") == "main.shop.localhost"  # a fully qualified name
+    assert routing.host_only("::1") == "::1"  # unbracketed: its colons are not a port's
     for evil in ("example.com", "localhost.example.com", "127.0.0.2", "10.0.0.1:3000", "[::2]", ""):
         assert routing.host_only(evil) is None
 
@@ -123,6 +125,21 @@ def test_tcp_ports_are_stable_and_distinct() -> None:
     assert len(first) == 30 and set(first) == set(again)
     assert all(routing.TCP_PORT_BASE <= p < routing.TCP_PORT_BASE + routing.TCP_PORT_SPAN for p in first)
     assert routing.stable_tcp_port("shop", "b1", 5432) == routing.stable_tcp_port("shop", "b1", 5432)
+
+
+def test_tcp_ports_that_collide_on_the_last_port_wrap_to_the_first() -> None:
+    last = routing.TCP_PORT_BASE + routing.TCP_PORT_SPAN - 1
+    onto_last = [f"b{i}" for i in range(200_000) if routing.stable_tcp_port("shop", f"b{i}", 5432) == last][:2]
+    cs = [container(f"/w/{b}", tcp=(5432,)) for b in onto_last]
+    routes = routing.build(cs, {f"/w/{b}": b for b in onto_last}).tcp_routes()
+    assert sorted(routes) == [routing.TCP_PORT_BASE, last]
+
+
+def test_urls_of_one_worktree_leave_out_the_others() -> None:
+    table = routing.build([container("/w/a", tcp=(5432,)), container("/w/b")], {"/w/a": "main", "/w/b": "feat"})
+    rows = table.urls(worktree="/w/a")
+    assert [r["branch"] for r in rows] == ["main", "main"] and str(rows[1]["url"]).startswith("tcp://127.0.0.1:")
+    assert {r["branch"] for r in table.urls("/src/shop/.git")} == {"main", "feat"}
 
 
 @pytest.fixture(scope="module")
