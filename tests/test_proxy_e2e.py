@@ -549,6 +549,13 @@ def test_busy_port_is_named_and_others_work(repo: Path, docker: DockerAPI, tmp_p
             assert "port 3001 is busy on this host (pid " in status.stdout, status.stdout
             assert f"pid {os.getpid()}: " in status.stdout
             assert request("main.demo.localhost")[2] == b"busybox page\n"
+            holder.close()  # whatever held the port lets go: it is served, with no event needed
+            deadline = time.monotonic() + 15
+            busy = "is busy on this host"
+            while busy in (status := dual("proxy", "status", cwd=repo)).stdout and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert ":3001" in status.stdout and busy not in status.stdout, status.stdout
+            assert request("main.demo.localhost", port=3001)[0] == 502  # the proxy's page: nothing listens inside
         finally:
             proxy.stop()
     finally:

@@ -346,3 +346,17 @@ def test_pinned_responses_are_counted_as_they_end_however_they_arrive() -> None:
             hello = stream.index(b"hello") + 4
             assert seen[hello - 1] == 0 and seen[hello] == 1
 
+
+
+def test_the_resolutions_kept_are_bounded_whatever_hosts_clients_send() -> None:
+    async def check() -> int:
+        proxy = Proxy()
+        proxy.containers, proxy.branches = [container("/w/a")], {"/w/a": "main"}
+        proxy.table = routing.build(proxy.containers, proxy.branches)
+        proxy.heads_expiry = asyncio.get_running_loop().call_later(60, lambda: None)  # the branch reads are fresh
+        for i in range(5000):
+            proxy.resolve(f"b{i}.shop.localhost:3000", 3000)
+        proxy.heads_expiry.cancel()
+        return len(proxy.resolved)
+
+    assert asyncio.run(check()) <= 4096

@@ -29,6 +29,7 @@ from dualgit.proxy.upstream import Upstream
 
 HEAD_RECHECK = 0.25  # seconds between re-reads of the worktrees' HEAD files, while requests come
 WATCH_EVERY = 0.5  # seconds between looks at each repository's worktrees/ folder
+BUSY_RETRY = 5.0  # seconds between tries of the ports that were busy, while any is
 IDLE_PER_PORT = 64  # pooled upstream connections kept per published port
 
 
@@ -55,7 +56,8 @@ class Proxy:
         self.http_servers: dict[int, list[asyncio.AbstractServer]] = {}
         self.tcp_servers: dict[int, list[asyncio.AbstractServer]] = {}
         self.tcp_targets: dict[int, tuple[routing.Backend, int]] = {}
-        self.busy: dict[int, str] = {}
+        self.busy: dict[int, str] = {}  # ports wanted but taken on this host, and why
+        self.busy_retry: asyncio.TimerHandle | None = None
         self.connections: set[asyncio.Transport] = set()
         self.idle: dict[int, list[Upstream]] = {}  # upstream connections between requests, by port
         self.watched: dict[str, float] = {}
@@ -160,14 +162,15 @@ class Proxy:
                 server.close()
             log(f"closed :{port}")
         loop = asyncio.get_running_loop()
-        for port in sorted(wanted - set(self.http_servers) - set(self.busy)):
+        for port in sorted(wanted - set(self.http_servers)):  # busy ones too: they may be free by now
             servers = await self._listen(port, lambda p=port: ClientConnection(self, p, loop))  # type: ignore[misc]
             if servers:
                 self.http_servers[port] = servers
                 log(f"listening on :{port}")
         for port in list(self.busy):
-            if port not in wanted:
+            if port not in wanted and port not in self.tcp_targets:
                 del self.busy[port]
+        self._retry_busy_later()
 
     def _sync_tcp(self) -> None:
         routes = {p: r for p, r in self.table.tcp_routes().items() if r[0].running}
@@ -175,7 +178,7 @@ class Proxy:
         for port in sorted(set(self.tcp_servers) - set(routes)):
             for server in self.tcp_servers.pop(port):
                 server.close()
-        missing = sorted(set(routes) - set(self.tcp_servers) - set(self.busy))
+        missing = sorted(set(routes) - set(self.tcp_servers))
         if missing:
             asyncio.get_running_loop().create_task(self._open_tcp(missing))
 
@@ -186,6 +189,7 @@ class Proxy:
             servers = await self._listen(port, lambda p=port: TcpClient(lambda: self._tcp_target(p), self.connections))  # type: ignore[misc]
             if servers:
                 self.tcp_servers[port] = servers
+        self._retry_busy_later()
         self._write_status()
 
     def _tcp_target(self, port: int) -> int | None:
@@ -201,15 +205,31 @@ class Proxy:
             except OSError as exc:
                 if host == "::1" and exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
                     continue  # no IPv6 loopback on this host
-                message = f"port {port} is busy on this host{holder(port)}: its branches are not served there"
-                if exc.errno != errno.EADDRINUSE:
-                    message = f"cannot listen on port {port}: {exc.strerror}"
-                self.busy[port] = message
-                log(message)
+                if port not in self.busy:  # said once, not at every retry (naming the holder reads /proc)
+                    message = f"port {port} is busy on this host{holder(port)}: its branches are not served there"
+                    if exc.errno != errno.EADDRINUSE:
+                        message = f"cannot listen on port {port}: {exc.strerror}"
+                    self.busy[port] = message
+                    log(message)
                 for server in servers:
                     server.close()
                 return []
+        self.busy.pop(port, None)
         return servers
+
+    def _retry_busy_later(self) -> None:
+        """While a wanted port is busy, try it again every BUSY_RETRY seconds: it is served as soon as
+        whatever held it lets go, with no event needed."""
+        if self.busy and self.busy_retry is None:
+            self.busy_retry = asyncio.get_running_loop().call_later(BUSY_RETRY, self._retry_busy)
+
+    def _retry_busy(self) -> None:
+        self.busy_retry = None
+        async def retry() -> None:
+            await self._sync_http()
+            self._sync_tcp()
+            self._write_status()
+        asyncio.get_running_loop().create_task(retry())
 
     # watchers
 
