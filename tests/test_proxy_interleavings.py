@@ -148,6 +148,14 @@ class World:
         await asyncio.sleep(0)
         return self.upstreams[-1]
 
+    async def pinned(self) -> Transport:
+        """A plain GET answered on a new upstream connection: the client is pinned to it from here."""
+        self.client.data_received(REQUESTS[0])
+        upstream = await self.connect()
+        upstream.protocol.data_received(RESPONSES[0])
+        assert self.client.pinned is upstream.protocol
+        return upstream
+
     async def refuse(self) -> None:
         await asyncio.sleep(0)
         self.connecting.pop(0)[0].set_exception(ConnectionRefusedError(111, "Connection refused"))
@@ -349,9 +357,7 @@ def test_a_half_closed_client_is_answered_then_closed() -> None:
 
 def test_a_response_cut_short_on_a_pinned_connection_closes_the_client_and_is_not_asked_again() -> None:
     async def check(world: World) -> None:
-        world.client.data_received(REQUESTS[0])
-        upstream = await world.connect()
-        upstream.protocol.data_received(RESPONSES[0])  # pinned from here
+        upstream = await world.pinned()
         world.client.data_received(REQUESTS[0])
         upstream.protocol.data_received(RESPONSES[7])  # a head and some of the body, then the server goes
         upstream.close()
@@ -460,9 +466,7 @@ def test_the_pool_keeps_at_most_its_limit_per_port() -> None:
 def test_a_pinned_connection_with_a_response_under_way_outlives_the_idle_limit() -> None:
     async def check(world: World) -> None:
         client = world.client
-        client.data_received(REQUESTS[0])
-        upstream = await world.connect()
-        upstream.protocol.data_received(RESPONSES[0])  # pinned from here
+        upstream = await world.pinned()
         client.data_received(REQUESTS[0])  # and its response is slow to come
         for _ in range(3):  # the idle timer fires, again and again
             client.deadline = world.loop.time() - 1
@@ -479,9 +483,7 @@ def test_a_pinned_connection_with_a_response_under_way_outlives_the_idle_limit()
 
 def test_a_request_for_a_pinned_upstream_that_is_closing_goes_to_a_new_connection_unsent() -> None:
     async def check(world: World) -> None:
-        world.client.data_received(REQUESTS[0])
-        upstream = await world.connect()
-        upstream.protocol.data_received(RESPONSES[0])  # pinned from here
+        upstream = await world.pinned()
         upstream.close()  # the server's idle close; its connection_lost is still to come
         world.client.data_received(REQUESTS[0])
         assert upstream.dropped == []  # not written into a connection known to be going

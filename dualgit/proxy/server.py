@@ -225,11 +225,13 @@ class Proxy:
 
     def _retry_busy(self) -> None:
         self.busy_retry = None
-        async def retry() -> None:
-            await self._sync_http()
-            self._sync_tcp()
-            self._write_status()
-        asyncio.get_running_loop().create_task(retry())
+        asyncio.get_running_loop().create_task(self._sync_listeners())
+
+    async def _sync_listeners(self) -> None:
+        """Listeners for the current table, without reading the engine or git again."""
+        await self._sync_http()
+        self._sync_tcp()
+        self._write_status()
 
     # watchers
 
