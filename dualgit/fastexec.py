@@ -118,6 +118,7 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
             return failed
     exec_id = _create_exec(api, name, body, loc)
     _reconcile_now_and_then(loc)
+    _proxy_up()
     return Session(api, exec_id, tty, attach_stdin, request.cmd[0]).run()
 
 
@@ -145,6 +146,15 @@ def _reconcile_now_and_then(loc: Location) -> None:
         reconcile_later()  # it inherits our working directory, which is in the worktree
     except OSError:
         pass  # the next command reconciles
+
+
+def _proxy_up() -> None:
+    """The engine brings the containers back after a reboot (they restart unless stopped), but not the
+    proxy, a user process: the dev server started here answers at its URL without a `git dual up`
+    first. One pid file read while the proxy runs."""
+    from dualgit.proxy.daemon import ensure_started
+
+    ensure_started()
 
 
 def _stdin_worth_attaching() -> bool:

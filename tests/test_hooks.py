@@ -279,6 +279,27 @@ def test_hook_line_gives_the_branch_url_and_starts_the_proxy(repo: Path, docker:
     assert dual("proxy", "stop", cwd=repo).stdout == "proxy stopped\n"
 
 
+def test_exec_and_urls_bring_back_the_proxy_that_a_reboot_left_stopped(repo: Path, docker: DockerAPI,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine restarts the containers after a reboot, but the proxy is a user process: the first
+    `exec` (a dev server being started) or `urls` brings it back, listening for the running ports."""
+    def listening() -> bool:
+        status = json.loads(dual("proxy", "status", "--json", cwd=repo).stdout)
+        return bool(status["running"]) and 3000 in status.get("http_ports", [])
+
+    assert dual("up", cwd=repo).returncode == 0
+    assert dual("exec", "true", cwd=repo).returncode == 0  # DUALGIT_PROXY=0 (as in every test): none started
+    assert not json.loads(dual("proxy", "status", "--json", cwd=repo).stdout)["running"]
+    monkeypatch.delenv("DUALGIT_PROXY")
+    try:
+        for command in (["exec", "true"], ["urls"]):
+            assert dual(*command, cwd=repo).returncode == 0
+            wait_for(listening)
+            assert dual("proxy", "stop", cwd=repo).stdout == "proxy stopped\n"
+    finally:
+        dual("proxy", "stop", cwd=repo)
+
+
 def test_exec_reaps_a_removed_worktrees_container_too(repo: Path, docker: DockerAPI) -> None:
     gone = add_worktree(repo, "demo-gone", "gone")
     assert dual("up", cwd=gone).returncode == 0

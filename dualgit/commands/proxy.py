@@ -48,6 +48,8 @@ def status(as_json: bool = False) -> int:
 def urls(as_json: bool = False) -> int:
     repo, api, _ = reconciled()
     rows = routing.current(api).urls(repo.common_dir)
+    if rows:
+        daemon.ensure_started()  # URLs that answer: after a reboot, the proxy is not back on its own
     if as_json:
         print(json.dumps(rows, indent=2))
         return 0

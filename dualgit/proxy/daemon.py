@@ -3,7 +3,6 @@ user's state dir (`$XDG_STATE_HOME/dualgit`, else `~/.local/state/dualgit`)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -137,6 +136,8 @@ def status() -> dict[str, object]:
     pidfile, status_file, logfile = files()
     info: dict[str, object] = {"running": pid is not None, "pid": pid, "log": logfile}
     if pid is not None:
+        import json  # not at the top: exec imports this module to check that the proxy runs
+
         try:
             with open(status_file) as f:
                 info.update(json.load(f))
