@@ -560,3 +560,27 @@ def test_busy_port_is_named_and_others_work(repo: Path, docker: DockerAPI, tmp_p
             proxy.stop()
     finally:
         holder.close()
+
+
+def test_an_engine_that_stops_answering_is_said_once_and_its_return_noticed(repo: Path, docker: DockerAPI,
+                                                                            tmp_path: Path) -> None:
+    """Docker Desktop quit for a day must not fill the proxy's log: one line when the engine is gone
+    (the event watcher retries at 0.5, 1, 2 s...; each retry used to log twice), one when it is back."""
+    engine = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not engine.startswith("unix://"):
+        pytest.skip("the engine is reached over tcp here: no socket to hide and bring back")
+    sock, log = tmp_path / "engine.sock", tmp_path / "proxy.log"  # no socket there yet: the engine is "gone"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(["git", "dual", "proxy", "run"], cwd=repo, stdout=out, stderr=out,
+                                env={**os.environ, "DOCKER_HOST": f"unix://{sock}"})
+    try:
+        wait_for(lambda: "proxy ready" in log.read_text())
+        time.sleep(4)
+        said = log.read_text()
+        assert said.count("cannot reach the Docker engine") == 1, said
+        assert "trying again until it answers" in said
+        os.symlink(engine.removeprefix("unix://"), sock)  # the engine is back
+        wait_for(lambda: "engine: answering again" in log.read_text())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -63,6 +63,7 @@ class Proxy:
         self.watched: dict[str, float] = {}
         self.refreshing: asyncio.Task[None] | None = None
         self.stopping = asyncio.Event()
+        self.engine_trouble: str | None = None  # what was said when the engine stopped answering
 
     # connections
 
@@ -136,8 +137,11 @@ class Proxy:
         try:
             containers = await loop.run_in_executor(None, list_all, self.api)
         except DualgitError as exc:
-            log(f"engine: {exc.message}")
+            self._engine_down(exc.message)
             return
+        if self.engine_trouble is not None:
+            self.engine_trouble = None
+            log("engine: answering again")
         self.containers = containers
         self.branches = routing.branches_of(containers)
         self._heads_read()
@@ -245,7 +249,7 @@ class Proxy:
                     delay = 0.5
                     loop.call_soon_threadsafe(self.schedule_refresh)
             except (OSError, DualgitError) as exc:
-                log(f"engine events: {exc}; retrying")
+                loop.call_soon_threadsafe(self._engine_down, exc.message if isinstance(exc, DualgitError) else str(exc))
             time.sleep(delay)
             delay = min(delay * 2, 10)
             loop.call_soon_threadsafe(self.schedule_refresh)
@@ -271,6 +275,13 @@ class Proxy:
         with open(tmp, "w") as f:
             json.dump(status, f)
         os.replace(tmp, self.status_file)
+
+    def _engine_down(self, message: str) -> None:
+        """Said once when the engine stops answering (again only if the reason changes), not at every
+        retry: an engine stopped for a day would otherwise fill the log. The routes known stay."""
+        if message != self.engine_trouble:
+            self.engine_trouble = message
+            log(f"engine: {message}; trying again until it answers (the routes known are kept)")
 
     async def serve(self, ready: Callable[[], None] | None = None) -> None:
         loop = asyncio.get_running_loop()
