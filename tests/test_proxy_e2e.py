@@ -562,6 +562,27 @@ def test_busy_port_is_named_and_others_work(repo: Path, docker: DockerAPI, tmp_p
         holder.close()
 
 
+
+def test_a_privileged_port_says_what_to_do_and_others_work(repo: Path, docker: DockerAPI, tmp_path: Path) -> None:
+    """A container serving :80 (an nginx or apache image) on a host where ports under 1024 need
+    privileges: the proxy, run here without CAP_NET_BIND_SERVICE, says how to get it served."""
+    if int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text()) <= 80:
+        pytest.skip("this host lets anyone listen on :80")
+    drop = ["setpriv", "--bounding-set", "-net_bind_service"] if os.geteuid() == 0 else []
+    write_config(repo, 'image = "busybox:latest"\nports = [80, 3000]\n')
+    assert dual("up", cwd=repo).returncode == 0
+    with open(tmp_path / "proxy.log", "wb") as out:
+        proc = subprocess.Popen([*drop, "git", "dual", "proxy", "run"], cwd=repo, stdout=out, stderr=out)
+    try:
+        wait_for(lambda: 3000 in json.loads(dual("proxy", "status", "--json", cwd=repo).stdout).get("http_ports", []))
+        status = dual("proxy", "status", cwd=repo).stdout
+        assert "cannot listen on port 80: Permission denied (ports under 1024 need privileges" in status, status
+        assert "sysctl net.ipv4.ip_unprivileged_port_start=80`" in status
+        assert request("main.demo.localhost")[0] == 502  # :3000 is served (nothing listens inside)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
 def test_an_engine_that_stops_answering_is_said_once_and_its_return_noticed(repo: Path, docker: DockerAPI,
                                                                             tmp_path: Path) -> None:
     """Docker Desktop quit for a day must not fill the proxy's log: one line when the engine is gone

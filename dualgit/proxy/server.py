@@ -210,10 +210,7 @@ class Proxy:
                 if host == "::1" and exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
                     continue  # no IPv6 loopback on this host
                 if port not in self.busy:  # said once, not at every retry (naming the holder reads /proc)
-                    message = f"port {port} is busy on this host{holder(port)}: its branches are not served there"
-                    if exc.errno != errno.EADDRINUSE:
-                        message = f"cannot listen on port {port}: {exc.strerror}"
-                    self.busy[port] = message
+                    self.busy[port] = message = listen_failure(port, exc)
                     log(message)
                 for server in servers:
                     server.close()
@@ -309,6 +306,17 @@ def reap(repo_dir: str) -> None:
             log(action.describe())
     except DualgitError as exc:
         log(f"reconcile {repo_dir}: {exc.message}")
+
+
+def listen_failure(port: int, exc: OSError) -> str:
+    """Why a wanted port is not served, and what to do about it, in one line."""
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} is busy on this host{holder(port)}: its branches are not served there"
+    message = f"cannot listen on port {port}: {os.strerror(exc.errno) if exc.errno else exc}"  # uvloop's strerror is long
+    if exc.errno == errno.EACCES and port < 1024:
+        message += (" (ports under 1024 need privileges on this host: have the server listen on 1024 or above,"
+                    f" or allow it with `sudo sysctl net.ipv4.ip_unprivileged_port_start={port}`)")
+    return message
 
 
 def holder(port: int) -> str:
