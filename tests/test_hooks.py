@@ -300,6 +300,21 @@ def test_exec_and_urls_bring_back_the_proxy_that_a_reboot_left_stopped(repo: Pat
         dual("proxy", "stop", cwd=repo)
 
 
+
+def test_many_execs_at_once_start_one_proxy(repo: Path, docker: DockerAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Agents running a dozen commands at once after a reboot: one of them starts the proxy, and
+    none of the others starts a second one that finds it running and logs an error."""
+    assert dual("up", cwd=repo).returncode == 0
+    monkeypatch.delenv("DUALGIT_PROXY")
+    try:
+        execs = [subprocess.Popen(["git", "dual", "exec", "true"], cwd=repo) for _ in range(12)]
+        assert [p.wait(timeout=120) for p in execs] == [0] * 12
+        status = wait_for(lambda: (s := json.loads(dual("proxy", "status", "--json", cwd=repo).stdout))["running"] and s)
+        log = Path(status["log"]).read_text()
+        assert log.count("proxy ready") == 1 and "already runs" not in log, log
+    finally:
+        dual("proxy", "stop", cwd=repo)
+
 def test_exec_reaps_a_removed_worktrees_container_too(repo: Path, docker: DockerAPI) -> None:
     gone = add_worktree(repo, "demo-gone", "gone")
     assert dual("up", cwd=gone).returncode == 0

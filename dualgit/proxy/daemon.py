@@ -11,6 +11,7 @@ from dualgit import background
 from dualgit.errors import DualgitError
 
 DISABLE_ENV = "DUALGIT_PROXY"  # "0": never start the proxy on its own
+STARTING_FOR = 10.0  # seconds a start is left to the caller that claimed it (`_claim_start`)
 
 
 def state_dir() -> str:
@@ -22,6 +23,10 @@ def state_dir() -> str:
 def files() -> tuple[str, str, str]:
     d = state_dir()
     return os.path.join(d, "proxy.pid"), os.path.join(d, "proxy.status.json"), os.path.join(d, "proxy.log")
+
+
+def starting_marker() -> str:
+    return os.path.join(state_dir(), "proxy.starting")
 
 
 def running_pid() -> int | None:
@@ -66,6 +71,10 @@ def run(head_timeout: float | None = None) -> int:
     def ready() -> None:
         with open(pidfile, "w") as f:
             f.write(str(os.getpid()))
+        try:
+            os.remove(starting_marker())
+        except OSError:
+            pass
         log(f"proxy ready (pid {os.getpid()})")
 
     try:
@@ -89,7 +98,7 @@ def start(wait: float = 10.0) -> int | None:
     if pid is not None:
         return pid
     _, _, logfile = files()
-    child = background.spawn(["proxy", "run"], log=logfile, guard=False)
+    child = background.spawn(["proxy", "run"], log=logfile, guard=False) if _claim_start() else None
     if wait <= 0:
         return None
     deadline = time.monotonic() + wait
@@ -97,12 +106,31 @@ def start(wait: float = 10.0) -> int | None:
         pid = running_pid()
         if pid is not None:
             return pid
-        finished, _status = os.waitpid(child, os.WNOHANG)
-        if finished:
+        if child is not None and os.waitpid(child, os.WNOHANG)[0]:
             break
         time.sleep(0.05)
     raise DualgitError(f"the proxy did not start; its log ({logfile}) ends with:\n{tail(logfile)}",
                        hint="`git dual proxy run` runs it in the foreground")
+
+
+def _claim_start() -> bool:
+    """Whether this caller starts the proxy: of many at once (fifty `exec`s after a reboot), the one
+    that makes the marker file, which the proxy removes once ready. A claim older than STARTING_FOR
+    (its proxy died starting) is taken over."""
+    marker = starting_marker()
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        return True
+    except FileExistsError:
+        try:
+            if time.time() - os.stat(marker).st_mtime < STARTING_FOR:
+                return False
+            os.utime(marker)
+            return True
+        except OSError:
+            return False
+    except OSError:
+        return True  # no marker can be made here: start it anyway, the proxy's lock settles a race
 
 
 def ensure_started() -> None:
