@@ -563,6 +563,28 @@ def test_busy_port_is_named_and_others_work(repo: Path, docker: DockerAPI, tmp_p
 
 
 
+
+def test_the_daemon_starts_once_and_stops(repo: Path, tmp_path: Path) -> None:
+    """`proxy start` detaches a daemon with its pid and log under the user's state dir; a second
+    start finds it; `stop` ends it and `status` says so (exit 3)."""
+    state = tmp_path / "state"
+    env = {"XDG_STATE_HOME": str(state)}
+    started = dual("proxy", "start", cwd=repo, env=env)
+    try:
+        assert started.returncode == 0, started.stderr
+        pid = int((state / "dualgit" / "proxy.pid").read_text())
+        assert started.stdout == f"proxy running (pid {pid}); log: {state / 'dualgit' / 'proxy.log'}\n"
+        assert os.getsid(pid) == pid  # a session of its own: it outlives the shell that started it
+        assert dual("proxy", "start", cwd=repo, env=env).stdout == started.stdout
+        assert json.loads(dual("proxy", "status", "--json", cwd=repo, env=env).stdout)["pid"] == pid
+        assert "proxy ready (pid %d)" % pid in (state / "dualgit" / "proxy.log").read_text()
+    finally:
+        assert dual("proxy", "stop", cwd=repo, env=env).stdout == "proxy stopped\n"
+    status = dual("proxy", "status", cwd=repo, env=env)
+    assert status.returncode == 3 and status.stdout.startswith("the proxy is not running")
+    assert not (state / "dualgit" / "proxy.pid").exists()
+    assert dual("proxy", "stop", cwd=repo, env=env).stdout == "the proxy was not running\n"
+
 def test_a_privileged_port_says_what_to_do_and_others_work(repo: Path, docker: DockerAPI, tmp_path: Path) -> None:
     """A container serving :80 (an nginx or apache image) on a host where ports under 1024 need
     privileges: the proxy, run here without CAP_NET_BIND_SERVICE, says how to get it served."""
