@@ -48,13 +48,14 @@ def serve(tree: Path, name: str) -> None:
 
 
 class Proxy:
-    def __init__(self, cwd: Path, log: Path) -> None:
+    def __init__(self, cwd: Path, log: Path, wrapper: tuple[str, ...] = ()) -> None:
         self.cwd, self.log = cwd, log
+        self.wrapper = wrapper  # a command the proxy runs under (say, one that drops a capability)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(["git", "dual", "proxy", "run"], cwd=self.cwd, stdout=out, stderr=out,
+            self.proc = subprocess.Popen([*self.wrapper, "git", "dual", "proxy", "run"], cwd=self.cwd, stdout=out, stderr=out,
                                          env={**os.environ, "DUALGIT_PROXY_HEAD_TIMEOUT": "3",
                                               "DUALGIT_PROXY_IDLE_TIMEOUT": str(IDLE)})
         # ready when its own status says it listens (not just anything on the port: say, a stray proxy)
@@ -590,20 +591,19 @@ def test_a_privileged_port_says_what_to_do_and_others_work(repo: Path, docker: D
     privileges: the proxy, run here without CAP_NET_BIND_SERVICE, says how to get it served."""
     if int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text()) <= 80:
         pytest.skip("this host lets anyone listen on :80")
-    drop = ["setpriv", "--bounding-set", "-net_bind_service"] if os.geteuid() == 0 else []
+    drop = ("setpriv", "--bounding-set", "-net_bind_service") if os.geteuid() == 0 else ()
     write_config(repo, 'image = "busybox:latest"\nports = [80, 3000]\n')
     assert dual("up", cwd=repo).returncode == 0
-    with open(tmp_path / "proxy.log", "wb") as out:
-        proc = subprocess.Popen([*drop, "git", "dual", "proxy", "run"], cwd=repo, stdout=out, stderr=out)
+    proxy = Proxy(repo, tmp_path / "proxy.log", wrapper=drop)
+    proxy.start()  # once :3000 is served
     try:
-        wait_for(lambda: 3000 in json.loads(dual("proxy", "status", "--json", cwd=repo).stdout).get("http_ports", []))
         status = dual("proxy", "status", cwd=repo).stdout
         assert "cannot listen on port 80: Permission denied (ports under 1024 need privileges" in status, status
         assert "sysctl net.ipv4.ip_unprivileged_port_start=80`" in status
         assert request("main.demo.localhost")[0] == 502  # :3000 is served (nothing listens inside)
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        proxy.stop()
+
 
 def test_an_engine_that_stops_answering_is_said_once_and_its_return_noticed(repo: Path, docker: DockerAPI,
                                                                             tmp_path: Path) -> None:

@@ -122,15 +122,16 @@ def _claim_start() -> bool:
         os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
         return True
     except FileExistsError:
-        try:
-            if time.time() - os.stat(marker).st_mtime < STARTING_FOR:
-                return False
-            os.utime(marker)
-            return True
-        except OSError:
-            return False
+        pass
     except OSError:
         return True  # no marker can be made here: start it anyway, the proxy's lock settles a race
+    try:
+        if time.time() - os.stat(marker).st_mtime < STARTING_FOR:
+            return False
+        os.utime(marker)  # taken over
+    except OSError:
+        return False  # removed meanwhile: its proxy is ready
+    return True
 
 
 def ensure_started() -> None:

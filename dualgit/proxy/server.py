@@ -246,7 +246,7 @@ class Proxy:
                     delay = 0.5
                     loop.call_soon_threadsafe(self.schedule_refresh)
             except (OSError, DualgitError) as exc:
-                loop.call_soon_threadsafe(self._engine_down, exc.message if isinstance(exc, DualgitError) else str(exc))
+                loop.call_soon_threadsafe(self._engine_down, str(exc))
             time.sleep(delay)
             delay = min(delay * 2, 10)
             loop.call_soon_threadsafe(self.schedule_refresh)
