@@ -164,10 +164,12 @@ def _bool(value: Any, key: str, file: str) -> bool:
     return value
 
 
-def write_template(worktree: str, force: bool = False) -> str:
+def write_template(worktree: str, force: bool = False) -> str | None:
+    """Write the commented template; None when a .dual.toml is there already (kept unless `force`):
+    a repository's committed one is the team's, not to be replaced by running `git dual init`."""
     file = os.path.join(worktree, FILENAME)
     if os.path.exists(file) and not force:
-        raise DualgitError(f"{file} exists already", hint="edit it, or run `git dual init --force` to replace it")
+        return None
     with open(file, "w", encoding="utf-8") as f:
         f.write(TEMPLATE)
     return file

@@ -21,12 +21,11 @@ def test_template_parses_and_says_the_defaults(tmp_path: Path) -> None:
     assert "# " in Path(written).read_text()
 
 
-def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
-    write_template(str(tmp_path))
-    with pytest.raises(DualgitError, match="exists already"):
-        write_template(str(tmp_path))
+def test_template_keeps_an_existing_file_unless_forced(tmp_path: Path) -> None:
     (tmp_path / ".dual.toml").write_text("image = 'x'\n")
-    write_template(str(tmp_path), force=True)
+    assert write_template(str(tmp_path)) is None
+    assert (tmp_path / ".dual.toml").read_text() == "image = 'x'\n"
+    assert write_template(str(tmp_path), force=True) == str(tmp_path / ".dual.toml")
     assert (tmp_path / ".dual.toml").read_text() == TEMPLATE
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import add_worktree, dual, git, write_config
 from dualgit import install as shims
+from dualgit.config import TEMPLATE
 from dualgit.dockerapi import DockerAPI
 from tests_support import wait_for
 
@@ -52,6 +53,20 @@ def test_install_is_idempotent_keeps_and_restores_a_foreign_hook(repo: Path, doc
     assert dual("uninstall", cwd=repo).returncode == 0
     assert hook.read_bytes() == foreign and stat.S_IMODE(hook.stat().st_mode) == 0o750
     assert not (repo / ".git" / "hooks" / "post-checkout.legacy").exists()
+
+
+def test_init_in_a_clone_keeps_the_committed_config_and_installs_the_hooks(repo: Path, tmp_path: Path) -> None:
+    committed = (repo / ".dual.toml").read_bytes()
+    clone = tmp_path / "clone"
+    git("clone", "-q", str(repo), str(clone), cwd=tmp_path)
+    result = dual("init", cwd=clone)
+    assert result.returncode == 0, result.stderr
+    assert "kept .dual.toml" in result.stdout
+    assert (clone / ".dual.toml").read_bytes() == committed
+    assert (clone / ".git" / "hooks" / "post-checkout").exists()
+    assert git("config", "dual.enabled", cwd=clone).strip() == "true"
+    forced = dual("init", "--force", cwd=clone)
+    assert forced.returncode == 0 and (clone / ".dual.toml").read_text() == TEMPLATE
 
 
 def test_core_hooks_path_is_honoured(repo: Path) -> None:
@@ -276,6 +291,10 @@ def test_hook_line_gives_the_branch_url_and_starts_the_proxy(repo: Path, docker:
     wait_for(lambda: json.loads(dual("proxy", "status", "--json", cwd=repo).stdout)["running"])
     opened = dual("open", "feat/url", cwd=repo, env={"DISPLAY": "", "BROWSER": ""})
     assert opened.returncode == 0 and opened.stdout == "http://feat-url.demo.localhost:3000/\n"
+    other = dual("open", "feat/url", "--port", "4000", cwd=repo)
+    assert other.returncode == 1 and other.stderr.splitlines() == [
+        "error: feat/url serves no port 4000",
+        "hint: it serves 3000: `git dual open --port 3000`; to add 4000, list it in `ports` in .dual.toml and run `git dual up`"]
     assert dual("proxy", "stop", cwd=repo).stdout == "proxy stopped\n"
 
 

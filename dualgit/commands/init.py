@@ -9,7 +9,10 @@ def init(force: bool = False, folder: str | None = None) -> int:
     repo = git.open_repo(folder)
     where = repo.workdir or "."
     written = config.write_template(where, force)
-    print(f"wrote {written}")
+    if written is None:
+        print(f"kept {config.FILENAME}: it is there already (`git dual init --force` replaces it with the template)")
+    else:
+        print(f"wrote {written}")
     for line in install.install(repo):
         print(line)
     return 0

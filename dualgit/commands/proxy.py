@@ -65,13 +65,16 @@ def open_(target: str | None = None, port: int | None = None) -> int:
     repo, api, _ = reconciled()
     wt = git.find_worktree(repo, target or repo.workdir or ".")
     rows = [r for r in routing.current(api).urls(repo.common_dir) if r["branch"] == (wt.branch or os.path.basename(wt.path))]
-    rows = [r for r in rows if str(r["url"]).startswith("http")]
-    if port is not None:
-        rows = [r for r in rows if r["port"] == port]
-    if not rows:
-        raise DualgitError(f"{wt.label} has no HTTP port{f' {port}' if port else ''} to open",
+    served = [r for r in rows if str(r["url"]).startswith("http")]
+    if not served:
+        raise DualgitError(f"{wt.label} has no HTTP port to open",
                            hint="`git dual up` makes its container; `ports` in .dual.toml lists its ports")
-    url = str(rows[0]["url"])
+    chosen = [r for r in served if port is None or r["port"] == port]
+    if not chosen:
+        known = ", ".join(str(r["port"]) for r in served)
+        raise DualgitError(f"{wt.label} serves no port {port}", hint=f"it serves {known}: `git dual open --port "
+                           f"{served[0]['port']}`; to add {port}, list it in `ports` in .dual.toml and run `git dual up`")
+    url = str(chosen[0]["url"])
     daemon.ensure_started()
     if _has_browser():
         import webbrowser
