@@ -124,13 +124,14 @@ def gc(
 
 @app.command()
 def rm(
-    target: PathArg = None,
+    targets: Annotated[list[str] | None, typer.Argument(
+        help="Worktrees' paths (or folders in them), or their branches. Default: here.", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Remove even with uncommitted changes.")] = False,
 ) -> int:
-    """Remove a worktree and its container; a dirty worktree is refused as git refuses it."""
+    """Remove worktrees and their containers; a dirty worktree is refused as git refuses it."""
     from dualgit.commands.gc import rm as run
 
-    return run(target, force)
+    return run(targets, force)
 
 
 proxy_app = typer.Typer(help="The per-branch URL proxy: http://<branch>.<repo>.localhost:<port>.", no_args_is_help=True)

@@ -202,6 +202,21 @@ def test_rm_refuses_a_dirty_worktree_unless_forced(repo: Path, docker: DockerAPI
     assert not tree.exists() and str(tree) not in containers_of(docker, repo)
 
 
+def test_rm_of_several_removes_each_it_may_and_says_which_it_refused(repo: Path, docker: DockerAPI) -> None:
+    clean, dirty = add_worktree(repo, "demo-clean", "clean"), add_worktree(repo, "demo-kept", "kept")
+    for tree in (clean, dirty):
+        assert dual("up", cwd=tree).returncode == 0
+    (dirty / "notes.txt").write_text("unsaved work\n")
+    result = dual("rm", "kept", "nope", "clean", cwd=repo)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 2 and errors[0].startswith(f"error: git refused to remove {dirty}: ")  # git's words follow
+    assert errors[1] == "error: no worktree of demo at or on 'nope'"
+    assert result.stdout.startswith(f"clean: removed {clean} and container ")
+    assert not clean.exists() and (dirty / "notes.txt").read_text() == "unsaved work\n"
+    assert list(containers_of(docker, repo)) == [str(dirty)]
+
+
 def test_eight_concurrent_worktree_adds(repo: Path, docker: DockerAPI) -> None:
     installed(repo)
     procs = [subprocess.Popen(["git", "worktree", "add", "-q", f"../demo-c{i}", "-b", f"c{i}"], cwd=repo,
