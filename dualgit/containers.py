@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,13 +160,25 @@ def _inside(child: str, parent: str) -> bool:
     return child == parent or child.startswith(parent.rstrip("/") + "/")
 
 
-def image_id(api: DockerAPI, image: str) -> str:
-    """The local image's id; pulled first when it isn't here."""
+class ImageNotHere(DualgitError):
+    """The image is not on this machine, and the caller would not wait for a pull (the hook: git
+    waits for its hooks, and a pull can take minutes)."""
+
+    def __init__(self, image: str) -> None:
+        super().__init__(f"image {image} is not on this machine")
+        self.image = image
+
+
+def image_id(api: DockerAPI, image: str, pull: bool = True) -> str:
+    """The local image's id; pulled first when it isn't here (said on stderr: it can take minutes)."""
     try:
         return str(api.get(path("/images/%s/json", image))["Id"])
     except ApiError as exc:
         if exc.status != 404:
             raise DualgitError(f"cannot inspect image {image}: {exc.message}")
+    if not pull:
+        raise ImageNotHere(image)
+    print(f"dualgit: pulling {image} (not on this machine) ...", file=sys.stderr, flush=True)
     reason = _pull(api, image)
     try:
         return str(api.get(path("/images/%s/json", image))["Id"])
@@ -195,17 +208,19 @@ def _pull(api: DockerAPI, image: str) -> str:
     return "no error given"
 
 
-def ensure_running(loc: Location, config: Config | None = None, api: DockerAPI | None = None) -> Container:
+def ensure_running(loc: Location, config: Config | None = None, api: DockerAPI | None = None,
+                   pull: bool = True) -> Container:
     """Idempotent `up`: create the worktree's container, or start it, or recreate it when what it is
     made from (image, ports, env, mounts, plugin settings) changed. Concurrent callers are settled by
     the engine's name conflict: the loser adopts the winner's container. A container made here
-    starts its setup in the background."""
+    starts its setup in the background. Without `pull`, an image not on this machine raises
+    ImageNotHere."""
     api = api or DockerAPI()
     config = config or load(loc.worktree)
     name = container_name(loc.common_dir, loc.worktree)
     ctx = context_for(loc, name, config)
     image, extra = settings_for(ctx, config)
-    body = create_body(loc, config, image_id(api, image), image, extra)
+    body = create_body(loc, config, image_id(api, image, pull), image, extra)
     made = False
     for _ in range(3):
         current = list_containers(api, loc.common_dir, loc.worktree)

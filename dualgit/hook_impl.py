@@ -55,11 +55,20 @@ def post_checkout(old: str, new: str, flag: str) -> int:
     strict = False
     try:
         from dualgit.config import load
-        from dualgit.containers import ensure_running
+        from dualgit.containers import ImageNotHere, ensure_running
 
         config = load(loc.worktree)
         strict = config.strict
-        container = ensure_running(loc, config)
+        try:
+            container = ensure_running(loc, config, pull=strict)  # strict: the git command waits, to fail it
+        except ImageNotHere as exc:
+            from dualgit.setup import create_in_background
+
+            create_in_background(loc, exc.image)
+            say(f"{branch}: pulling {exc.image} in the background, then its container "
+                "(`git dual logs -f` follows it; `git dual exec` waits for it)")
+            _reconcile_in_background(loc.worktree)
+            return 0
         from dualgit.shims import ensure_for_worktree
 
         ensure_for_worktree(loc.worktree)

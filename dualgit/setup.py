@@ -25,6 +25,37 @@ def start_background(loc: Location, container: str, container_id: str, force: bo
     spawn(["setup-run", loc.worktree, *(["--force"] if force else [])], log=setup_state.paths(container)[1])
 
 
+def create_in_background(loc: Location, image: str) -> None:
+    """The hook's way with an image that is not here: the pull and the container that follows it
+    are left to a detached runner, which holds the setup lock meanwhile, so that `git dual ls` says
+    `pull IMAGE` and `git dual exec` waits for it."""
+    from dualgit.naming import container_name
+
+    name = container_name(loc.common_dir, loc.worktree)
+    setup_state.write(name, "running", "", f"pull {image}")
+    spawn(["setup-run", "--create", loc.worktree], log=setup_state.paths(name)[1])
+
+
+def _create(loc: Location) -> int:
+    """`setup-run --create`: make the container (pulling its image), whose own runner then sets it
+    up once this one lets go of the lock. A failure is recorded as a failed `pull` step, with no
+    container id: the next `git dual up` or `exec` tries again in the foreground."""
+    from dualgit.containers import ensure_running
+    from dualgit.naming import container_name
+
+    name = container_name(loc.common_dir, loc.worktree)
+    with open(setup_state.paths(name)[2], "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        step = setup_state.read(name).step or "pull"
+        try:
+            ensure_running(loc)
+        except DualgitError as exc:
+            setup_state.write(name, "failed", "", step)
+            print(exc.render(), flush=True)
+            return 1
+    return 0
+
+
 def steps_for(ctx: Context) -> list[Step]:
     from dualgit.plugins import plugins
 
@@ -33,7 +64,7 @@ def steps_for(ctx: Context) -> list[Step]:
 
 
 def run(args: list[str]) -> int:
-    """`git dual setup-run WORKTREE [--force]`: what the background runner does."""
+    """`git dual setup-run WORKTREE [--force|--create]`: what the background runner does."""
     from dualgit.containers import context_for, list_containers
     from dualgit.dockerapi import DockerAPI
     from dualgit.plugins import plugins
@@ -41,6 +72,8 @@ def run(args: list[str]) -> int:
     force = "--force" in args
     worktree = next((a for a in args if not a.startswith("--")), ".")
     loc = locate(worktree)
+    if "--create" in args:
+        return _create(loc)
     current = list_containers(DockerAPI(), loc.common_dir, loc.worktree)
     if not current:
         print("dualgit: no container for this worktree; nothing to set up", flush=True)

@@ -99,6 +99,10 @@ def wait(container: str, show_progress: bool) -> int | None:
             if last:
                 sys.stderr.write("\r\x1b[K")
             return None
+        if state.status == "failed" and not state.container_id:
+            if last:
+                sys.stderr.write("\r\x1b[K")
+            return None  # no container was made (its image did not come): the caller tries again, and says why
         if state.status == "failed":
             if last:
                 sys.stderr.write("\r\x1b[K")

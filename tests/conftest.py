@@ -18,6 +18,7 @@ import pytest
 
 from dualgit.dockerapi import DockerAPI
 from dualgit.errors import DualgitError
+from tests_support import LocalRegistry
 
 BIN = Path(sys.executable).parent
 IN_CI = bool(os.environ.get("CI"))
@@ -119,6 +120,17 @@ def docker(engine: DockerAPI, tmp_path: Path) -> Iterator[DockerAPI]:
 
     daemon.stop()
     remove_labelled(engine, tmp_path)
+
+
+@pytest.fixture
+def registry(docker: DockerAPI, tmp_path: Path) -> Iterator[LocalRegistry]:
+    """A registry on loopback with an image of its own to pull; the image goes afterwards, once this
+    test's containers have gone."""
+    served = LocalRegistry(docker, f"pull-{os.urandom(4).hex()}")
+    yield served
+    served.stop()
+    remove_labelled(docker, tmp_path)
+    served.remove_image(docker)
 
 
 @pytest.fixture(scope="session", autouse=True)

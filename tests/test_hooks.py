@@ -15,7 +15,7 @@ from conftest import add_worktree, dual, git, write_config
 from dualgit import install as shims
 from dualgit.config import TEMPLATE
 from dualgit.dockerapi import DockerAPI
-from tests_support import wait_for
+from tests_support import LocalRegistry, wait_for
 
 
 def containers_of(api: DockerAPI, repo: Path) -> dict[str, dict]:  # type: ignore[type-arg]
@@ -215,6 +215,60 @@ def test_rm_of_several_removes_each_it_may_and_says_which_it_refused(repo: Path,
     assert result.stdout.startswith(f"clean: removed {clean} and container ")
     assert not clean.exists() and (dirty / "notes.txt").read_text() == "unsaved work\n"
     assert list(containers_of(docker, repo)) == [str(dirty)]
+
+
+def test_the_hook_leaves_a_pull_to_the_background_and_exec_waits_for_it(repo: Path, docker: DockerAPI,
+                                                                        registry: LocalRegistry) -> None:
+    """A pull can take minutes, and git waits for its hooks: `git worktree add` returns while the
+    engine pulls (held half-way by the registry here), `ls` and `logs` say so, `exec` waits, and the
+    container follows the image."""
+    write_config(repo, f'image = "{registry.image}"\n')
+    git("commit", "-qam", "an image to pull", cwd=repo)
+    installed(repo)
+    added = subprocess.run(["git", "worktree", "add", "-q", "../demo-pull", "-b", "pull"], cwd=repo,
+                           capture_output=True, text=True, timeout=60)
+    assert added.returncode == 0
+    assert added.stderr == (f"dualgit: pull: pulling {registry.image} in the background, then its container "
+                            "(`git dual logs -f` follows it; `git dual exec` waits for it)\n")
+    tree = (repo.parent / "demo-pull").resolve()
+    row = json.loads(dual("ls", "--json", cwd=tree).stdout)[1]
+    assert (row["state"], row["setup"], row["setup_step"]) == ("missing", "running", f"pull {registry.image}")
+    pulling = f"dualgit: pulling {registry.image} (not on this machine) ...\n"
+    assert wait_for(lambda: dual("logs", cwd=tree).stdout) == pulling
+    waiting = subprocess.Popen(["git", "dual", "exec", "cat", "README"], cwd=tree, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert str(tree) not in containers_of(docker, repo) and waiting.poll() is None  # the layer is held
+    registry.release.set()
+    out, err = waiting.communicate(timeout=60)
+    assert (waiting.returncode, out) == (0, "demo\n"), err
+    assert containers_of(docker, repo)[str(tree)]["State"] == "running"
+
+
+def test_a_failed_background_pull_is_said_and_the_next_exec_tries_again(repo: Path, docker: DockerAPI,
+                                                                     registry: LocalRegistry) -> None:
+    registry.fail = True
+    write_config(repo, f'image = "{registry.image}"\n')
+    git("commit", "-qam", "an image to pull", cwd=repo)
+    installed(repo)
+    tree = add_worktree(repo, "demo-pull", "pull")
+    row = wait_for(lambda: [r for r in json.loads(dual("ls", "--json", cwd=tree).stdout)[1:] if r["setup"] == "failed"])[0]
+    assert (row["state"], row["setup_step"]) == ("missing", f"pull {registry.image}")
+    assert dual("ls", cwd=tree).stdout.splitlines()[2].split()[1:4] == ["missing", "failed:", "pull"]
+    logs = dual("logs", cwd=tree)
+    assert logs.returncode == 1
+    assert f"error: image {registry.image} is not on this machine and could not be pulled" in logs.stdout
+    write_config(repo, f'image = "{registry.image}"\nstrict = true\n')  # strict: git waits for the pull, to fail
+    git("commit", "-qam", "strict", cwd=repo)
+    strict = subprocess.run(["git", "worktree", "add", "-q", "../demo-strict", "-b", "strict"], cwd=repo,
+                            capture_output=True, text=True, timeout=60)
+    assert strict.returncode != 0
+    refused = f"dualgit: strict: no container yet: image {registry.image} is not on this machine and could not be pulled"
+    assert refused in strict.stderr
+    registry.fail = False
+    registry.release.set()
+    ran = dual("exec", "cat", "README", cwd=tree)
+    assert (ran.returncode, ran.stdout) == (0, "demo\n"), ran.stderr
+    assert f"dualgit: pulling {registry.image} (not on this machine) ...\n" in ran.stderr
 
 
 def test_eight_concurrent_worktree_adds(repo: Path, docker: DockerAPI) -> None:

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import http.server
+import io
+import json
+import os
+import tarfile
+import threading
 import time
+from typing import Any
 
 
 def wait_for(check, timeout: float = 20.0, every: float = 0.1):  # type: ignore[no-untyped-def]
@@ -17,3 +26,101 @@ def wait_for(check, timeout: float = 20.0, every: float = 0.1):  # type: ignore[
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting for {getattr(check, '__name__', check)}")
         time.sleep(every)
+
+
+class LocalRegistry:
+    """A Docker registry on loopback (the engine trusts 127.0.0.0/8 over plain HTTP) serving one
+    image, the local `source` (busybox) under `image`, so that a test makes the engine really pull.
+    Layer downloads wait for `release`, so a test can hold a pull half-way; `fail` answers 404s."""
+
+    def __init__(self, api: Any, tag: str, source: str = "busybox:latest") -> None:
+        saved = tarfile.open(fileobj=io.BytesIO(api.request("GET", f"/images/{source}/get").body))
+        listed = json.loads(saved.extractfile("manifest.json").read())[0]  # type: ignore[union-attr]
+        # An image of its own (a label in its config, a gzip stamp on its layer): the engine has seen
+        # neither, so it downloads them (it skips an image or a blob that it knows), and a held
+        # download really holds the pull.
+        stamp = int.from_bytes(os.urandom(4), "big")
+        settings = json.loads(saved.extractfile(listed["Config"]).read())  # type: ignore[union-attr]
+        settings.setdefault("config", {})["Labels"] = {"dualgit-test.registry": str(stamp)}
+        config = json.dumps(settings).encode()
+        layers = [gzip.compress(saved.extractfile(name).read(), 1, mtime=stamp)  # type: ignore[union-attr]
+                  for name in listed["Layers"]]
+        self.blobs = {_digest(b): b for b in (config, *layers)}
+        self.layers = {_digest(b) for b in layers}
+        self.manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config),
+                       "digest": _digest(config)},
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(b),
+                        "digest": _digest(b)} for b in layers],
+        }).encode()
+        self.release = threading.Event()
+        self.fail = False
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.image = f"127.0.0.1:{self.server.server_address[1]}/dualgit-test/{tag}:latest"
+        self.repository = self.image.split("/", 1)[1].rsplit(":", 1)[0]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        registry = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_HEAD(self) -> None:
+                self._answer(body=False)
+
+            def do_GET(self) -> None:
+                self._answer(body=True)
+
+            def _answer(self, body: bool) -> None:
+                prefix = f"/v2/{registry.repository}/"
+                kind, _, ref = self.path[len(prefix):].partition("/") if self.path.startswith(prefix) else ("", "", "")
+                if self.path == "/v2/":
+                    data, media = b"{}", "application/json"
+                elif not registry.fail and kind == "manifests" and ref in ("latest", _digest(registry.manifest)):
+                    data, media = registry.manifest, "application/vnd.docker.distribution.manifest.v2+json"
+                elif not registry.fail and kind == "blobs" and ref in registry.blobs:
+                    if body and ref in registry.layers:
+                        registry.release.wait(120)
+                    data, media = registry.blobs[ref], "application/octet-stream"
+                else:
+                    data, media = b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"not here"}]}', "application/json"
+                    self.send_response(404)
+                    self._send(data, media, body)
+                    return
+                self.send_response(200)
+                self.send_header("Docker-Content-Digest", _digest(data))
+                self._send(data, media, body)
+
+            def _send(self, data: bytes, media: str, body: bool) -> None:
+                self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+                self.send_header("Content-Type", media)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if body:
+                    self.wfile.write(data)
+
+        return Handler
+
+    def stop(self) -> None:
+        """Answer no more: a pull still waiting fails now (and makes no container later)."""
+        self.fail = True
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def remove_image(self, api: Any) -> None:
+        """The pulled image goes by its name (its containers must be gone)."""
+        try:
+            api.request("DELETE", f"/images/{self.image}", query={"force": 1})
+        except Exception:  # noqa: BLE001 - never pulled
+            pass
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()

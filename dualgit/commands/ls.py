@@ -26,17 +26,20 @@ def rows(trees: list[git.Worktree], containers: list[Container]) -> list[dict[st
                 "container": container.name if container else container_name(wt.common_dir, wt.path),
                 "state": container.state if container else "missing",
                 "ports": container.ports if container else {},
-                **_setup(container),
+                **_setup(container, container_name(wt.common_dir, wt.path)),
             }
         )
     return out
 
 
-def _setup(container: Container | None) -> dict[str, str | None]:
-    """`setup`: none, running, done or failed; `setup_step`: the step running, or the one that failed."""
+def _setup(container: Container | None, name: str) -> dict[str, str | None]:
+    """`setup`: none, running, done or failed; `setup_step`: the step running, or the one that failed.
+    With no container yet, what stands before it: the hook's pull of an image (`pull IMAGE`)."""
+    state = setup_state.read(name)
     if container is None:
-        return {"setup": "none", "setup_step": None}
-    state = setup_state.read(container.name)
+        if state.container_id:
+            return {"setup": "none", "setup_step": None}  # a removed container's
+        return {"setup": state.status, "setup_step": state.step or None}
     if state.container_id and state.container_id != container.id:
         return {"setup": "none", "setup_step": None}
     return {"setup": state.status, "setup_step": state.step or None}

@@ -9,14 +9,17 @@ import time
 from dualgit import setup_state
 from dualgit.commands._context import targeted
 from dualgit.errors import DualgitError
+from dualgit.naming import container_name
 from dualgit.plugins import plugins as loaded
 
 
 def logs(target: str | None = None, follow: bool = False) -> int:
     _repo, _api, wt, mine = targeted(target)
+    name = mine[0].name if mine else container_name(wt.common_dir, wt.path)
     if not mine:
-        raise DualgitError(f"{wt.label} has no container, so no setup log", hint="`git dual up` makes it")
-    name = mine[0].name
+        before = setup_state.read(name)
+        if before.status == "none" or before.container_id:  # no pull for a container to come: nothing to show
+            raise DualgitError(f"{wt.label} has no container, so no setup log", hint="`git dual up` makes it")
     log_file = setup_state.paths(name)[1]
     if not os.path.exists(log_file):
         print(f"{wt.label}: no setup has run for {name}")
