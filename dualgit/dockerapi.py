@@ -203,10 +203,10 @@ class DockerAPI:
         finally:
             sock.close()
 
-    def hijack(self, url: str, payload: Any) -> tuple[socket.SocketType, bytes]:
+    def hijack(self, url: str, payload: Any, timeout: float | None = None) -> tuple[socket.SocketType, bytes]:
         """POST with `Upgrade: tcp`; return the raw stream and any bytes already read past the head."""
         body = dumps(payload).encode()
-        sock = self.connect(None)
+        sock = self.connect(timeout)
         sock.sendall(self._head("POST", url, body, "Connection: Upgrade\r\nUpgrade: tcp\r\n"))
         status, _, rest = _read_head(sock)
         if status not in (101, 200):

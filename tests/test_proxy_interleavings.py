@@ -113,6 +113,9 @@ class World:
         proxy.containers, proxy.branches = [shop, other], {"/w/a": "main", "/w/b": "other"}
         proxy.table = routing.build(proxy.containers, proxy.branches)
         proxy.heads_expiry = loop.call_later(3600, lambda: None)  # the branch reads stay fresh
+        # what a look inside a container says, for 502 pages: when the test says it
+        self.inside: asyncio.Future[tuple[str, str] | None] = loop.create_future()
+        proxy.why_nothing_answers = lambda backend, port: self.inside  # type: ignore[method-assign,assignment,return-value]
         self.connecting: list[tuple[asyncio.Future[None], Any]] = []  # (result, protocol) of pending connects
         self.upstreams: list[Transport] = []
         self.lost: list[Transport] = []  # closed, connection_lost not yet delivered
@@ -316,12 +319,43 @@ def test_a_client_gone_while_its_upstream_connects_is_not_answered_when_the_port
     in_world(check)
 
 
-def test_a_refused_connect_gets_a_502_page_and_the_connection_closes() -> None:
+def test_a_refused_connect_gets_a_502_page_once_the_container_said_why_and_the_connection_closes() -> None:
     async def check(world: World) -> None:
         world.client.data_received(REQUESTS[0])
         await world.refuse()
+        assert world.client_transport.written == [] and not world.client_transport.closed  # the page waits for the look
+        world.inside.set_result(("a server listens on 127.0.0.1:3000 inside the container", "Have it listen on `0.0.0.0`."))
+        await asyncio.sleep(0)
         page = b"".join(world.client_transport.written)
         assert page.startswith(b"HTTP/1.1 502 ") and b"Connection: close" in page and world.client_transport.closed
+        assert b"a server listens on 127.0.0.1:3000 inside the container" in page and b"<code>0.0.0.0</code>" in page
+
+    in_world(check)
+
+
+def test_a_request_body_still_coming_is_read_while_the_502_page_waits() -> None:
+    async def check(world: World) -> None:
+        world.client.data_received(b"POST /echo HTTP/1.1\r\nHost: main.shop.localhost:3000\r\nContent-Length: 6\r\n\r\nabc")
+        await world.refuse()
+        world.inside.set_result(None)  # nothing known: the general words
+        await asyncio.sleep(0)
+        assert world.client_transport.written == []  # the body is not all here
+        world.client.data_received(b"def")
+        page = b"".join(world.client_transport.written)
+        assert page.startswith(b"HTTP/1.1 502 ") and b"refused the connection" in page and world.client_transport.closed
+
+    in_world(check)
+
+
+def test_a_client_gone_while_the_502_page_waits_gets_nothing() -> None:
+    async def check(world: World) -> None:
+        world.client.data_received(REQUESTS[0])
+        await world.refuse()
+        world.client_transport.close()
+        world.deliver_lost()
+        world.inside.set_result(None)
+        await asyncio.sleep(0)
+        assert world.client.state == "closed" and world.client_transport.dropped == []
 
     in_world(check)
 

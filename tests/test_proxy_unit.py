@@ -360,3 +360,46 @@ def test_the_resolutions_kept_are_bounded_whatever_hosts_clients_send() -> None:
         return len(proxy.resolved)
 
     assert asyncio.run(check()) <= 4096
+
+
+# /proc/net/tcp and tcp6 as a container's kernel prints them (the columns after `st` cut short)
+PROC_TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 64049351 1
+   1: 0100007F:0BB8 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 64049352 1
+   2: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 64049353 1
+   3: 0200A8C0:2328 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 64049354 1
+"""
+PROC_TCP6 = """  sl  local_address                         remote_address                        st tx_queue rx_queue
+   0: 00000000000000000000000001000000:0BB8 00000000000000000000000000000000:0000 0A 00000000:00000000
+   1: 00000000000000000000000000000000:1435 00000000000000000000000000000000:0000 0A 00000000:00000000
+"""
+
+
+def test_what_listens_inside_a_container_says_why_nothing_answers() -> None:
+    from dualgit.proxy.inside import Listening, explain, listening
+
+    both = PROC_TCP + PROC_TCP6
+    assert listening(both, 3000) == Listening(False, ("127.0.0.1", "::1"))  # the connected socket is not a listener
+    assert listening(both, 8080) == Listening(True, ())  # 0.0.0.0
+    assert listening(both, 9000) == Listening(True, ())  # the container's own address
+    assert listening(both, 5173) == Listening(True, ())  # ::
+    assert listening(both, 4000) == Listening(False, ())
+    assert listening("OCI runtime exec failed: exec: \"cat\": executable file not found", 3000) is None
+    assert listening("", 3000) is None
+
+    why, fix = explain(listening(both, 3000), 3000)  # type: ignore[misc]
+    assert why == ("a server listens on 127.0.0.1:3000 and [::1]:3000 inside the container, "
+                   "which Docker's published port cannot reach")
+    assert fix.startswith("Have it listen on 0.0.0.0:3000: for example `vite --host 0.0.0.0`")
+    assert explain(listening(both, 4000), 4000) == ("nothing listens on port 4000 inside the container", "")
+    assert explain(listening(both, 8080), 8080) is None  # it listens, and still closed: the general words
+    assert explain(None, 3000) is None
+
+
+def test_a_bad_gateway_page_shows_the_fix_with_its_code() -> None:
+    from dualgit.proxy import pages
+
+    backend = routing.build([container("/w/a")], {"/w/a": "main"}).serving(3000)[0]
+    page = pages.bad_gateway(backend, 3000, "a server listens on 127.0.0.1:3000", "Run `vite --host 0.0.0.0` <now>.")
+    assert b"<p>Run <code>vite --host 0.0.0.0</code> &lt;now&gt;.</p>" in page
+    assert b"git dual exec" not in page

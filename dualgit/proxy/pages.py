@@ -42,9 +42,12 @@ def not_found(reason: str, backends: list[Backend] | tuple[Backend, ...], port: 
     return _page("No such branch", f"<p>{escape(reason)}.</p><p>Branches serving :{port}:</p>{_links(backends, port)}")
 
 
-def bad_gateway(backend: Backend, port: int, why: str) -> bytes:
+def bad_gateway(backend: Backend, port: int, why: str, fix: str = "") -> bytes:
+    """`fix`: what to do, with `code` in backquotes; else the usual: start the server, or the container."""
     c = backend.container
-    if backend.running:
+    if fix:
+        fix = "<p>" + "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(escape(fix).split("`"))) + "</p>"
+    elif backend.running:
         fix = (f"<p>Start the server inside it, listening on 0.0.0.0:{port}, for example "
                f"<code>cd {escape(c.worktree)} &amp;&amp; git dual exec npm run dev</code>.</p>")
     else:

@@ -289,7 +289,9 @@ class ClientConnection(asyncio.Protocol):
             if not body.done:
                 return False
         if self.state == "discard":
-            reply, self.local_reply = self.local_reply or b"", None
+            if self.local_reply is None:
+                return False  # the page waits for what the container says (`upstream_failed`)
+            reply, self.local_reply = self.local_reply, None
             self._write_reply(reply)
         else:
             self.state = "response"
@@ -306,9 +308,10 @@ class ClientConnection(asyncio.Protocol):
     def _bad_gateway(self, backend: Backend, why: str) -> None:
         self._reply(502, "Bad Gateway", pages.bad_gateway(backend, self.port, why))
 
-    def upstream_failed(self, backend: Backend, why: str, started: bool) -> None:
+    def upstream_failed(self, backend: Backend, why: str, started: bool, look_inside: bool = False) -> None:
         """The upstream ended without a complete response (or never connected: this client may have
-        gone meanwhile)."""
+        gone meanwhile). With `look_inside`, the 502 page waits for what listens inside the container
+        (`inside.py`) to say why; the request's body is read and dropped meanwhile."""
         if self.state == "closed" or self.transport is None or self.transport.is_closing():
             return  # this client is gone, or going
         if started:
@@ -317,8 +320,21 @@ class ClientConnection(asyncio.Protocol):
         self.upstream = None
         self.keep_alive = False
         self.reader.resume("connecting")
-        self.local_reply = simple_response(502, "Bad Gateway", pages.bad_gateway(backend, self.port, why), close=True)
-        self.state = "discard"
+        self.state, self.local_reply = "discard", None  # None: the page is not written yet
+        if look_inside and backend.running:
+            self.loop.create_task(self._explain_bad_gateway(backend, why))
+            if not (self.body is not None and self.body.done):
+                self._advance()
+            return
+        self._give_bad_gateway(backend, why)
+
+    async def _explain_bad_gateway(self, backend: Backend, why: str) -> None:
+        answer = await self.proxy.why_nothing_answers(backend, self.port)
+        if self.state == "discard" and self.local_reply is None:  # else the client went meanwhile
+            self._give_bad_gateway(backend, *(answer or (why, "")))
+
+    def _give_bad_gateway(self, backend: Backend, why: str, fix: str = "") -> None:
+        self.local_reply = simple_response(502, "Bad Gateway", pages.bad_gateway(backend, self.port, why, fix), close=True)
         if self.body is not None and self.body.done:
             self._write_reply(self.local_reply)
         else:

@@ -21,7 +21,7 @@ from dualgit import labels
 from dualgit.containers import Container, list_all
 from dualgit.dockerapi import DockerAPI
 from dualgit.errors import DualgitError
-from dualgit.proxy import routing
+from dualgit.proxy import inside, routing
 from dualgit.proxy.relay import ClientConnection
 from dualgit.proxy.routing import Resolution, RouteTable
 from dualgit.proxy.tcp import TcpClient
@@ -31,6 +31,7 @@ HEAD_RECHECK = 0.25  # seconds between re-reads of the worktrees' HEAD files, wh
 WATCH_EVERY = 0.5  # seconds between looks at each repository's worktrees/ folder
 BUSY_RETRY = 5.0  # seconds between tries of the ports that were busy, while any is
 IDLE_PER_PORT = 64  # pooled upstream connections kept per published port
+INSIDE_FOR = 1.0  # seconds a look at a container's listening sockets serves 502 pages
 
 
 def log(message: str) -> None:
@@ -64,6 +65,9 @@ class Proxy:
         self.refreshing: asyncio.Task[None] | None = None
         self.stopping = asyncio.Event()
         self.engine_trouble: str | None = None  # what was said when the engine stopped answering
+        # What listens inside a container on a port, for 502 pages: one look per container and port
+        # every INSIDE_FOR seconds, shared by the requests that fail meanwhile (a page reloading).
+        self.looks: dict[tuple[str, int], tuple[float, asyncio.Future[tuple[str, str] | None]]] = {}
 
     # connections
 
@@ -98,6 +102,31 @@ class Proxy:
         stack = self.idle.get(up.port, [])
         if up in stack:
             stack.remove(up)
+
+    # 502 pages
+
+    def why_nothing_answers(self, backend: routing.Backend, port: int) -> asyncio.Future[tuple[str, str] | None]:
+        """Why `backend`'s container does not answer on `port`, and what to do (`inside.explain`),
+        or None when its sockets could not be read. Never fails: a page waits for it."""
+        loop = asyncio.get_running_loop()
+        key, now = (backend.container.id, port), loop.time()
+        seen = self.looks.get(key)
+        if seen is not None and now - seen[0] < INSIDE_FOR:
+            return seen[1]
+        if len(self.looks) > 1024:
+            self.looks.clear()
+        answer = loop.create_future()
+        self.looks[key] = (now, answer)
+        loop.create_task(self._look_inside(backend.container.id, port, answer))
+        return answer
+
+    async def _look_inside(self, container: str, port: int, answer: asyncio.Future[tuple[str, str] | None]) -> None:
+        try:
+            text = await asyncio.get_running_loop().run_in_executor(None, inside.read_sockets, self.api, container)
+            answer.set_result(inside.explain(inside.listening(text, port), port))
+        except Exception as exc:  # noqa: BLE001 - a page waits for this: it gets the general words
+            log(f"could not look inside {container[:12]} for port {port}: {exc}")
+            answer.set_result(None)
 
     # routes
 

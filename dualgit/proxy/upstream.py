@@ -78,7 +78,7 @@ class Upstream(asyncio.Protocol):
         except OSError as exc:
             if self.client is not None:
                 self.client.upstream_failed(self.backend, f"its port {self.port} refused the connection ({exc.strerror})",
-                                        started=False)
+                                            started=False, look_inside=True)
 
     def adopt(self, client: ClientConnection, backend: Backend, method: str, head: bytes, bodiless: bool) -> None:
         """Carry the next request, for this client (the same as before, or a new one from the pool)."""
@@ -272,10 +272,10 @@ class Upstream(asyncio.Protocol):
             self._finished()
         elif self.state == "head" and not self.started and self.reused_head is not None:
             self.client.send_again(self.backend, self.port, self.method, self.reused_head)
+        elif self.state in ("head", "body") and not self.started:
+            self.client.upstream_failed(self.backend, "the connection closed before any response", False, look_inside=True)
         elif self.state in ("head", "body"):
-            why = ("the connection closed before any response: nothing listens on "
-                   f"port {self.port_inside()} inside the container") if not self.started else "the response was cut short"
-            self.client.upstream_failed(self.backend, why, self.started)
+            self.client.upstream_failed(self.backend, "the response was cut short", True)
 
     def _lost_pinned(self) -> None:
         client = self.client
@@ -290,9 +290,6 @@ class Upstream(asyncio.Protocol):
             client.send_again(self.backend, self.port, "GET", self.reused_head)  # not a byte of its response came
             return
         client.upstream_failed(self.backend, "the response was cut short", started=True)
-
-    def port_inside(self) -> int:
-        return self.client.port if self.client is not None else 0
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
