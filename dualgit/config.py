@@ -26,7 +26,8 @@ TEMPLATE = '''\
 # image = "busybox:latest"
 
 # HTTP ports. Every branch can bind the same port: each container has its own network. Each
-# branch's port opens at http://<branch>.<repo>.localhost:<port> through dualgit's proxy.
+# branch's port opens at http://<branch>.<repo>.localhost:<port> through dualgit's proxy. The server
+# must listen on 0.0.0.0 inside, not on localhost (`vite --host 0.0.0.0`, `runserver 0.0.0.0:3000`).
 ports = [3000]
 
 # Raw TCP ports (databases and the like): each branch gets a stable host port for each,

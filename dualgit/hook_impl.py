@@ -59,20 +59,24 @@ def post_checkout(old: str, new: str, flag: str) -> int:
 
         config = load(loc.worktree)
         strict = config.strict
+        container: Container | None = None
+        pulling = ""
         try:
             container = ensure_running(loc, config, pull=strict)  # strict: the git command waits, to fail it
         except ImageNotHere as exc:
             from dualgit.setup import create_in_background
 
             create_in_background(loc, exc.image)
-            say(f"{branch}: pulling {exc.image} in the background, then its container "
-                "(`git dual logs -f` follows it; `git dual exec` waits for it)")
-            _reconcile_in_background(loc.worktree)
-            return 0
+            pulling = exc.image
         from dualgit.shims import ensure_for_worktree
 
         ensure_for_worktree(loc.worktree)
-        say(f"{branch} -> container {container.name} {container.state}" + _where(container))
+        if container is not None:
+            say(f"{branch} -> container {container.name} {container.state}" + _where(container))
+        else:
+            _proxy_up()
+            say(f"{branch}: pulling {pulling} in the background, then its container "
+                "(`git dual logs -f` follows it; `git dual exec` waits for it)")
         _reconcile_in_background(loc.worktree)
     except DualgitError as exc:
         say(f"{branch}: no container yet: {exc.message} (once fixed, `git dual up` makes it)")
@@ -86,17 +90,24 @@ def post_checkout(old: str, new: str, flag: str) -> int:
 def _where(container: Container) -> str:
     """`; http://<branch>.<repo>.localhost:3000/` through the proxy (started here if need be), or
     the published loopback ports when the proxy is turned off."""
-    from dualgit.proxy import daemon
-
-    if os.environ.get(daemon.DISABLE_ENV) == "0":
+    if not _proxy_up():
         ports = ", ".join(f":{p} at http://{host}/" for p, host in container.ports.items())
         return f"; {ports}" if ports else ""
-    daemon.ensure_started()
     from dualgit.dockerapi import DockerAPI
     from dualgit.proxy.routing import current
 
     urls = [str(row["url"]) for row in current(DockerAPI()).urls(worktree=container.worktree)]
     return f"; {', '.join(urls)}" if urls else ""
+
+
+def _proxy_up() -> bool:
+    """Start the proxy unless it runs or is turned off (DUALGIT_PROXY=0): whether it is on."""
+    from dualgit.proxy import daemon
+
+    if os.environ.get(daemon.DISABLE_ENV) == "0":
+        return False
+    daemon.ensure_started()
+    return True
 
 
 def _disabled() -> bool:
