@@ -95,17 +95,12 @@ def wait(container: str, show_progress: bool) -> int | None:
     last = ""
     while True:
         state = read(container)
-        if state.status in ("none", "done"):
-            if last:
-                sys.stderr.write("\r\x1b[K")
+        if state.status in ("none", "done", "failed") and last:
+            sys.stderr.write("\r\x1b[K")
+        # failed with no container: its image did not come; the caller tries again, and says why
+        if state.status in ("none", "done") or (state.status == "failed" and not state.container_id):
             return None
-        if state.status == "failed" and not state.container_id:
-            if last:
-                sys.stderr.write("\r\x1b[K")
-            return None  # no container was made (its image did not come): the caller tries again, and says why
         if state.status == "failed":
-            if last:
-                sys.stderr.write("\r\x1b[K")
             sys.stderr.write(f"dualgit: setup failed at step `{state.step}`; its last lines:\n")
             sys.stderr.write(log_tail(container))
             sys.stderr.write("dualgit: `git dual logs` shows all of it; `git dual up --setup` runs setup again; "

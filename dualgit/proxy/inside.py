@@ -43,7 +43,7 @@ def listening(proc_net_tcp: str, port: int) -> Listening | None:
             continue
         if address == IPV6_LOOPBACK:
             loopback.append("::1")
-        elif len(address) == 8 and address.endswith("7F"):  # 127.x.x.x, little-endian
+        elif len(address) == 8 and address.endswith("7F"):  # 127.x.x.x in host order: little-endian (x86-64, arm64)
             loopback.append(".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)))
         else:
             wildcard = True  # 0.0.0.0, ::, or the container's own address: the published port reaches it
