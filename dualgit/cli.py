@@ -18,6 +18,8 @@ app = typer.Typer(
 )
 
 PathArg = Annotated[str | None, typer.Argument(help="A worktree's path (or a folder in it), or its branch. Default: here.")]
+TargetsArg = Annotated[list[str] | None, typer.Argument(
+    help="Worktrees' paths (or folders in them), or their branches. Default: here.", show_default=False)]
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
 
@@ -54,13 +56,14 @@ def plugins(as_json: Annotated[bool, typer.Option("--json")] = False) -> int:
 
 @app.command()
 def down(
-    target: PathArg = None,
+    targets: TargetsArg = None,
     rm: Annotated[bool, typer.Option("--rm", help="Remove the container (files and volumes stay).")] = False,
+    every: Annotated[bool, typer.Option("--all", help="Every container of this repository.")] = False,
 ) -> int:
-    """Stop the worktree's container."""
+    """Stop worktrees' containers (this one's, the ones named, or all)."""
     from dualgit.commands.up import down as run
 
-    return run(target, rm)
+    return run(targets, rm, every)
 
 
 @app.command("ls")
@@ -124,8 +127,7 @@ def gc(
 
 @app.command()
 def rm(
-    targets: Annotated[list[str] | None, typer.Argument(
-        help="Worktrees' paths (or folders in them), or their branches. Default: here.", show_default=False)] = None,
+    targets: TargetsArg = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Remove even with uncommitted changes.")] = False,
 ) -> int:
     """Remove worktrees and their containers; a dirty worktree is refused as git refuses it."""

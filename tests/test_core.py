@@ -64,6 +64,24 @@ def test_up_starts_a_stopped_container_and_recreates_on_change(repo: Path, docke
     assert docker.get(f"/containers/{name}/json")["Id"] != first
 
 
+def test_down_several_or_all(repo: Path, docker: DockerAPI) -> None:
+    trees = [repo, add_worktree(repo, "demo-b", "b"), add_worktree(repo, "demo-c", "c")]
+    for tree in trees:
+        assert dual("up", cwd=tree).returncode == 0
+    some = dual("down", "b", "nope", "c", cwd=repo)
+    assert some.returncode == 1 and some.stderr.startswith("error: no worktree of demo at or on 'nope'\n")
+    assert some.stdout.splitlines() == [f"b: {ls_json(repo)[1]['container']} stopped",
+                                        f"c: {ls_json(repo)[2]['container']} stopped"]
+    assert [r["state"] for r in ls_json(repo)] == ["running", "exited", "exited"]
+    assert dual("down", "--all", "b", cwd=repo).stderr.startswith("error: name worktrees or give --all, not both")
+    every = dual("down", "--all", cwd=repo)
+    assert every.returncode == 0 and every.stdout == f"main: {ls_json(repo)[0]['container']} stopped\n"  # the others were
+    assert [r["state"] for r in ls_json(repo)] == ["exited"] * 3
+    removed = dual("down", "--all", "--rm", cwd=repo)
+    assert removed.returncode == 0 and len(removed.stdout.splitlines()) == 3
+    assert [r["state"] for r in ls_json(repo)] == ["missing"] * 3 and all(t.exists() for t in trees)
+
+
 def test_exec_exit_codes_stdin_and_directory(repo: Path, docker: DockerAPI) -> None:
     (repo / "sub").mkdir()
     assert dual("exec", "true", cwd=repo).returncode == 0  # creates the missing container first

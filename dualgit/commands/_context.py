@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
 
 from dualgit import git
 from dualgit.containers import Container, list_containers
 from dualgit.dockerapi import DockerAPI
+from dualgit.errors import EXIT_ERROR, DualgitError
 from dualgit.reconcile import reconcile
 
 
@@ -34,3 +37,19 @@ def targeted(target: str | None) -> tuple[git.Repo, DockerAPI, git.Worktree, lis
     repo, api, containers = reconciled(target)
     wt = worktree_for(repo, target)
     return repo, api, wt, [c for c in containers if c.worktree == wt.path]
+
+
+def for_each(targets: list[str] | None, act: Callable[[str | None], None]) -> int:
+    """`act` on each worktree named (here, when none is): of several, one refused is said in its own
+    error and hint, and the rest still go; the exit code is 1 when any was refused."""
+    names: list[str | None] = list(targets or []) or [None]
+    failed = 0
+    for target in names:
+        try:
+            act(target)
+        except DualgitError as exc:
+            if len(names) == 1:
+                raise
+            print(exc.render(), file=sys.stderr)
+            failed += 1
+    return EXIT_ERROR if failed else 0

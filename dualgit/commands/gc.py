@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 from dualgit import git
-from dualgit.commands._context import reconciled, worktree_for
+from dualgit.commands._context import for_each, reconciled, worktree_for
 from dualgit.containers import list_containers, remove
 from dualgit.dockerapi import DockerAPI
-from dualgit.errors import EXIT_ERROR, DualgitError
 from dualgit.reconcile import reconcile, removed
 
 
@@ -26,19 +23,9 @@ def gc(dry_run: bool = False, quiet: bool = False, folder: str | None = None) ->
 
 def rm(targets: list[str] | None = None, force: bool = False) -> int:
     """Remove worktrees (as `git worktree remove` would, dirty ones refused without --force) and their
-    containers and volumes. Of several, each is tried: one refused is said, and the rest still go."""
-    names: list[str | None] = list(targets or []) or [None]
-    repo, api, _containers = reconciled(names[0])
-    failed = 0
-    for target in names:
-        try:
-            _remove(repo, api, worktree_for(repo, target), force)
-        except DualgitError as exc:
-            if len(names) == 1:
-                raise
-            print(exc.render(), file=sys.stderr)
-            failed += 1
-    return EXIT_ERROR if failed else 0
+    containers and volumes."""
+    repo, api, _containers = reconciled(targets[0] if targets else None)
+    return for_each(targets, lambda target: _remove(repo, api, worktree_for(repo, target), force))
 
 
 def _remove(repo: git.Repo, api: DockerAPI, wt: git.Worktree, force: bool) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 
-from dualgit.commands._context import targeted
+from dualgit import git
+from dualgit.commands._context import for_each, reconciled, targeted, worktree_for
 from dualgit.containers import Container, ensure_running, remove, stop
+from dualgit.dockerapi import DockerAPI
 from dualgit.errors import DualgitError
 
 
@@ -39,15 +41,35 @@ def up(target: str | None = None, recreate: bool = False, setup: bool = False) -
     return 0
 
 
-def down(target: str | None = None, rm: bool = False) -> int:
-    _repo, api, wt, mine = targeted(target)
-    if not mine:
-        raise DualgitError(f"{wt.label} ({wt.path}) has no container", hint="`git dual up` creates it")
-    for container in mine:
-        if rm:
-            remove(api, container, volumes=False)
-            print(f"{wt.label}: {container.name} removed (the worktree's files are untouched)")
-        else:
-            stop(api, container)
-            print(f"{wt.label}: {container.name} stopped")
-    return 0
+def down(targets: list[str] | None = None, rm: bool = False, every: bool = False) -> int:
+    """Stop (or remove) the containers of the worktrees named, or of every worktree with `every`."""
+    if every and targets:
+        raise DualgitError("name worktrees or give --all, not both", hint="`git dual down --all` stops every container here")
+    repo, api, containers = reconciled(targets[0] if targets else None)
+    if every:
+        labels = {wt.path: wt.label for wt in git.worktrees(repo)}
+        chosen = [c for c in containers if rm or c.state != "exited"]
+        for container in chosen:
+            _down(api, labels.get(container.worktree, container.worktree), container, rm)
+        if not chosen:
+            print("no container to stop" if not rm else "no container to remove")
+        return 0
+
+    def one(target: str | None) -> None:
+        wt = worktree_for(repo, target)
+        mine = [c for c in containers if c.worktree == wt.path]
+        if not mine:
+            raise DualgitError(f"{wt.label} ({wt.path}) has no container", hint="`git dual up` creates it")
+        for container in mine:
+            _down(api, wt.label, container, rm)
+
+    return for_each(targets, one)
+
+
+def _down(api: DockerAPI, label: str, container: Container, rm: bool) -> None:
+    if rm:
+        remove(api, container, volumes=False)
+        print(f"{label}: {container.name} removed (the worktree's files are untouched)")
+    else:
+        stop(api, container)
+        print(f"{label}: {container.name} stopped")
