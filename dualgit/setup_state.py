@@ -92,7 +92,7 @@ def forget(container: str) -> None:
 def wait(container: str, show_progress: bool) -> int | None:
     """Block while setup runs; None when it is done (or there is none), else the exit code to use
     after printing why (setup failed)."""
-    last = ""
+    last, said, began = "", False, time.monotonic()
     while True:
         state = read(container)
         if state.status in ("none", "done", "failed") and last:
@@ -110,4 +110,8 @@ def wait(container: str, show_progress: bool) -> int | None:
             sys.stderr.write(f"\r\x1b[Kdualgit: waiting for setup: {state.step} ...")
             sys.stderr.flush()
             last = state.step
+        elif not show_progress and not said and time.monotonic() - began > 1:  # a log or an agent: a wait is not a hang
+            sys.stderr.write(f"dualgit: waiting for setup ({state.step}); `git dual logs -f` follows it\n")
+            sys.stderr.flush()
+            said = True
         time.sleep(0.1)

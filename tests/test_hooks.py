@@ -235,12 +235,18 @@ def test_the_hook_leaves_a_pull_to_the_background_and_exec_waits_for_it(repo: Pa
     assert (row["state"], row["setup"], row["setup_step"]) == ("missing", "running", f"pull {registry.image}")
     pulling = f"dualgit: pulling {registry.image} (not on this machine) ...\n"
     assert wait_for(lambda: dual("logs", cwd=tree).stdout) == pulling
-    waiting = subprocess.Popen(["git", "dual", "exec", "cat", "README"], cwd=tree, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    said = repo.parent / "exec.err"
+    with said.open("w") as err:
+        waiting = subprocess.Popen(["git", "dual", "exec", "cat", "README"], cwd=tree, text=True,
+                                   stdout=subprocess.PIPE, stderr=err)
+    # not a terminal (an agent, a log): one line says why it waits
+    line = f"dualgit: waiting for setup (pull {registry.image}); `git dual logs -f` follows it\n"
+    wait_for(lambda: said.read_text() == line)
     assert str(tree) not in containers_of(docker, repo) and waiting.poll() is None  # the layer is held
     registry.release.set()
-    out, err = waiting.communicate(timeout=60)
-    assert (waiting.returncode, out) == (0, "demo\n"), err
+    out, _ = waiting.communicate(timeout=60)
+    assert (waiting.returncode, out) == (0, "demo\n"), said.read_text()
+    assert said.read_text() == line
     assert containers_of(docker, repo)[str(tree)]["State"] == "running"
 
 
