@@ -15,11 +15,14 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},  # git's habit: `git dual rm -h`
 )
 
-PathArg = Annotated[str | None, typer.Argument(help="A worktree's path (or a folder in it), or its branch. Default: here.")]
+PathArg = Annotated[str | None, typer.Argument(
+    help="A worktree's path (or a folder in it), or its branch. Default: here.", metavar="BRANCH|PATH", show_default=False)]
 TargetsArg = Annotated[list[str] | None, typer.Argument(
-    help="Worktrees' paths (or folders in them), or their branches. Default: here.", show_default=False)]
+    help="Worktrees' paths (or folders in them), or their branches. Default: here.", metavar="BRANCH|PATH",
+    show_default=False)]
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
 
@@ -136,7 +139,8 @@ def rm(
     return run(targets, force)
 
 
-proxy_app = typer.Typer(help="The per-branch URL proxy: http://<branch>.<repo>.localhost:<port>.", no_args_is_help=True)
+proxy_app = typer.Typer(help="The per-branch URL proxy: http://<branch>.<repo>.localhost:<port>.", no_args_is_help=True,
+                        context_settings={"help_option_names": ["-h", "--help"]})
 app.add_typer(proxy_app, name="proxy")
 
 

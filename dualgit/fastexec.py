@@ -23,6 +23,16 @@ if TYPE_CHECKING:
     from typing import Any
 
 USAGE = "usage: git dual exec [-e KEY=VALUE]... [--no-wait] [--] COMMAND [ARG]..."
+HELP = f"""{USAGE}
+
+Run COMMAND in this worktree's container, in the same directory, passing exit code,
+stdin, TTY and signals through. A stopped container is started, a missing one created,
+and setup is waited for.
+
+  -e, --env KEY=VALUE  set a variable for COMMAND (-e KEY passes this shell's value)
+  --no-wait            run at once, without waiting for setup to finish
+  --                   what follows is COMMAND, even when it starts with -
+"""
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 SHELL = ["sh", "-c", "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi"]
 NOT_FOUND_MARKS = (b"executable file not found", b"no such file or directory")
@@ -83,9 +93,7 @@ def _env_item(item: str) -> str:
 
 
 def _help() -> int:
-    print(USAGE)
-    print("\nRun COMMAND in this worktree's container, in the same directory, passing exit code,")
-    print("stdin, TTY and signals through. A stopped container is started, a missing one created.")
+    print(HELP, end="")
     return 0
 
 
