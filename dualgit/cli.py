@@ -95,7 +95,7 @@ def shell() -> int:
 
 @app.command()
 def init(force: Annotated[bool, typer.Option("--force", help="Replace an existing .dual.toml.")] = False) -> int:
-    """Write a commented .dual.toml at the worktree's root, and install the hooks."""
+    """Install the hooks, and write a commented .dual.toml at the worktree's root (one there is kept)."""
     from dualgit.commands.init import init as run
 
     return run(force)
