@@ -119,12 +119,14 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
     api = DockerAPI()
     name = container_name(loc.common_dir, loc.worktree)
     if request.wait:
-        from dualgit.setup_state import wait
-
-        failed = wait(name, show_progress=os.isatty(2))
+        failed = _wait_for_setup(name)
         if failed is not None:
             return failed
-    exec_id = _create_exec(api, name, body, loc)
+    exec_id, brought_up = _create_exec(api, name, body, loc)
+    if brought_up and request.wait:  # a container made just now: its setup has just begun
+        failed = _wait_for_setup(name)
+        if failed is not None:
+            return failed
     _reconcile_now_and_then(loc)
     _proxy_up()
     return Session(api, exec_id, tty, attach_stdin, request.cmd[0]).run()
@@ -175,11 +177,18 @@ def _stdin_worth_attaching() -> bool:
     return (mine.st_dev, mine.st_ino) != (null.st_dev, null.st_ino)
 
 
-def _create_exec(api: DockerAPI, name: str, body: dict[str, Any], loc: Location) -> str:
+def _wait_for_setup(name: str) -> int | None:
+    from dualgit.setup_state import wait
+
+    return wait(name, show_progress=os.isatty(2))
+
+
+def _create_exec(api: DockerAPI, name: str, body: dict[str, Any], loc: Location) -> tuple[str, bool]:
+    """The exec's id, and whether the container had to be brought up (made, or started) first."""
     url = path("/containers/%s/exec", name)
     for attempt in range(3):
         try:
-            return api.request("POST", url, body).scalar("Id")
+            return api.request("POST", url, body).scalar("Id"), attempt > 0
         except ApiError as exc:
             if attempt == 2 or exc.status not in (404, 409):
                 raise DualgitError(f"cannot run in container {name}: {exc.message}") from None

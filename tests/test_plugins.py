@@ -42,6 +42,17 @@ def test_slow_setup_runs_in_the_background_and_exec_waits(repo: Path, docker: Do
     assert "==> [2/2] setup 2: echo ready > ready.txt" in dual("logs", cwd=tree).stdout
 
 
+def test_exec_that_makes_the_container_waits_for_the_setup_it_began(repo: Path, docker: DockerAPI) -> None:
+    """No hook made this worktree's container: the first exec makes it, and waits for its setup too."""
+    commit_config(repo, 'image = "busybox:latest"\nsetup = ["sleep 1", "echo ready > ready.txt"]\n')
+    tree = (repo.parent / "demo-nohook").resolve()
+    git("worktree", "add", "-q", str(tree), "-b", "nohook", cwd=repo)
+    assert setup_of(repo, tree) == ("none", None)
+    first = dual("exec", "cat", "ready.txt", cwd=tree)
+    assert (first.returncode, first.stdout) == (0, "ready\n"), first.stderr
+    assert setup_of(repo, tree) == ("done", None)
+
+
 def test_a_failing_step_is_reported_by_ls_logs_and_exec(repo: Path, docker: DockerAPI) -> None:
     commit_config(repo, 'image = "busybox:latest"\nsetup = ["echo fine", "echo broken-thing >&2; exit 3", "echo never"]\n')
     tree = add_worktree(repo, "demo-fail", "fail")
