@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -120,6 +121,27 @@ def docker(engine: DockerAPI, tmp_path: Path) -> Iterator[DockerAPI]:
 
     daemon.stop()
     remove_labelled(engine, tmp_path)
+    leaked = stop_proxies_of(tmp_path)
+    if leaked:  # said here, where it happened: else it holds :3000 and the proxy tests after it fail
+        pytest.fail(f"a proxy outlived the test (pid {', '.join(map(str, leaked))}; its pid file did not name it)")
+
+
+def stop_proxies_of(base: Path) -> list[int]:
+    """`dualgit proxy run` processes whose HOME is under `base` (a test's), stopped; their pids."""
+    stopped = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if argv[-3:-1] != [b"proxy", b"run"] or not any(a == b"dualgit" or a.endswith(b"git-dual") for a in argv):
+                continue
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            home = next((item[5:] for item in env if item.startswith(b"HOME=")), b"")
+            if home.startswith(os.fsencode(base)):
+                os.kill(int(pid), signal.SIGTERM)
+                stopped.append(int(pid))
+        except OSError:
+            continue
+    return stopped
 
 
 @pytest.fixture

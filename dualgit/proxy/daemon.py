@@ -80,14 +80,12 @@ def run(head_timeout: float | None = None) -> int:
     try:
         loop.run_until_complete(proxy.serve(ready))
     finally:
-        for path in (pidfile, status_file):
-            try:
-                with open(path) as f:
-                    mine = str(os.getpid()) in f.read()
-                if mine:
+        if running_pid() == os.getpid():  # not a newer proxy's files (a pid of ours may be a part of its)
+            for path in (pidfile, status_file):
+                try:
                     os.remove(path)
-            except OSError:
-                pass
+                except OSError:
+                    pass
         loop.close()
     return 0
 
