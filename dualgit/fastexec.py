@@ -22,6 +22,7 @@ TYPE_CHECKING = False  # this module is the hot path: typing's import alone is ~
 if TYPE_CHECKING:
     from typing import Any
 
+SETUP_CONTAINER = "DUALGIT_SETUP_CONTAINER"  # set by the setup runner for its steps: the container's id
 USAGE = "usage: git dual exec [-e KEY=VALUE]... [--no-wait] [--] COMMAND [ARG]..."
 HELP = f"""{USAGE}
 
@@ -117,12 +118,13 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
         "Env": env,
     }
     api = DockerAPI()
-    name = container_name(loc.common_dir, loc.worktree)
+    pinned = os.environ.get(SETUP_CONTAINER)  # a setup step's exec: that container, never another
+    name = pinned or container_name(loc.common_dir, loc.worktree)
     if request.wait:
         failed = _wait_for_setup(name)
         if failed is not None:
             return failed
-    exec_id, brought_up = _create_exec(api, name, body, loc)
+    exec_id, brought_up = _create_exec(api, name, body, None if pinned else loc)
     if brought_up and request.wait:  # a container made just now: its setup has just begun
         failed = _wait_for_setup(name)
         if failed is not None:
@@ -183,14 +185,15 @@ def _wait_for_setup(name: str) -> int | None:
     return wait(name, show_progress=os.isatty(2))
 
 
-def _create_exec(api: DockerAPI, name: str, body: dict[str, Any], loc: Location) -> tuple[str, bool]:
-    """The exec's id, and whether the container had to be brought up (made, or started) first."""
+def _create_exec(api: DockerAPI, name: str, body: dict[str, Any], loc: Location | None) -> tuple[str, bool]:
+    """The exec's id, and whether the container had to be brought up (made, or started) first; with
+    no `loc`, a container that is gone or stopped stays so."""
     url = path("/containers/%s/exec", name)
     for attempt in range(3):
         try:
             return api.request("POST", url, body).scalar("Id"), attempt > 0
         except ApiError as exc:
-            if attempt == 2 or exc.status not in (404, 409):
+            if attempt == 2 or exc.status not in (404, 409) or loc is None:
                 raise DualgitError(f"cannot run in container {name}: {exc.message}") from None
             from dualgit.containers import ensure_running  # the slow path: config, image, create
 

@@ -7,6 +7,7 @@ for the same worktree, and records where it stands (`setup_state`)."""
 from __future__ import annotations
 
 import fcntl
+import os
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import traceback
 from dualgit import setup_state
 from dualgit.background import spawn
 from dualgit.errors import DualgitError
+from dualgit.fastexec import SETUP_CONTAINER
 from dualgit.hookspecs import Context, Step, hookimpl
 from dualgit.locate import Location, locate
 
@@ -106,9 +108,12 @@ def run(args: list[str]) -> int:
     return 0
 
 
-class StepFailed(Exception):
+class StepFailed(DualgitError):
+    """A step's own failure, said in the log already: a DualgitError, so that it passes through the
+    plugins' wrappers without being blamed on one of them."""
+
     def __init__(self, step: str) -> None:
-        super().__init__(step)
+        super().__init__(f"setup failed at step `{step}`")
         self.step = step
 
 
@@ -143,8 +148,10 @@ class Runner:
                 return False
             return True
         argv = ["sh", "-c", step.command] if isinstance(step.command, str) else list(step.command or ["true"])
+        # in this container only: one removed or stopped meanwhile is not brought back by its own setup
         code = subprocess.call([sys.executable, "-m", "dualgit", "exec", "--no-wait", "--", *argv],
-                               cwd=self.ctx.worktree, stdin=subprocess.DEVNULL)
+                               cwd=self.ctx.worktree, stdin=subprocess.DEVNULL,
+                               env={**os.environ, SETUP_CONTAINER: self.container_id})
         if code != 0:
             print(f"(exit status {code})", flush=True)
         return code == 0

@@ -157,13 +157,19 @@ def third_party(tmp_path_factory: pytest.TempPathFactory) -> Path:
         '[project]\nname = "dualgit-hello"\nversion = "1.2.3"\n'
         '[project.entry-points.dualgit]\nhello = "dualgit_hello"\n')
     (src / "dualgit_hello.py").write_text(
-        "import os\n"
+        "import os, time\n"
         "from dualgit.hookspecs import Step, ContainerSettings, hookimpl\n\n"
         "@hookimpl\n"
         "def dualgit_config_keys():\n    return ['hello']\n\n"
         "@hookimpl\n"
         "def dualgit_setup_steps(ctx):\n"
-        "    return [Step(name='hello', order=50, command='echo \"hello from a plugin\" > hello.txt')]\n\n"
+        "    steps = [Step(name='hello', order=50, command='echo \"hello from a plugin\" > hello.txt')]\n"
+        "    gate = os.environ.get('HELLO_GATE')  # a step on this machine, that waits for a file\n"
+        "    if gate:\n"
+        "        steps.append(Step(name='gate', order=10, run=lambda ctx: wait_for(gate)))\n"
+        "    return steps\n\n"
+        "def wait_for(path):\n"
+        "    while not os.path.exists(path):\n        time.sleep(0.05)\n\n"
         "@hookimpl\n"
         "def dualgit_container_settings(ctx):\n"
         "    if os.environ.get('HELLO_BREAK'):\n        raise RuntimeError('hello is broken')\n"
@@ -199,6 +205,25 @@ def test_a_third_party_plugin_adds_a_step(repo: Path, docker: DockerAPI, third_p
     broken = dual("up", "--recreate", cwd=repo, env={"HELLO_BREAK": "1"})
     assert broken.returncode == 1
     assert broken.stderr.startswith("error: plugin hello failed in dualgit_container_settings: RuntimeError: hello is broken")
+
+
+def test_a_container_removed_while_setup_runs_is_not_brought_back_by_its_setup(
+        repo: Path, docker: DockerAPI, third_party: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`git dual down --rm` between two steps: the next step, run in that container, fails; it used to
+    make the container again (and so did a test's clean-up, racing a runner)."""
+    monkeypatch.setenv("PYTHONPATH", str(third_party))
+    monkeypatch.setenv("HELLO_GATE", str(tmp_path / "gate"))
+    write_config(repo, 'image = "busybox:latest"\n')
+    assert dual("up", cwd=repo).returncode == 0
+    wait_for(lambda: setup_of(repo, repo) == ("running", "gate"))
+    name = json.loads(dual("ls", "--json", cwd=repo).stdout)[0]["container"]
+    assert dual("down", "--rm", cwd=repo).returncode == 0
+    (tmp_path / "gate").touch()
+    log = Path(os.environ["HOME"]) / ".local" / "state" / "dualgit" / "setup" / f"{name}.log"
+    wait_for(lambda: "==> setup failed at: hello" in log.read_text())
+    assert f"error: cannot run in container {name}: " not in log.read_text()  # by its id, not its name
+    assert "cannot run in container" in log.read_text() and not (repo / "hello.txt").exists()
+    assert json.loads(dual("ls", "--json", cwd=repo).stdout)[0]["state"] == "missing"
 
 
 def test_plugin_bad_input(repo: Path, docker: DockerAPI) -> None:
