@@ -84,9 +84,7 @@ class LocalRegistry:
                     data, media = b"{}", "application/json"
                 elif not registry.fail and kind == "manifests" and ref in ("latest", _digest(registry.manifest)):
                     data, media = registry.manifest, "application/vnd.docker.distribution.manifest.v2+json"
-                elif not registry.fail and kind == "blobs" and ref in registry.blobs:
-                    if body and ref in registry.layers:
-                        registry.release.wait(120)
+                elif not registry.fail and kind == "blobs" and ref in registry.blobs and registry.let_through(ref, body):
                     data, media = registry.blobs[ref], "application/octet-stream"
                 else:
                     data, media = b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"not here"}]}', "application/json"
@@ -106,6 +104,12 @@ class LocalRegistry:
                     self.wfile.write(data)
 
         return Handler
+
+    def let_through(self, ref: str, body: bool) -> bool:
+        """A layer's download waits for `release`; False when the registry was stopped meanwhile."""
+        if body and ref in self.layers:
+            self.release.wait(120)
+        return not self.fail
 
     def stop(self) -> None:
         """Answer no more: a pull still waiting fails now (and makes no container later)."""
