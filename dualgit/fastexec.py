@@ -129,8 +129,9 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
         failed = _wait_for_setup(name)
         if failed is not None:
             return failed
-    _reconcile_now_and_then(loc)
-    _proxy_up()
+    if not pinned:  # a person's or an agent's command; a setup step's needs neither
+        _reconcile_now_and_then(loc)
+        _proxy_up()
     return Session(api, exec_id, tty, attach_stdin, request.cmd[0]).run()
 
 

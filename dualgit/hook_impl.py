@@ -101,13 +101,9 @@ def _where(container: Container) -> str:
 
 
 def _proxy_up() -> bool:
-    """Start the proxy unless it runs or is turned off (DUALGIT_PROXY=0): whether it is on."""
-    from dualgit.proxy import daemon
+    from dualgit.proxy.daemon import ensure_started
 
-    if os.environ.get(daemon.DISABLE_ENV) == "0":
-        return False
-    daemon.ensure_started()
-    return True
+    return ensure_started()
 
 
 def _disabled() -> bool:

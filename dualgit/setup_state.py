@@ -25,6 +25,12 @@ class State:
         self.container_id = container_id
         self.step = step
 
+    @property
+    def before_container(self) -> bool:
+        """What stands before a container is made (the hook's pull of its image), recorded with no
+        container id; not a removed container's setup."""
+        return self.status != "none" and not self.container_id
+
 
 def read(container: str) -> State:
     state_file, _, lock_file = paths(container)
@@ -97,8 +103,8 @@ def wait(container: str, show_progress: bool) -> int | None:
         state = read(container)
         if state.status in ("none", "done", "failed") and last:
             sys.stderr.write("\r\x1b[K")
-        # failed with no container: its image did not come; the caller tries again, and says why
-        if state.status in ("none", "done") or (state.status == "failed" and not state.container_id):
+        # failed before a container was made (its image did not come): the caller tries again, and says why
+        if state.status in ("none", "done") or (state.status == "failed" and state.before_container):
             return None
         if state.status == "failed":
             sys.stderr.write(f"dualgit: setup failed at step `{state.step}`; its last lines:\n")

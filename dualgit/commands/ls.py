@@ -36,11 +36,9 @@ def _setup(container: Container | None, name: str) -> dict[str, str | None]:
     """`setup`: none, running, done or failed; `setup_step`: the step running, or the one that failed.
     With no container yet, what stands before it: the hook's pull of an image (`pull IMAGE`)."""
     state = setup_state.read(name)
-    if container is None:
-        if state.container_id:
-            return {"setup": "none", "setup_step": None}  # a removed container's
-        return {"setup": state.status, "setup_step": state.step or None}
-    if state.container_id and state.container_id != container.id:
+    if container is None and not state.before_container:
+        return {"setup": "none", "setup_step": None}  # none, or a removed container's
+    if container is not None and state.container_id and state.container_id != container.id:
         return {"setup": "none", "setup_step": None}
     return {"setup": state.status, "setup_step": state.step or None}
 

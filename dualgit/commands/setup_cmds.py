@@ -16,10 +16,8 @@ from dualgit.plugins import plugins as loaded
 def logs(target: str | None = None, follow: bool = False) -> int:
     _repo, _api, wt, mine = targeted(target)
     name = mine[0].name if mine else container_name(wt.common_dir, wt.path)
-    if not mine:
-        before = setup_state.read(name)
-        if before.status == "none" or before.container_id:  # no pull for a container to come: nothing to show
-            raise DualgitError(f"{wt.label} has no container, so no setup log", hint="`git dual up` makes it")
+    if not mine and not setup_state.read(name).before_container:
+        raise DualgitError(f"{wt.label} has no container, so no setup log", hint="`git dual up` makes it")
     log_file = setup_state.paths(name)[1]
     if not os.path.exists(log_file):
         print(f"{wt.label}: no setup has run for {name}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from dualgit import git
 from dualgit.commands._context import for_each, reconciled, targeted, worktree_for
 from dualgit.containers import Container, ensure_running, remove, stop
@@ -31,11 +29,10 @@ def up(target: str | None = None, recreate: bool = False, setup: bool = False) -
 
         start_background(wt.location, container.name, container.id, force=True)
         print("  setup started: `git dual logs -f` follows it")
-    from dualgit.proxy.daemon import DISABLE_ENV, ensure_started
+    from dualgit.proxy.daemon import ensure_started
     from dualgit.proxy.routing import current
 
-    if os.environ.get(DISABLE_ENV) != "0":
-        ensure_started()
+    if ensure_started():
         for row in current(api).urls(worktree=wt.path):
             print(f"  {row['url']}")
     return 0

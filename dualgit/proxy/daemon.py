@@ -132,14 +132,17 @@ def _claim_start() -> bool:
     return True
 
 
-def ensure_started() -> None:
-    """What `up` and the hooks call: start the proxy when it isn't running (never fails them)."""
-    if os.environ.get(DISABLE_ENV) == "0" or running_pid() is not None:
-        return
-    try:
-        start(wait=0)
-    except (DualgitError, OSError):
-        pass  # `git dual proxy status` says why
+def ensure_started() -> bool:
+    """What `up` and the hooks call: start the proxy when it isn't running (never fails them).
+    Whether the proxy is on: False when DUALGIT_PROXY=0 turns it off."""
+    if os.environ.get(DISABLE_ENV) == "0":
+        return False
+    if running_pid() is None:
+        try:
+            start(wait=0)
+        except (DualgitError, OSError):
+            pass  # `git dual proxy status` says why
+    return True
 
 
 def stop(wait: float = 10.0) -> bool:
