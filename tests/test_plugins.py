@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -242,8 +241,10 @@ def test_a_step_never_runs_twice_at_once(repo: Path, docker: DockerAPI) -> None:
     racers = [subprocess.Popen(["git", "dual", "up", "--setup"], cwd=repo, stdout=subprocess.DEVNULL) for _ in range(3)]
     assert all(p.wait(timeout=60) == 0 for p in racers)
     assert dual("exec", "true", cwd=repo).returncode == 0
-    wait_for(lambda: setup_of(repo, repo.resolve())[0] == "done", timeout=30)
-    time.sleep(0.5)
+    # every run has ended: the first (the container's) and the three forced ones, one after another
+    # (a `done` seen between two runs is not the end: the next one may be about to start)
+    wait_for(lambda: dual("logs", cwd=repo).stdout.count("==> setup done") == 4, timeout=60)
+    assert setup_of(repo, repo.resolve())[0] == "done"
     runs = (repo / "runs.log").read_text().split()
     assert runs and len(runs) % 2 == 0 and runs == ["start", "end"] * (len(runs) // 2)
     assert os.path.exists(repo / "runs.log")
