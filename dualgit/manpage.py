@@ -9,12 +9,7 @@ beside the `bin` that holds `git-dual`, where man looks for it.
 
 from __future__ import annotations
 
-from typing import Any
-
-import typer.main
-
-from dualgit import __version__, fastexec
-from dualgit.cli import app
+from dualgit import __version__, cli_tree, fastexec
 
 WIDTH = 78
 
@@ -41,8 +36,6 @@ ENVIRONMENT = [
 
 
 def render() -> str:
-    top = typer.main.get_command(app)
-    root = _context(top, "git dual", None)
     out = [
         f'.TH GIT-DUAL 1 "" "dualgit {__version__}" "dualgit"',
         ".SH NAME",
@@ -56,7 +49,7 @@ def render() -> str:
         ".SH COMMANDS",
         "Each command's own help, as `git dual COMMAND --help` prints it.",
     ]
-    for name, command, ctx in _commands(top, root, "git dual"):
+    for name, command, ctx in cli_tree.commands(WIDTH):
         text = fastexec.HELP if name == "git dual exec" else command.get_help(ctx)  # exec parses its own
         out += [f'.SS "{name}"', ".nf", _text(text), ".fi"]
     out.append(".SH FILES")
@@ -67,27 +60,6 @@ def render() -> str:
         out += [".TP", f".B {_text(key)}", _text(text)]
     out += [".SH SEE ALSO", "git-worktree(1), docker(1); README.md in dualgit's source."]
     return "\n".join(out) + "\n"
-
-
-def _commands(group: Any, ctx: Any, prefix: str) -> list[tuple[str, Any, Any]]:
-    """Every command under `group`, in the order `--help` lists them, groups opened."""
-    found = []
-    for name in group.list_commands(ctx):
-        command = group.get_command(ctx, name)
-        if command is None or command.hidden:
-            continue
-        sub = _context(command, name, ctx)
-        if hasattr(command, "list_commands"):
-            found += _commands(command, sub, f"{prefix} {name}")
-        else:
-            found.append((f"{prefix} {name}", command, sub))
-    return found
-
-
-def _context(command: Any, name: str, parent: Any) -> Any:
-    """The context a command runs in (its settings, such as -h, included), at a fixed width."""
-    settings = {**command.context_settings, "terminal_width": WIDTH, "max_content_width": WIDTH}
-    return command.context_class(command, info_name=name, parent=parent, **settings)
 
 
 def _text(text: str) -> str:
