@@ -198,7 +198,8 @@ def open_(
 @app.command("shell-init")
 def shell_init(shell: Annotated[str, typer.Argument(help="bash, zsh or fish")] = "bash") -> int:
     """Lines for your shell's rc (`eval "$(git dual shell-init bash)"`): commands such as npm, python
-    and curl then run in the worktree's container from any process, non-interactive ones too."""
+    and curl then run in the worktree's container from any process, non-interactive ones too; and TAB
+    completes git dual's commands, options and branches."""
     from dualgit.shims import shell_init as run
 
     print(run(shell), end="")

@@ -95,14 +95,17 @@ def ensure_for_worktree(worktree: str) -> None:
 def shell_init(shell: str) -> str:
     folder = ensure()
     _ensure_here()
+    from dualgit.completion import script
+
     if shell == "fish":
-        return (f"if not contains -- '{folder}' $PATH\n    set -gx PATH '{folder}' $PATH\nend\n")
+        return (f"if not contains -- '{folder}' $PATH\n    set -gx PATH '{folder}' $PATH\nend\n") + script(shell)
     if shell not in ("bash", "zsh", "sh"):
         from dualgit.errors import DualgitError
 
         raise DualgitError(f"unknown shell {shell!r}", hint="git dual shell-init bash|zsh|fish")
     rehash = "hash -r 2>/dev/null" if shell != "zsh" else "rehash"
-    return (f"case \":$PATH:\" in *':{folder}:'*) ;; *) export PATH='{folder}':\"$PATH\" ;; esac\n{rehash}\n")
+    return (f"case \":$PATH:\" in *':{folder}:'*) ;; *) export PATH='{folder}':\"$PATH\" ;; esac\n{rehash}\n"
+            + script(shell))
 
 
 def _ensure_here() -> None:
