@@ -145,11 +145,11 @@ app.add_typer(proxy_app, name="proxy")
 
 
 @proxy_app.command("run")
-def proxy_run() -> int:
+def proxy_run(replace: Annotated[bool, typer.Option("--replace", hidden=True)] = False) -> int:
     """Run the proxy in the foreground."""
     from dualgit.commands import proxy
 
-    return proxy.run()
+    return proxy.run(replace)
 
 
 @proxy_app.command("start")

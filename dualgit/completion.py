@@ -36,7 +36,7 @@ def commands() -> list[Command]:
         options: list[str] = []
         branches = False
         for param in command.params:
-            if param.param_type_name == "option":
+            if param.param_type_name == "option" and not param.hidden:
                 options += [o for o in (*param.opts, *param.secondary_opts) if o not in ("-h", "--help")]
             elif param.metavar == "BRANCH|PATH":
                 branches = True

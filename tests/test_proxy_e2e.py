@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import add_worktree, dual, git, need_image, write_config
+from dualgit import __version__
 from dualgit.dockerapi import DockerAPI
 from tests_support import wait_for
 
@@ -581,18 +582,58 @@ def test_the_daemon_starts_once_and_stops(repo: Path, tmp_path: Path) -> None:
     started = dual("proxy", "start", cwd=repo, env=env)
     try:
         assert started.returncode == 0, started.stderr
-        pid = int((state / "dualgit" / "proxy.pid").read_text())
+        pid_text = (state / "dualgit" / "proxy.pid").read_text()
+        pid = int(pid_text.split()[0])
+        assert pid_text == f"{pid} {__version__}\n"  # its dualgit's version too: an upgrade replaces it
         assert started.stdout == f"proxy running (pid {pid}); log: {state / 'dualgit' / 'proxy.log'}\n"
         assert os.getsid(pid) == pid  # a session of its own: it outlives the shell that started it
         assert dual("proxy", "start", cwd=repo, env=env).stdout == started.stdout
         assert json.loads(dual("proxy", "status", "--json", cwd=repo, env=env).stdout)["pid"] == pid
-        assert "proxy ready (pid %d)" % pid in (state / "dualgit" / "proxy.log").read_text()
+        assert f"proxy ready (pid {pid}, dualgit {__version__})" in (state / "dualgit" / "proxy.log").read_text()
+        assert dual("proxy", "status", cwd=repo, env=env).stdout.startswith(f"proxy running (pid {pid}, dualgit {__version__})\n")
     finally:
         assert dual("proxy", "stop", cwd=repo, env=env).stdout == "proxy stopped\n"
     status = dual("proxy", "status", cwd=repo, env=env)
     assert status.returncode == 3 and status.stdout.startswith("the proxy is not running")
     assert not (state / "dualgit" / "proxy.pid").exists()
     assert dual("proxy", "stop", cwd=repo, env=env).stdout == "the proxy was not running\n"
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_after_an_upgrade_the_older_proxy_is_replaced_and_a_newer_one_kept(repo: Path, docker: DockerAPI,
+                                                                           tmp_path: Path) -> None:
+    """A running proxy whose pid file names no version (as before versions were written) is replaced
+    by the next command that makes sure the proxy runs, in the background; one that names a newer
+    version than this dualgit is left alone, so that two installs of different versions do not take turns."""
+    state = tmp_path / "state"
+    env = {"XDG_STATE_HOME": str(state), "DUALGIT_PROXY": "1"}
+    pidfile = state / "dualgit" / "proxy.pid"
+    assert dual("proxy", "start", cwd=repo, env=env).returncode == 0
+    try:
+        old = int(pidfile.read_text().split()[0])
+        pidfile.write_text(f"{old}\n")  # what a proxy of an older dualgit wrote
+        status = dual("proxy", "status", cwd=repo, env=env).stdout
+        assert f"proxy running (pid {old}, dualgit (older))" in status and "replaces the proxy" in status, status
+        assert dual("up", cwd=repo, env=env).returncode == 0
+        wait_for(lambda: pidfile.exists() and pidfile.read_text().endswith(f" {__version__}\n") and not alive(old))
+        new = int(pidfile.read_text().split()[0])
+        log = (state / "dualgit" / "proxy.log").read_text()
+        assert f"replacing the proxy of dualgit (older) (pid {old}) with {__version__}'s" in log, log
+        assert log.count(f"proxy ready (pid {new}, ") == 1
+
+        pidfile.write_text(f"{new} 999.0\n")  # a newer install's proxy
+        assert dual("up", cwd=repo, env=env).returncode == 0
+        time.sleep(1.5)
+        assert alive(new) and pidfile.read_text() == f"{new} 999.0\n"
+        assert "replaces" not in dual("proxy", "status", cwd=repo, env=env).stdout
+    finally:
+        dual("proxy", "stop", cwd=repo, env=env)
+
 
 def test_a_privileged_port_says_what_to_do_and_others_work(repo: Path, docker: DockerAPI, tmp_path: Path) -> None:
     """A container serving :80 (an nginx or apache image) on a host where ports under 1024 need

@@ -403,3 +403,13 @@ def test_a_bad_gateway_page_shows_the_fix_with_its_code() -> None:
     page = pages.bad_gateway(backend, 3000, "a server listens on 127.0.0.1:3000", "Run `vite --host 0.0.0.0` <now>.")
     assert b"<p>Run <code>vite --host 0.0.0.0</code> &lt;now&gt;.</p>" in page
     assert b"git dual exec" not in page
+
+
+def test_which_running_proxy_is_older_than_this_dualgit() -> None:
+    """Only an older proxy is replaced after an upgrade: a newer one belongs to another install."""
+    from dualgit import __version__
+    from dualgit.proxy.daemon import older
+
+    assert older("")  # a pid file from before versions were written
+    assert older("0.0.9") and older("0.1.0rc1")
+    assert not older(__version__) and not older("999.0") and not older("0.10.0")

@@ -6,14 +6,14 @@ import json
 import os
 import shutil
 
-from dualgit import git
+from dualgit import __version__, git
 from dualgit.commands._context import reconciled
 from dualgit.errors import DualgitError
 from dualgit.proxy import daemon, routing
 
 
-def run() -> int:
-    return daemon.run()
+def run(replace: bool = False) -> int:
+    return daemon.run(replace=replace)
 
 
 def start() -> int:
@@ -35,7 +35,10 @@ def status(as_json: bool = False) -> int:
     if not info["running"]:
         print(f"the proxy is not running (`git dual proxy start` starts it); log: {info['log']}")
         return 3
-    print(f"proxy running (pid {info['pid']})")
+    print(f"proxy running (pid {info['pid']}, dualgit {info['version'] or '(older)'})")
+    if daemon.older(str(info["version"])):
+        print(f"  warning: this dualgit is {__version__}: the next `git dual up` or `exec` replaces the proxy "
+              "(or `git dual proxy stop` and `start`)")
     print("  http ports: " + (", ".join(f":{p}" for p in info.get("http_ports", [])) or "none yet"))  # type: ignore[attr-defined]
     if info.get("tcp_ports"):
         print("  tcp ports: " + ", ".join(f":{p}" for p in info["tcp_ports"]))  # type: ignore[attr-defined]

@@ -1,5 +1,9 @@
 """Running the proxy: in the foreground, or as a daemon with its pid, status and log files in the
-user's state dir (`$XDG_STATE_HOME/dualgit`, else `~/.local/state/dualgit`)."""
+user's state dir (`$XDG_STATE_HOME/dualgit`, else `~/.local/state/dualgit`).
+
+The pid file also names the proxy's dualgit version. After an upgrade, the first command that makes
+sure the proxy runs (a hook, `up`, `exec`, `urls`) replaces an older one in the background; a newer
+one is left alone, so that two installs of different versions do not take turns."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import os
 import signal
 import time
 
-from dualgit import background
+from dualgit import __version__, background
 from dualgit.errors import DualgitError
 
 DISABLE_ENV = "DUALGIT_PROXY"  # "0": never start the proxy on its own
@@ -29,19 +33,35 @@ def starting_marker() -> str:
     return os.path.join(state_dir(), "proxy.starting")
 
 
-def running_pid() -> int | None:
-    pidfile = files()[0]
+def running() -> tuple[int, str] | None:
+    """The running proxy's pid and dualgit version ("": from before the pid file named one)."""
     try:
-        with open(pidfile) as f:
-            pid = int(f.read().strip())
+        with open(files()[0]) as f:
+            fields = f.read().split()
+        pid = int(fields[0])
         os.kill(pid, 0)
-    except (OSError, ValueError):
+    except (OSError, ValueError, IndexError):
         return None
-    return pid
+    return pid, fields[1] if len(fields) > 1 else ""
 
 
-def run(head_timeout: float | None = None) -> int:
-    """The proxy in the foreground, until SIGINT or SIGTERM."""
+def running_pid() -> int | None:
+    found = running()
+    return found[0] if found else None
+
+
+def older(version: str) -> bool:
+    """Whether a proxy of this version is older than this dualgit (numbers compared part by part;
+    a part that is not a number, such as 1rc1, counts as less than any number)."""
+    def key(v: str) -> tuple[int, ...]:
+        return tuple(int(part) if part.isdigit() else -1 for part in v.split(".")) if v else ()
+
+    return key(version) < key(__version__)
+
+
+def run(head_timeout: float | None = None, replace: bool = False) -> int:
+    """The proxy in the foreground, until SIGINT or SIGTERM. With `replace`, a running proxy of an
+    older dualgit is stopped first (`ensure_started` asks for this after an upgrade)."""
     if head_timeout is None:
         head_timeout = float(os.environ.get("DUALGIT_PROXY_HEAD_TIMEOUT", "10"))
     idle_timeout = float(os.environ.get("DUALGIT_PROXY_IDLE_TIMEOUT", "30"))  # a kept-alive connection with no request
@@ -55,9 +75,13 @@ def run(head_timeout: float | None = None) -> int:
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        other = running_pid()
-        raise DualgitError(f"the proxy already runs{f' (pid {other})' if other else ''}",
-                           hint="`git dual proxy stop` stops it") from None
+        other = running()
+        if not (replace and other is not None and older(other[1])):
+            raise DualgitError(f"the proxy already runs{f' (pid {other[0]})' if other else ''}",
+                               hint="`git dual proxy stop` stops it") from None
+        log(f"replacing the proxy of dualgit {other[1] or '(older)'} (pid {other[0]}) with {__version__}'s")
+        stop()
+        fcntl.flock(lock, fcntl.LOCK_EX)  # let go of when the old proxy has exited
     raise_fd_limit()
     import gc
 
@@ -70,12 +94,12 @@ def run(head_timeout: float | None = None) -> int:
 
     def ready() -> None:
         with open(pidfile, "w") as f:
-            f.write(str(os.getpid()))
+            f.write(f"{os.getpid()} {__version__}\n")
         try:
             os.remove(starting_marker())
         except OSError:
             pass
-        log(f"proxy ready (pid {os.getpid()})")
+        log(f"proxy ready (pid {os.getpid()}, dualgit {__version__})")
 
     try:
         loop.run_until_complete(proxy.serve(ready))
@@ -137,11 +161,14 @@ def ensure_started() -> bool:
     Whether the proxy is on: False when DUALGIT_PROXY=0 turns it off."""
     if os.environ.get(DISABLE_ENV) == "0":
         return False
-    if running_pid() is None:
-        try:
+    found = running()
+    try:
+        if found is None:
             start(wait=0)
-        except (DualgitError, OSError):
-            pass  # `git dual proxy status` says why
+        elif older(found[1]) and _claim_start():  # an upgrade: one caller of many replaces it
+            background.spawn(["proxy", "run", "--replace"], log=files()[2], guard=False)
+    except (DualgitError, OSError):
+        pass  # `git dual proxy status` says why
     return True
 
 
@@ -162,10 +189,11 @@ def stop(wait: float = 10.0) -> bool:
 
 
 def status() -> dict[str, object]:
-    pid = running_pid()
-    pidfile, status_file, logfile = files()
-    info: dict[str, object] = {"running": pid is not None, "pid": pid, "log": logfile}
-    if pid is not None:
+    _, status_file, logfile = files()
+    found = running()
+    info: dict[str, object] = {"running": found is not None, "pid": found[0] if found else None, "log": logfile}
+    if found is not None:
+        info["version"] = found[1]
         import json  # not at the top: exec imports this module to check that the proxy runs
 
         try:
