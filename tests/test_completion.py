@@ -62,15 +62,14 @@ zpty z zsh -f -i
 zpty -w z 'autoload -Uz compinit; compinit -u -D; eval "$(git dual shell-init zsh)"'
 # each match that completion adds is printed too, one per line, as HIT:match
 zpty -w z 'compadd () { local -a hits; builtin compadd -O hits "$@"; print -rl -- "" ${^hits/#/HIT:}; builtin compadd "$@" }'
-sleep 1
-zpty -n -w z "$1"$'\t'
-sleep 1.5
-zpty -w z $'\x03'
-sleep 0.3
-local out all
-while zpty -r -t z out; do all+=$out; done
+# Ctrl-T: complete as TAB does, then print a marker (typed with quotes, so that only the output matches)
+zpty -w z 'complete-then-mark () { zle complete-word; print -r -- "" "DO""NE" }'
+zpty -w z 'zle -N complete-then-mark; bindkey "^T" complete-then-mark'
+local out
+zpty -n -w z "$1"$'\x14'
+zpty -r -m z out '*DONE*'
 zpty -d z
-print -r -- "$all" | tr -d '\r' | grep -a '^HIT:' | cut -c5- | sort -u | tr '\n' ' '
+print -r -- "$out" | tr -d '\r' | grep -a '^HIT:' | cut -c5- | sort -u | tr '\n' ' '
 """
 
 
