@@ -626,11 +626,18 @@ def test_after_an_upgrade_the_older_proxy_is_replaced_and_a_newer_one_kept(repo:
         assert f"replacing the proxy of dualgit (older) (pid {old}) with {__version__}'s" in log, log
         assert log.count(f"proxy ready (pid {new}, ") == 1
 
+        pidfile.write_text(f"{new}\n")  # older again: `proxy start` replaces it too, and waits for the new one
+        started = dual("proxy", "start", cwd=repo, env=env)
+        newest = int(pidfile.read_text().split()[0])
+        assert started.stdout.startswith(f"proxy running (pid {newest});") and newest != new and not alive(new)
+        new = newest
+
         pidfile.write_text(f"{new} 999.0\n")  # a newer install's proxy
         assert dual("up", cwd=repo, env=env).returncode == 0
         time.sleep(1.5)
         assert alive(new) and pidfile.read_text() == f"{new} 999.0\n"
         assert "replaces" not in dual("proxy", "status", cwd=repo, env=env).stdout
+        assert dual("proxy", "start", cwd=repo, env=env).stdout.startswith(f"proxy running (pid {new});")
     finally:
         dual("proxy", "stop", cwd=repo, env=env)
 

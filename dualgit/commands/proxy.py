@@ -37,8 +37,8 @@ def status(as_json: bool = False) -> int:
         return 3
     print(f"proxy running (pid {info['pid']}, dualgit {info['version'] or '(older)'})")
     if daemon.older(str(info["version"])):
-        print(f"  warning: this dualgit is {__version__}: the next `git dual up` or `exec` replaces the proxy "
-              "(or `git dual proxy stop` and `start`)")
+        print(f"  warning: this dualgit is {__version__}: the next `git dual up`, `exec` or `proxy start` "
+              "replaces the proxy")
     print("  http ports: " + (", ".join(f":{p}" for p in info.get("http_ports", [])) or "none yet"))  # type: ignore[attr-defined]
     if info.get("tcp_ports"):
         print("  tcp ports: " + ", ".join(f":{p}" for p in info["tcp_ports"]))  # type: ignore[attr-defined]

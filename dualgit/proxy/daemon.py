@@ -115,18 +115,20 @@ def run(head_timeout: float | None = None, replace: bool = False) -> int:
 
 
 def start(wait: float = 10.0) -> int | None:
-    """Start the daemon unless it runs; return its pid once it is ready (None: not waited for)."""
-    pid = running_pid()
-    if pid is not None:
-        return pid
+    """Start the daemon unless it runs (one of an older dualgit is replaced); return its pid once it
+    is ready (None: not waited for)."""
+    found = running()
+    if found is not None and not older(found[1]):
+        return found[0]
     _, _, logfile = files()
-    child = background.spawn(["proxy", "run"], log=logfile, guard=False) if _claim_start() else None
+    args = ["proxy", "run"] if found is None else ["proxy", "run", "--replace"]
+    child = background.spawn(args, log=logfile, guard=False) if _claim_start() else None
     if wait <= 0:
         return None
-    deadline = time.monotonic() + wait
+    deadline = time.monotonic() + wait + (10 if found else 0)  # the older proxy gets 10 s to stop (`stop`)
     while time.monotonic() < deadline:
         pid = running_pid()
-        if pid is not None:
+        if pid is not None and (found is None or pid != found[0]):
             return pid
         if child is not None and os.waitpid(child, os.WNOHANG)[0]:
             break
@@ -162,13 +164,11 @@ def ensure_started() -> bool:
     if os.environ.get(DISABLE_ENV) == "0":
         return False
     found = running()
-    try:
-        if found is None:
+    if found is None or older(found[1]):  # not running, or left running by an older dualgit
+        try:
             start(wait=0)
-        elif older(found[1]) and _claim_start():  # an upgrade: one caller of many replaces it
-            background.spawn(["proxy", "run", "--replace"], log=files()[2], guard=False)
-    except (DualgitError, OSError):
-        pass  # `git dual proxy status` says why
+        except (DualgitError, OSError):
+            pass  # `git dual proxy status` says why
     return True
 
 
