@@ -2,7 +2,7 @@
 user's state dir (`$XDG_STATE_HOME/dualgit`, else `~/.local/state/dualgit`).
 
 The pid file also names the proxy's dualgit version. After an upgrade, the first command that makes
-sure the proxy runs (a hook, `up`, `exec`, `urls`) replaces an older one in the background; a newer
+sure the proxy runs (a hook, `up`, `exec`, `urls`, `proxy start`) replaces an older one; a newer
 one is left alone, so that two installs of different versions do not take turns."""
 
 from __future__ import annotations
