@@ -107,7 +107,10 @@ def _zsh(cmds: list[Command]) -> str:
     def described(pairs: list[tuple[str, str]]) -> str:
         return " ".join(_zsh_quote(f"{name}:{summary}") for name, summary in pairs)
 
-    lines = ["zstyle ':completion:*:*:git:*' user-commands dual:'every git worktree its own machine'",
+    lines = ["() {  # `dual` among git's commands, beside the user's own user-commands",
+             "\tlocal -a own; zstyle -g own ':completion:*:*:git:*' user-commands",
+             "\tzstyle ':completion:*:*:git:*' user-commands ${own:#dual:*} 'dual:every git worktree its own machine'",
+             "}",
              "_git-dual () {",
              "\tlocal -a described",
              f"\tif (( CURRENT == 2 )); then described=({described(_top(cmds))}); "

@@ -59,7 +59,9 @@ def fish_complete(lines: list[str], cwd: Path) -> list[list[str]]:
 ZSH_DRIVER = r"""
 zmodload zsh/zpty
 zpty z zsh -f -i
-zpty -w z 'autoload -Uz compinit; compinit -u -D; eval "$(git dual shell-init zsh)"'
+zpty -w z 'autoload -Uz compinit; compinit -u -D'
+zpty -w z "zstyle ':completion:*:*:git:*' user-commands dualfoo:'a git-dualfoo of the user'"
+zpty -w z 'eval "$(git dual shell-init zsh)"; eval "$(git dual shell-init zsh)"'  # twice: an rc read again
 # each match that completion adds is printed too, one per line, as HIT:match
 zpty -w z 'compadd () { local -a hits; builtin compadd -O hits "$@"; print -rl -- "" ${^hits/#/HIT:}; builtin compadd "$@" }'
 # Ctrl-T: complete as TAB does, then print a marker (typed with quotes, so that only the output matches)
@@ -96,7 +98,7 @@ def test_fish_completes_commands_options_and_branches(worktrees: Path) -> None:
 
 
 def test_zsh_completes_commands_options_and_branches(worktrees: Path) -> None:
-    assert zsh_complete("git du", worktrees) == ["dual"]
+    assert zsh_complete("git du", worktrees) == ["dual", "dualfoo"]  # the user's own user-commands stay
     assert zsh_complete("git dual ", worktrees) == TOP
     assert zsh_complete("git dual rm ", worktrees) == ["feat/auth", "fix-bug", "main"]
     assert zsh_complete("git dual proxy ", worktrees) == ["run", "start", "status", "stop"]
