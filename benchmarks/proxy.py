@@ -21,7 +21,7 @@ On a 2-core machine it often cannot. Where the scheduler puts wrk, the fronts, t
 Docker's port forwarder (`docker-proxy`, a busy process on every path but direct) moves single
 rounds by 5 to 10%, and the same front by as much between rounds. Pinning does not settle it: it
 decides who shares a core, and with it the answer (keep-alive 0.97x with one placement, 1.02x with
-another; with wrk alone kept on one CPU, the proxy's added p50 at c=1 went from 16 to 81 us).
+another; with wrk alone kept on one CPU, the proxy's added p50 at c=1 went from 26 to 81 us).
 Needs wrk and nginx (Debian's `wrk` and `nginx`).
 """
 
