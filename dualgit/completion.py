@@ -11,6 +11,7 @@ conditions of our own.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from dualgit import cli_tree
 
@@ -53,16 +54,25 @@ def script(shell: str) -> str:
     return make(commands()) if make else ""
 
 
-def _top(cmds: list[Command]) -> list[tuple[str, str]]:
-    """The first words (a group once, summed up by its commands' names), with their summaries."""
-    seen: dict[str, str] = {}
+class Entry(NamedTuple):
+    """A first word after `git dual`: a command (`leaf`), or a group of them (`members`)."""
+    name: str
+    summary: str
+    leaf: Command | None
+    members: tuple[Command, ...]
+
+
+def _tree(cmds: list[Command]) -> list[Entry]:
+    """The first words in `--help` order, each once; a group is summed up by its commands' names."""
+    entries: dict[str, Entry] = {}
     for c in cmds:
-        seen.setdefault(c.words[0], c.summary if len(c.words) == 1 else "|".join(s.words[1] for s in _subs(cmds, c.words[0])))
-    return list(seen.items())
-
-
-def _subs(cmds: list[Command], group: str) -> list[Command]:
-    return [c for c in cmds if len(c.words) == 2 and c.words[0] == group]
+        if len(c.words) == 1:
+            entries[c.words[0]] = Entry(c.words[0], c.summary, c, ())
+        else:
+            group = entries.get(c.words[0]) or Entry(c.words[0], "", None, ())
+            members = (*group.members, c)
+            entries[c.words[0]] = group._replace(members=members, summary="|".join(m.words[1] for m in members))
+    return list(entries.values())
 
 
 def _arguments(c: Command, branches: str, values: str, names: str) -> str:
@@ -78,21 +88,20 @@ def _bash(cmds: list[Command]) -> str:
     """`_git_dual`, which git's bash completion calls with cur, words and cword set, and its helpers
     (`__gitcomp`, `__gitcomp_nl`, `__git_find_on_cmdline`, `__git`) at hand."""
     lines = ["__git_dual_branches () {", f"\t__{BRANCHES_SH}", "}", "_git_dual () {"]
-    top = " ".join(name for name, _ in _top(cmds))
+    tree = _tree(cmds)
+    top = " ".join(e.name for e in tree)
     lines += [f'\tlocal command="$(__git_find_on_cmdline "{top}")"',
               f'\tif [ -z "$command" ]; then __gitcomp "{top}"; return; fi',
               '\tcase "$command,$cur" in']
-    for name, _ in _top(cmds):
-        subs = _subs(cmds, name)
-        if subs:
-            names = " ".join(c.words[1] for c in subs)
+    for name, _, c, members in tree:
+        if c is None:
+            names = " ".join(m.words[1] for m in members)
             lines += [f"\t{name},*)", f'\t\tlocal sub="$(__git_find_on_cmdline "{names}")"',
                       f'\t\tif [ -z "$sub" ]; then __gitcomp "{names}"; return; fi',
                       '\t\tcase "$sub,$cur" in']
-            lines += [f'\t\t{c.words[1]},-*) __gitcomp "{" ".join(c.options)}" ;;' for c in subs if c.options]
+            lines += [f'\t\t{m.words[1]},-*) __gitcomp "{" ".join(m.options)}" ;;' for m in members if m.options]
             lines += ["\t\tesac ;;"]
             continue
-        c = next(c for c in cmds if c.words == (name,))
         if c.options:
             lines.append(f'\t{name},-*) __gitcomp "{" ".join(c.options)}" ;;')
         argument = _arguments(c, '__gitcomp_nl "$(__git_dual_branches)"', '__gitcomp "{}"',
@@ -107,27 +116,27 @@ def _zsh(cmds: list[Command]) -> str:
     def described(pairs: list[tuple[str, str]]) -> str:
         return " ".join(_zsh_quote(f"{name}:{summary}") for name, summary in pairs)
 
+    tree = _tree(cmds)
+
     lines = ["() {  # `dual` among git's commands, beside the user's own user-commands",
              "\tlocal -a own; zstyle -g own ':completion:*:*:git:*' user-commands",
              "\tzstyle ':completion:*:*:git:*' user-commands ${own:#dual:*} 'dual:every git worktree its own machine'",
              "}",
              "_git-dual () {",
              "\tlocal -a described",
-             f"\tif (( CURRENT == 2 )); then described=({described(_top(cmds))}); "
+             f"\tif (( CURRENT == 2 )); then described=({described([(e.name, e.summary) for e in tree])}); "
              "_describe -t commands 'git dual command' described; return; fi",
              "\tcase $words[2] in"]
-    for name, _ in _top(cmds):
-        subs = _subs(cmds, name)
-        if subs:
-            pairs = described([(c.words[1], c.summary) for c in subs])
+    for name, _, c, members in tree:
+        if c is None:
+            pairs = described([(m.words[1], m.summary) for m in members])
             lines += [f"\t{name})",
                       f"\t\tif (( CURRENT == 3 )); then described=({pairs}); "
                       f"_describe -t commands 'git dual {name} command' described; return; fi",
                       "\t\tcase $words[3] in"]
-            lines += [f"\t\t{c.words[1]}) compadd -- {' '.join(c.options)} ;;" for c in subs if c.options]
+            lines += [f"\t\t{m.words[1]}) compadd -- {' '.join(m.options)} ;;" for m in members if m.options]
             lines += ["\t\tesac ;;"]
             continue
-        c = next(c for c in cmds if c.words == (name,))
         options = f"compadd -- {' '.join(c.options)}" if c.options else ""
         argument = _arguments(c, f"compadd -- ${{(f)\"$({BRANCHES_SH})\"}}", "compadd -- {}", "_command_names -e")
         if options and argument:
@@ -153,7 +162,7 @@ def _fish(cmds: list[Command]) -> str:
              "    test (count $words) -ge $last; and test \"$words[2]\" = dual; and test \"$words[3..$last]\" = \"$argv\"",
              "end",
              "complete -c git -n 'test (count (commandline -opc)) -eq 1' -f -a dual -d 'every git worktree its own machine'",
-             *(f"complete -c git -n '__git_dual_at' -f -a {name} -d {_fish_quote(summary)}" for name, summary in _top(cmds))]
+             *(f"complete -c git -n '__git_dual_at' -f -a {e.name} -d {_fish_quote(e.summary)}" for e in _tree(cmds))]
     for c in cmds:
         if len(c.words) == 2:
             lines.append(f"complete -c git -n '__git_dual_at {c.words[0]}' -f -a {c.words[1]} -d {_fish_quote(c.summary)}")
