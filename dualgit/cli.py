@@ -152,9 +152,17 @@ def proxy_run(replace: Annotated[bool, typer.Option("--replace", hidden=True)] =
     return proxy.run(replace)
 
 
+@proxy_app.command("supervise", hidden=True)
+def proxy_supervise(replace: Annotated[bool, typer.Option("--replace", hidden=True)] = False) -> int:
+    """Run the proxy as a child, starting it again when it dies (what `proxy start` spawns)."""
+    from dualgit.proxy import supervisor
+
+    return supervisor.supervise(replace)
+
+
 @proxy_app.command("start")
 def proxy_start() -> int:
-    """Start the proxy as a daemon (pid and log under the user's state dir)."""
+    """Start the proxy as a supervised daemon, started again when it dies (pid and log under the user's state dir)."""
     from dualgit.commands import proxy
 
     return proxy.start()
@@ -162,7 +170,7 @@ def proxy_start() -> int:
 
 @proxy_app.command("stop")
 def proxy_stop() -> int:
-    """Stop the proxy daemon."""
+    """Stop the proxy daemon and its supervisor (the next hook, up or exec starts it again)."""
     from dualgit.commands import proxy
 
     return proxy.stop()

@@ -127,12 +127,15 @@ def docker(engine: DockerAPI, tmp_path: Path) -> Iterator[DockerAPI]:
 
 
 def stop_proxies_of(base: Path) -> list[int]:
-    """`dualgit proxy run` processes whose HOME is under `base` (a test's), stopped; their pids."""
+    """`dualgit proxy run` and `proxy supervise` processes whose HOME is under `base` (a test's),
+    stopped; their pids."""
     stopped = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            if argv[-3:-1] != [b"proxy", b"run"] or not any(a == b"dualgit" or a.endswith(b"git-dual") for a in argv):
+            commands = [argv[i:i + 2] for i in range(len(argv) - 1)]
+            if not ([b"proxy", b"run"] in commands or [b"proxy", b"supervise"] in commands) \
+                    or not any(a == b"dualgit" or a.endswith(b"git-dual") for a in argv):
                 continue
             env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
             home = next((item[5:] for item in env if item.startswith(b"HOME=")), b"")

@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -586,7 +587,8 @@ def test_the_daemon_starts_once_and_stops(repo: Path, tmp_path: Path) -> None:
         pid = int(pid_text.split()[0])
         assert pid_text == f"{pid} {__version__}\n"  # its dualgit's version too: an upgrade replaces it
         assert started.stdout == f"proxy running (pid {pid}); log: {state / 'dualgit' / 'proxy.log'}\n"
-        assert os.getsid(pid) == pid  # a session of its own: it outlives the shell that started it
+        supervisor = int((state / "dualgit" / "proxy.supervisor.pid").read_text().split()[0])
+        assert os.getsid(pid) == supervisor == os.getsid(supervisor)  # a session of its own: it outlives the shell
         assert dual("proxy", "start", cwd=repo, env=env).stdout == started.stdout
         assert json.loads(dual("proxy", "status", "--json", cwd=repo, env=env).stdout)["pid"] == pid
         assert f"proxy ready (pid {pid}, dualgit {__version__})" in (state / "dualgit" / "proxy.log").read_text()
@@ -595,8 +597,58 @@ def test_the_daemon_starts_once_and_stops(repo: Path, tmp_path: Path) -> None:
         assert dual("proxy", "stop", cwd=repo, env=env).stdout == "proxy stopped\n"
     status = dual("proxy", "status", cwd=repo, env=env)
     assert status.returncode == 3 and status.stdout.startswith("the proxy is not running")
-    assert not (state / "dualgit" / "proxy.pid").exists()
+    assert not (state / "dualgit" / "proxy.pid").exists() and not alive(supervisor)
     assert dual("proxy", "stop", cwd=repo, env=env).stdout == "the proxy was not running\n"
+
+
+def test_a_killed_proxy_is_back_within_seconds_and_stop_means_stop(site: tuple[Proxy, dict[str, Path]],
+                                                                    tmp_path: Path) -> None:
+    """The daemon is supervised: after kill -9 it serves again with no dualgit command run; `proxy
+    start` meanwhile never reports the dead one; `proxy stop` stops the supervisor too."""
+    proxy, trees = site
+    proxy.stop()  # the fixture's foreground proxy: this test wants the daemon
+    state = tmp_path / "state"
+    env = {"XDG_STATE_HOME": str(state)}
+    assert dual("proxy", "start", cwd=trees["main"], env=env).returncode == 0
+    try:
+        wait_for(lambda: request("feat-auth.demo.localhost")[0] == 200)
+        for _ in range(2):
+            pid = int((state / "dualgit" / "proxy.pid").read_text().split()[0])
+            os.kill(pid, signal.SIGKILL)
+            killed = time.monotonic()
+            started = dual("proxy", "start", cwd=trees["main"], env=env)  # at once: never the dead pid
+            assert started.returncode == 0 and f"(pid {pid})" not in started.stdout, started.stdout + started.stderr
+            assert wait_for(lambda: request("feat-auth.demo.localhost")[2] == b"page feat/auth\n", every=0.05)
+            back = time.monotonic() - killed
+            print(f"served again {back:.2f} s after kill -9")
+            status = json.loads(dual("proxy", "status", "--json", cwd=trees["main"], env=env).stdout)
+            assert status["running"] and status["pid"] != pid and status["supervisor"]["restarts"] >= 1
+        log = (state / "dualgit" / "proxy.log").read_text()
+        assert log.count("supervisor: the proxy was killed by SIGKILL") == 2, log
+    finally:
+        assert dual("proxy", "stop", cwd=trees["main"], env=env).stdout == "proxy stopped\n"
+    time.sleep(1.0)  # longer than a restart takes: none follows a stop
+    status = json.loads(dual("proxy", "status", "--json", cwd=trees["main"], env=env).stdout)
+    assert not status["running"] and status["supervisor"] is None
+    with pytest.raises(OSError):
+        request("feat-auth.demo.localhost")
+
+
+def test_a_proxy_that_keeps_dying_is_backed_off_and_said(repo: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    env = {"XDG_STATE_HOME": str(state), "DUALGIT_PROXY_HEAD_TIMEOUT": "not a number"}  # every start fails
+    started = dual("proxy", "start", cwd=repo, env=env, timeout=60)
+    try:
+        assert started.returncode == 1 and "the proxy did not start" in started.stderr
+        status = dual("proxy", "status", cwd=repo, env=env)
+        assert status.returncode == 3 and "backs off: the proxy keeps dying (exited with status 3)" in status.stdout, \
+            status.stdout
+        info = json.loads(dual("proxy", "status", "--json", cwd=repo, env=env).stdout)["supervisor"]
+        assert info["crash_loop"] and 3 <= info["restarts"] <= 8  # backed off, not a tight loop
+        assert "backing off: next start in" in (state / "dualgit" / "proxy.log").read_text()
+    finally:
+        assert dual("proxy", "stop", cwd=repo, env=env).stdout == "proxy stopped\n"
+    assert json.loads(dual("proxy", "status", "--json", cwd=repo, env=env).stdout)["supervisor"] is None
 
 def alive(pid: int) -> bool:
     try:

@@ -32,10 +32,20 @@ def status(as_json: bool = False) -> int:
     if as_json:
         print(json.dumps(info, indent=2))
         return 0
+    watching = info.get("supervisor")
     if not info["running"]:
-        print(f"the proxy is not running (`git dual proxy start` starts it); log: {info['log']}")
+        if isinstance(watching, dict):
+            print(f"the proxy is not running; its supervisor (pid {watching['pid']}) {_restarts(watching)}; "
+                  f"log: {info['log']}")
+        else:
+            print(f"the proxy is not running (`git dual proxy start` starts it); log: {info['log']}")
         return 3
     print(f"proxy running (pid {info['pid']}, dualgit {info['version'] or '(older)'})")
+    if isinstance(watching, dict):
+        print(f"  supervised (pid {watching['pid']}): restarted {watching['restarts']} times"
+              + (f", last after it {watching['last_death']}" if watching.get("last_death") else ""))
+    else:
+        print("  not supervised: started by `git dual proxy run` or an older dualgit (it is not restarted if it dies)")
     if daemon.older(str(info["version"])):
         print(f"  warning: this dualgit is {__version__}: the next `git dual up`, `exec` or `proxy start` "
               "replaces the proxy")
@@ -46,6 +56,17 @@ def status(as_json: bool = False) -> int:
         print(f"  warning: {message}")
     print(f"  log: {info['log']}")
     return 0
+
+
+def _restarts(watching: dict[str, object]) -> str:
+    """How the supervisor stands while the proxy is down: restarting it, or backing off a crash loop."""
+    import time
+
+    wait = max(float(watching.get("next_start", 0) or 0) - time.time(), 0)  # type: ignore[arg-type]
+    if watching.get("crash_loop"):
+        return (f"backs off: the proxy keeps dying ({watching.get('last_death')}); next start in {wait:.0f} s "
+                "(its log says why; `git dual proxy stop` gives up)")
+    return f"starts it again in {wait:.1f} s (it {watching.get('last_death', 'died')})"
 
 
 def urls(as_json: bool = False) -> int:

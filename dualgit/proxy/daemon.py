@@ -33,14 +33,73 @@ def starting_marker() -> str:
     return os.path.join(state_dir(), "proxy.starting")
 
 
+def lock_file() -> str:
+    return os.path.join(state_dir(), "proxy.lock")
+
+
+def locked(path: str) -> bool:
+    """Whether a live process holds `path`'s lock (a process that died, or is a zombie, holds none)."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def supervisor_files() -> tuple[str, str, str]:
+    """The supervisor's pid file (`PID VERSION`), lock (held for its life) and restart status."""
+    d = state_dir()
+    return (os.path.join(d, "proxy.supervisor.pid"), os.path.join(d, "proxy.supervisor.lock"),
+            os.path.join(d, "proxy.supervisor.json"))
+
+
+def supervisor_pid() -> int | None:
+    """The live supervisor's pid: its lock is held (a dead one's went with it), its pid file names it."""
+    pidfile, lockfile, _ = supervisor_files()
+    if not locked(lockfile):
+        return None
+    try:
+        with open(pidfile) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def supervisor_status() -> dict[str, object] | None:
+    """The supervisor's pid and how its restarts stand (None: no supervisor runs)."""
+    import json
+
+    pid = supervisor_pid()
+    if pid is None:
+        return None
+    info: dict[str, object] = {"pid": pid, "restarts": 0, "crash_loop": False}
+    try:
+        with open(supervisor_files()[2]) as f:
+            info.update(json.load(f))
+    except (OSError, ValueError):
+        pass
+    return info
+
+
 def running() -> tuple[int, str] | None:
-    """The running proxy's pid and dualgit version ("": from before the pid file named one)."""
+    """The running proxy's pid and dualgit version ("": from before the pid file named one). A proxy
+    runs while it holds its lock: a pid file left by one that died (kill -9) names no proxy."""
     try:
         with open(files()[0]) as f:
             fields = f.read().split()
         pid = int(fields[0])
         os.kill(pid, 0)
     except (OSError, ValueError, IndexError):
+        return None
+    if not locked(lock_file()):
         return None
     return pid, fields[1] if len(fields) > 1 else ""
 
@@ -68,10 +127,11 @@ def run(head_timeout: float | None = None, replace: bool = False) -> int:
     import asyncio
     import fcntl
 
-    from dualgit.proxy.server import Proxy, log, new_loop, raise_fd_limit
+    from dualgit.proxy.say import log
+    from dualgit.proxy.server import Proxy, new_loop, raise_fd_limit
 
     pidfile, status_file, _ = files()
-    lock = open(os.path.join(state_dir(), "proxy.lock"), "a")  # held for the process's life, never stale
+    lock = open(lock_file(), "a")  # held for the process's life, never stale
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -115,13 +175,13 @@ def run(head_timeout: float | None = None, replace: bool = False) -> int:
 
 
 def start(wait: float = 10.0) -> int | None:
-    """Start the daemon unless it runs (one of an older dualgit is replaced); return its pid once it
-    is ready (None: not waited for)."""
+    """Start the daemon, under its supervisor (`supervisor.py`), unless it runs (one of an older
+    dualgit is replaced); return its pid once it is ready (None: not waited for)."""
     found = running()
     if found is not None and not older(found[1]):
         return found[0]
     _, _, logfile = files()
-    args = ["proxy", "run"] if found is None else ["proxy", "run", "--replace"]
+    args = ["proxy", "supervise"] if found is None else ["proxy", "supervise", "--replace"]
     child = background.spawn(args, log=logfile, guard=False) if _claim_start() else None
     if wait <= 0:
         return None
@@ -131,10 +191,13 @@ def start(wait: float = 10.0) -> int | None:
         if pid is not None and (found is None or pid != found[0]):
             return pid
         if child is not None and os.waitpid(child, os.WNOHANG)[0]:
-            break
+            child = None  # ours found another supervisor at work: wait for that one's proxy
+            if supervisor_pid() is None:
+                break
         time.sleep(0.05)
     raise DualgitError(f"the proxy did not start; its log ({logfile}) ends with:\n{tail(logfile)}",
-                       hint="`git dual proxy run` runs it in the foreground")
+                       hint="`git dual proxy status` says how its restarts stand; `git dual proxy run` runs it "
+                       "in the foreground")
 
 
 def _claim_start() -> bool:
@@ -173,19 +236,27 @@ def ensure_started() -> bool:
 
 
 def stop(wait: float = 10.0) -> bool:
-    pid = running_pid()
-    if pid is None:
-        return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
+    """Stop the supervisor (so that nothing starts the proxy again), then the proxy; whether
+    anything was running."""
+    stopped = False
+    for find in (supervisor_pid, running_pid):
+        pid = find()
+        if pid is None:
+            continue
+        stopped = True
         try:
-            os.kill(pid, 0)
+            os.kill(pid, signal.SIGTERM)
         except OSError:
-            return True
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    return True
+            continue
+        deadline = time.monotonic() + wait
+        while find() == pid and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if find() == pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    return stopped
 
 
 def status() -> dict[str, object]:
@@ -201,6 +272,7 @@ def status() -> dict[str, object]:
                 info.update(json.load(f))
         except (OSError, ValueError):
             pass
+    info["supervisor"] = supervisor_status()
     return info
 
 

@@ -12,7 +12,6 @@ import asyncio
 import errno
 import json
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from dualgit.errors import DualgitError
 from dualgit.proxy import inside, routing
 from dualgit.proxy.relay import ClientConnection
 from dualgit.proxy.routing import Resolution, RouteTable
+from dualgit.proxy.say import log
 from dualgit.proxy.tcp import TcpClient
 from dualgit.proxy.upstream import Upstream
 
@@ -32,10 +32,6 @@ WATCH_EVERY = 0.5  # seconds between looks at each repository's worktrees/ folde
 BUSY_RETRY = 5.0  # seconds between tries of the ports that were busy, while any is
 IDLE_PER_PORT = 64  # pooled upstream connections kept per published port
 INSIDE_FOR = 1.0  # seconds a look at a container's listening sockets serves 502 pages
-
-
-def log(message: str) -> None:
-    print(time.strftime("%Y-%m-%d %H:%M:%S ") + message, file=sys.stderr, flush=True)
 
 
 class Proxy:
