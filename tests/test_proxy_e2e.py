@@ -229,6 +229,27 @@ def test_raw_tcp_port_is_stable_and_echoes(site: tuple[Proxy, dict[str, Path]]) 
     assert request("feat-cart.demo.localhost")[2] == b"page feat/cart\n"
 
 
+def test_a_half_closed_head_and_a_tls_handshake_are_answered_at_once(site: tuple[Proxy, dict[str, Path]]) -> None:
+    """Neither waits for the head timeout (3 s here): a half-close mid-head gets a 400, a TLS
+    ClientHello (https:// typed for this http:// port) an immediate close and a line in the log."""
+    proxy, _ = site
+    with socket.create_connection(("127.0.0.1", PORT), timeout=2) as s:  # a 408 would come after 3 s: a timeout
+        s.sendall(b"GET / HTTP/1.1\r\nHost: feat-auth.demo.localhost")
+        s.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := s.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer[:100]
+    hello = bytes.fromhex("160301003e0100003a0303") + bytes(32) + bytes.fromhex("000002c02f0100")
+    with socket.create_connection(("127.0.0.1", PORT), timeout=2) as s:
+        s.sendall(hello)
+        try:
+            assert s.recv(4096) == b""
+        except ConnectionResetError:
+            pass  # an abort: the same answer to a TLS client
+    assert wait_for(lambda: "a TLS handshake from 127.0.0.1" in proxy.log.read_text(), timeout=5)
+
+
 def test_branch_switch_moves_the_route(site: tuple[Proxy, dict[str, Path]]) -> None:
     _, trees = site
     assert request("feat-cart.demo.localhost")[0] == 200

@@ -85,6 +85,9 @@ class Transport:
             self.closed = True
             self.world.lost.append(self)
 
+    def abort(self) -> None:
+        self.close()
+
     def get_extra_info(self, name: str, default: object = None) -> object:
         return ("127.0.0.1", 50000) if name == "peername" else default
 
@@ -385,6 +388,27 @@ def test_a_half_closed_client_is_answered_then_closed() -> None:
         assert world.client.eof_received() is True  # keep the transport open for the answer
         upstream.protocol.data_received(RESPONSES[0])
         assert world.client_transport.written == [RESPONSES[0]] and world.client_transport.closed
+
+    in_world(check)
+
+
+def test_a_client_that_half_closes_in_the_middle_of_a_head_gets_a_400_at_once() -> None:
+    async def check(world: World) -> None:
+        world.client.data_received(REQUESTS[0][:20])
+        assert world.client.eof_received() is False  # nothing more can come: answer now, not after the head timeout
+        written = b"".join(world.client_transport.written)
+        assert written.startswith(b"HTTP/1.1 400 Bad Request\r\n") and b"Connection: close" in written
+        assert b"in the middle of the request head" in written and world.client_transport.closed
+        assert world.connecting == []
+
+    in_world(check)
+
+
+def test_a_tls_handshake_on_an_http_port_is_closed_at_once() -> None:
+    async def check(world: World) -> None:
+        world.client.data_received(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(32))
+        assert world.client_transport.closed and world.client_transport.written == []
+        assert world.connecting == [] and world.client.state == "closed"
 
     in_world(check)
 

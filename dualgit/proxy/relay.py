@@ -33,6 +33,7 @@ from dualgit.proxy.http import (
     simple_response,
 )
 from dualgit.proxy.routing import Backend
+from dualgit.proxy.say import log
 from dualgit.proxy.upstream import BodyRelay, Upstream
 
 if TYPE_CHECKING:
@@ -163,6 +164,9 @@ class ClientConnection(asyncio.Protocol):
         up = self.pinned
         if self.state == "head" and not self.buf and (up is None or not up.pending()):
             return False  # an idle keep-alive connection closed: nothing more to do
+        if self.state == "head" and self.buf and up is None:  # what is in buf is never a whole head
+            self._fail(400, "Bad Request", "the client closed its side in the middle of the request head")
+            return False
         self.keep_alive = False  # half-closed: answer what was asked, then close
         if up is not None:
             self._unpin(up)
@@ -184,6 +188,9 @@ class ClientConnection(asyncio.Protocol):
             if self.state == "head":
                 end = self.buf.find(b"\r\n\r\n")
                 if end < 0:
+                    if self.buf[:1] == b"\x16":  # a TLS record: https:// typed for an http port
+                        self._tls_here()
+                        return
                     if len(self.buf) > MAX_HEAD:
                         self._fail(431, "Request Header Fields Too Large", "the request head is over 16 KiB")
                     return
@@ -379,6 +386,15 @@ class ClientConnection(asyncio.Protocol):
             self.upstream.transport.write(bytes(self.buf))
         self.buf.clear()
         self.reader.resume("backlog")
+
+    def _tls_here(self) -> None:
+        """A TLS handshake on an HTTP port: closed at once (a TLS client cannot read an HTTP answer),
+        and said in the log, where whoever wonders why https:// fails looks."""
+        log(f":{self.port}: a TLS handshake from {self.peer_ip} (https:// typed for an http:// URL?); closed. "
+            f"The proxy speaks plain HTTP: use http://…localhost:{self.port}/")
+        if self.transport is not None:
+            self.transport.abort()
+        self.state = "closed"
 
     def _fail(self, status: int, reason: str, why: str) -> None:
         if self.transport is not None and self.state != "closed":
