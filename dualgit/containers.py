@@ -18,7 +18,7 @@ from dualgit.config import Config, load
 from dualgit.dockerapi import ApiError, DockerAPI, path
 from dualgit.errors import DualgitError
 from dualgit.hookspecs import ContainerSettings, Context
-from dualgit.locate import Location, read_head
+from dualgit.locate import Location, read_head, registered
 from dualgit.naming import container_name, repo_name, volume_name
 
 FALLBACK_IMAGE = "debian:bookworm-slim"  # when neither .dual.toml nor any plugin names one
@@ -216,6 +216,8 @@ def ensure_running(loc: Location, config: Config | None = None, api: DockerAPI |
     starts its setup in the background. Without `pull`, an image not on this machine raises
     ImageNotHere."""
     api = api or DockerAPI()
+    if not registered(loc):
+        raise gone_worktree(loc)
     config = config or load(loc.worktree)
     name = container_name(loc.common_dir, loc.worktree)
     ctx = context_for(loc, name, config)
@@ -228,7 +230,7 @@ def ensure_running(loc: Location, config: Config | None = None, api: DockerAPI |
             remove(api, current[0], volumes=False)
             current = []
         if current and current[0].state == "running":
-            return _after(loc, current[0], made)
+            return _after(api, loc, current[0], made)
         if current:
             start(api, current[0])
         else:
@@ -244,11 +246,19 @@ def ensure_running(loc: Location, config: Config | None = None, api: DockerAPI |
             start(api, Container(created["Id"], name, "created", loc.common_dir, loc.worktree, loc.gitdir, "", "", {}))
         found = list_containers(api, loc.common_dir, loc.worktree)
         if found and found[0].state == "running":
-            return _after(loc, found[0], made)
+            return _after(api, loc, found[0], made)
     raise DualgitError(f"container {name} kept changing while dualgit brought it up", hint="run `git dual up` again")
 
 
-def _after(loc: Location, container: Container, made: bool) -> Container:
+def gone_worktree(loc: Location) -> DualgitError:
+    return DualgitError(f"{loc.worktree} is no longer a worktree git knows (removed meanwhile?)",
+                        hint="`git worktree list` shows the worktrees; `git worktree add` makes one anew")
+
+
+def _after(api: DockerAPI, loc: Location, container: Container, made: bool) -> Container:
+    if not registered(loc):  # removed while we made it: reconcile wins, the container goes too
+        remove(api, container, volumes=True)
+        raise gone_worktree(loc)
     if made:
         from dualgit.setup import start_background
 
@@ -292,16 +302,20 @@ def start(api: DockerAPI, container: Container) -> None:
 
 
 def stop(api: DockerAPI, container: Container) -> None:
-    api.post(path("/containers/%s/stop", container.id), query={"t": 3})
+    """Stop the container; one that is gone or stopped already (another process's work) is done."""
+    try:
+        api.request("POST", path("/containers/%s/stop", container.id), query={"t": 3})
+    except ApiError as exc:
+        if exc.status != 404:
+            raise DualgitError(f"cannot stop container {container.name}: {exc.message}")
 
 
 def remove(api: DockerAPI, container: Container, volumes: bool = True) -> None:
     """Remove the container and, with `volumes`, the named volumes dualgit made for its worktree."""
     try:
-        api.request("DELETE", path("/containers/%s", container.id), query={"force": 1, "v": 1})
+        api.remove(path("/containers/%s", container.id), query={"force": 1, "v": 1})
     except ApiError as exc:
-        if exc.status != 404:
-            raise DualgitError(f"cannot remove container {container.name}: {exc.message}")
+        raise DualgitError(f"cannot remove container {container.name}: {exc.message}")
     if volumes:
         remove_volumes(api, container.repo, container.worktree)
 
@@ -312,8 +326,8 @@ def remove_volumes(api: DockerAPI, repo: str, worktree: str) -> list[str]:
     for volume in found:
         if labels.owned(volume.get("Labels"), repo):
             try:
-                api.request("DELETE", path("/volumes/%s", volume["Name"]))
-                gone.append(volume["Name"])
+                if api.remove(path("/volumes/%s", volume["Name"])):
+                    gone.append(volume["Name"])
             except ApiError:
                 pass  # still in use by a container that is going away; the next reconcile retries
     return gone

@@ -160,6 +160,19 @@ class DockerAPI:
     def post(self, url: str, payload: Any = None, query: dict[str, Any] | None = None) -> Any:
         return self.request("POST", url, payload if payload is not None else {}, query).json()
 
+    def remove(self, url: str, query: dict[str, Any] | None = None) -> bool:
+        """DELETE an object, idempotently: whether this call removed it. "No such object" (404) and
+        "removal already in progress" (409) both mean another process (the proxy's watcher, a
+        background gc, another command) did or is doing the work, so they count as done. The one
+        rule for every removal, containers and volumes alike."""
+        try:
+            self.request("DELETE", url, query=query)
+        except ApiError as exc:
+            if exc.status == 404 or (exc.status == 409 and "in progress" in exc.message):
+                return False
+            raise
+        return True
+
     def stream(self, url: str, query: dict[str, Any] | None = None) -> Any:
         """GET a streaming endpoint (`/events`): yield each JSON document as it arrives."""
         import json

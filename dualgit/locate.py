@@ -79,6 +79,17 @@ def locate(folder: str | None = None) -> Location:
         current = parent
 
 
+def registered(loc: Location) -> bool:
+    """Whether git still knows this worktree and its folder is there: the main worktree's `.git`, or
+    a linked one's admin dir under the common dir. `git worktree remove` deletes the folder, then
+    the admin dir; a container is never made for a worktree half-way through that."""
+    if not os.path.isdir(loc.worktree):
+        return False
+    if loc.gitdir == loc.common_dir:
+        return os.path.isdir(loc.gitdir)
+    return os.path.isfile(os.path.join(loc.gitdir, "gitdir"))
+
+
 def read_head(gitdir: str) -> tuple[str | None, str]:
     """(branch, what HEAD says) read live from a worktree's admin dir; branch is None when detached."""
     try:
