@@ -14,7 +14,9 @@ from dualgit.locate import locate, read_head
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from dualgit.config import Config
     from dualgit.containers import Container
+    from dualgit.locate import Location
 
 GUARD = "DUALGIT_RUNNING"
 PRE_COMMIT_VARS = ("PRE_COMMIT_FROM_REF", "PRE_COMMIT_TO_REF", "PRE_COMMIT_CHECKOUT_TYPE")
@@ -59,6 +61,7 @@ def post_checkout(old: str, new: str, flag: str) -> int:
 
         config = load(loc.worktree)
         strict = config.strict
+        _worktree_added(loc, config)
         container: Container | None = None
         pulling = ""
         try:
@@ -85,6 +88,17 @@ def post_checkout(old: str, new: str, flag: str) -> int:
         say(f"{branch}: no container yet: {type(exc).__name__}: {exc} (`git dual up` retries)")
         return 1 if strict else 0
     return 0
+
+
+def _worktree_added(loc: Location, config: Config) -> None:
+    """The plugins' work that git waits for (the shared files): a failure is a warning."""
+    from dualgit.containers import context_for
+    from dualgit.plugins import plugins
+
+    try:
+        plugins().call("dualgit_worktree_added", ctx=context_for(loc, config=config))
+    except DualgitError as exc:
+        say(f"warning: {exc.message}")
 
 
 def _where(container: Container) -> str:

@@ -75,6 +75,15 @@ def dualgit_container_settings(ctx: Context) -> ContainerSettings | None:
 
 
 @hookspec
+def dualgit_worktree_added(ctx: Context) -> None:
+    """Called by the post-checkout hook when git has just made a new worktree, before the hook
+    returns and before its container is made. It blocks git (`git worktree add` waits for it), so
+    keep it to quick host-side work, such as copying a few files, that an editor or an agent opening
+    the worktree at once must find; everything else belongs in a setup step. Every implementation
+    is called; one that raises is said as a warning, and the hook goes on."""
+
+
+@hookspec
 def dualgit_setup_steps(ctx: Context) -> list[Step] | None:
     """Called when setup starts (after a new container is up, or on `git dual up --setup`): the
     steps to run. Every implementation is called; all steps run in order, in the background."""

@@ -135,6 +135,31 @@ def test_worktree_add_creates_the_container_and_says_so(repo: Path, docker: Dock
     assert containers_of(docker, repo)[tree]["State"] == "running"
 
 
+def test_shared_files_are_in_place_when_worktree_add_returns(repo: Path, docker: DockerAPI, tmp_path: Path) -> None:
+    """The hook copies them itself (the other steps stay in the background), and a folder on their
+    way that is a link out of the worktree is not followed, on either side."""
+    (repo / ".gitignore").write_text(".env.local\nconf/\n")
+    (repo / ".env.local").write_text("TOKEN=abc\n")
+    (repo / "conf").mkdir()
+    (repo / "conf" / "app.key").write_text("key\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.key").write_text("not to be copied\n")
+    (repo / "linked").symlink_to(outside)  # as a container in the main worktree could leave it
+    write_config(repo, 'image = "busybox:latest"\nsetup = ["sleep 3"]\n[shared]\nfiles = [".env.local", "conf/*.key", '
+                       '"linked/*.key"]\n')
+    git("add", ".gitignore", ".dual.toml", cwd=repo)
+    git("commit", "-q", "-m", "shared", cwd=repo)
+    installed(repo)
+    tree = repo.parent / "demo-shared"
+    git("worktree", "add", "-q", "-b", "shared", str(tree), cwd=repo)
+    # at once: no wait for the background setup, which is still on its `sleep 3`
+    assert (tree / ".env.local").read_text() == "TOKEN=abc\n" and (tree / "conf" / "app.key").read_text() == "key\n"
+    assert not (tree / "linked").exists() and not list(tree.glob("**/secret.key"))
+    state = json.loads(dual("ls", "--json", cwd=tree).stdout)
+    assert any(row["setup"] != "done" for row in state), state
+
+
 def test_engine_down_warns_once_and_up_fixes_it(repo: Path, docker: DockerAPI, tmp_path: Path) -> None:
     installed(repo)
     down = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
