@@ -79,18 +79,19 @@ def ls_(as_json: Annotated[bool, typer.Option("--json", help="A JSON array, one 
 
 @app.command("exec", context_settings=PASSTHROUGH)
 def exec_(ctx: typer.Context) -> int:
-    """Run a command in this worktree's container (after setup): [-e K=V]... [--no-wait] [--] CMD..."""
+    """Run a command in this worktree's container (after setup): [-e K=V]... [--root] [--no-wait] [--] CMD..."""
     from dualgit import fastexec
 
     return fastexec.run(fastexec.parse(list(ctx.args)))
 
 
 @app.command()
-def shell() -> int:
+def shell(root: Annotated[bool, typer.Option("--root", help="As root inside (the worktree owner's by default).")] = False
+          ) -> int:
     """An interactive shell in this worktree's container (bash where the image has it)."""
     from dualgit import fastexec
 
-    return fastexec.run(fastexec.parse(["--", *fastexec.SHELL]))
+    return fastexec.run(fastexec.parse([*(["--root"] if root else []), "--", *fastexec.SHELL]))
 
 
 @app.command()

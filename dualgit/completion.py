@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from dualgit import cli_tree
+from dualgit import cli_tree, fastexec
 
 BRANCHES_SH = "git worktree list --porcelain 2>/dev/null | sed -n 's|^branch refs/heads/||p'"
 BRANCHES_FISH = 'git worktree list --porcelain 2>/dev/null | string replace -rf "^branch refs/heads/" ""'
-EXEC_OPTIONS = ("-e", "--env", "--no-wait")  # exec parses its own arguments (fastexec)
+EXEC_OPTIONS = tuple(n for names, _, _ in fastexec.OPTIONS if names != ("--",) for n in names)  # exec parses its own
 SHELLS = ("bash", "zsh", "fish")
 
 

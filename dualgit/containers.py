@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from dualgit import labels
+from dualgit import labels, users
 from dualgit.config import Config, load
 from dualgit.dockerapi import ApiError, DockerAPI, path
 from dualgit.errors import DualgitError
@@ -107,7 +107,9 @@ def settings_for(ctx: Context, config: Config) -> tuple[str, ContainerSettings]:
 
 
 def create_body(loc: Location, config: Config, image_id: str, image: str | None = None,
-                extra: ContainerSettings | None = None) -> dict[str, Any]:
+                extra: ContainerSettings | None = None, user: str | None = None) -> dict[str, Any]:
+    """What the container is made from. `user` is who runs inside (`users.container_user`); None
+    keeps the image's."""
     extra = extra or ContainerSettings()
     name = container_name(loc.common_dir, loc.worktree)
     binds = [f"{loc.worktree}:{loc.worktree}"]
@@ -134,8 +136,8 @@ def create_body(loc: Location, config: Config, image_id: str, image: str | None 
             "RestartPolicy": {"Name": "unless-stopped"},
         },
     }
-    if extra.user:
-        body["User"] = extra.user
+    if user:
+        body["User"] = user
     spec = hashlib.sha256(json.dumps([body, image_id], sort_keys=True).encode()).hexdigest()[:16]
     body["Labels"] = {
         labels.REPO: loc.common_dir,
@@ -222,7 +224,8 @@ def ensure_running(loc: Location, config: Config | None = None, api: DockerAPI |
     name = container_name(loc.common_dir, loc.worktree)
     ctx = context_for(loc, name, config)
     image, extra = settings_for(ctx, config)
-    body = create_body(loc, config, image_id(api, image, pull), image, extra)
+    user, remap = users.container_user(api, extra.user)
+    body = create_body(loc, config, image_id(api, image, pull), image, extra, user)
     made = False
     for _ in range(3):
         current = list_containers(api, loc.common_dir, loc.worktree)
@@ -244,6 +247,13 @@ def ensure_running(loc: Location, config: Config | None = None, api: DockerAPI |
                 raise DualgitError(f"cannot create container {name}: {exc.message}")
             made = True
             start(api, Container(created["Id"], name, "created", loc.common_dir, loc.worktree, loc.gitdir, "", "", {}))
+            if remap:
+                try:
+                    users.prepare(api, created["Id"], extra.user)
+                except DualgitError:
+                    remove(api, Container(created["Id"], name, "running", loc.common_dir, loc.worktree, loc.gitdir,
+                                          "", ""), volumes=False)  # made anew by the next try
+                    raise
         found = list_containers(api, loc.common_dir, loc.worktree)
         if found and found[0].state == "running":
             return _after(api, loc, found[0], made)

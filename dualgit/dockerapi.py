@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import _socket as socket  # socket.py's C core: socket.py itself costs ~3 ms to import, for conveniences unused here
 import os
+import time
 
 from dualgit.errors import DualgitError
 
@@ -226,6 +227,35 @@ class DockerAPI:
             sock.close()
             raise ApiError(status, rest.decode(errors="replace").strip())
         return sock, rest
+
+
+    def run(self, container: str, cmd: list[str], user: str | None = None, env: list[str] | None = None,
+            timeout: float | None = 30.0, limit: int = 1 << 20) -> tuple[int, bytes]:
+        """Run `cmd` in the container to its end, detached from any terminal of ours: its exit code
+        and output (stdout and stderr together, up to `limit` bytes). For dualgit's own short
+        commands (reading /proc, preparing the user), never a person's."""
+        body: dict[str, Any] = {"Cmd": cmd, "AttachStdout": True, "AttachStderr": True, "Tty": True,
+                                "Env": env or []}
+        if user is not None:
+            body["User"] = user
+        created = self.request("POST", path("/containers/%s/exec", container), body, timeout=timeout)
+        exec_id = created.scalar("Id")
+        sock, data = self.hijack(path("/exec/%s/start", exec_id), {"Detach": False, "Tty": True}, timeout)
+        try:
+            while len(data) < limit:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            sock.close()
+        for _ in range(100):  # the stream can end a moment before the engine records the exit
+            info = self.request("GET", path("/exec/%s/json", exec_id), timeout=timeout)
+            if info.scalar("Running") != "true":
+                break
+            time.sleep(0.02)
+        code = info.scalar("ExitCode")
+        return int(code) if code.lstrip("-").isdigit() else -1, data
 
 
 def _read_head(sock: socket.SocketType) -> tuple[int, dict[str, str], bytes]:

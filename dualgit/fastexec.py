@@ -23,34 +23,39 @@ if TYPE_CHECKING:
     from typing import Any
 
 SETUP_CONTAINER = "DUALGIT_SETUP_CONTAINER"  # set by the setup runner for its steps: the container's id
-USAGE = "usage: git dual exec [-e KEY=VALUE]... [--no-wait] [--] COMMAND [ARG]..."
-HELP = f"""{USAGE}
+# exec's options, defined once: its help, the man page and tab completion are made from them
+OPTIONS = (
+    (("-e", "--env"), "KEY=VALUE", "set a variable for COMMAND (-e KEY passes this shell's value)"),
+    (("--root",), "", "run as root inside (by default, as the owner of the worktree where that matters)"),
+    (("--no-wait",), "", "run at once, without waiting for setup to finish"),
+    (("--",), "", "what follows is COMMAND, even when it starts with -"),
+)
+USAGE = "usage: git dual exec [-e KEY=VALUE]... [--root] [--no-wait] [--] COMMAND [ARG]..."
+HELP = USAGE + """
 
 Run COMMAND in this worktree's container, in the same directory, passing exit code,
 stdin, TTY and signals through. A stopped container is started, a missing one created,
 and setup is waited for.
 
-  -e, --env KEY=VALUE  set a variable for COMMAND (-e KEY passes this shell's value)
-  --no-wait            run at once, without waiting for setup to finish
-  --                   what follows is COMMAND, even when it starts with -
-"""
+""" + "".join(f"  {(', '.join(names) + (' ' + meta if meta else '')):<21}{text}\n" for names, meta, text in OPTIONS)
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 SHELL = ["sh", "-c", "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi"]
 NOT_FOUND_MARKS = (b"executable file not found", b"no such file or directory")
 
 
 class ExecRequest:
-    __slots__ = ("cmd", "env", "wait")
+    __slots__ = ("cmd", "env", "wait", "root")
 
-    def __init__(self, cmd: list[str], env: list[str], wait: bool) -> None:
+    def __init__(self, cmd: list[str], env: list[str], wait: bool, root: bool = False) -> None:
         self.cmd = cmd
         self.env = env
         self.wait = wait
+        self.root = root
 
 
 def parse(argv: list[str]) -> ExecRequest:
     env: list[str] = []
-    wait = True
+    wait, root = True, False
     args = list(argv)
     while args:
         arg = args[0]
@@ -71,6 +76,9 @@ def parse(argv: list[str]) -> ExecRequest:
         elif arg == "--no-wait":
             wait = False
             args.pop(0)
+        elif arg == "--root":
+            root = True
+            args.pop(0)
         elif arg in ("-h", "--help"):
             raise SystemExit(_help())
         elif arg.startswith("-") and arg != "-":
@@ -81,7 +89,7 @@ def parse(argv: list[str]) -> ExecRequest:
             break
     if not args:
         raise DualgitError("no command given", hint=USAGE)
-    return ExecRequest(args, env, wait)
+    return ExecRequest(args, env, wait, root)
 
 
 def _env_item(item: str) -> str:
@@ -117,6 +125,8 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
         "WorkingDir": cwd,
         "Env": env,
     }
+    if request.root:
+        body["User"] = "0:0"
     api = DockerAPI()
     pinned = os.environ.get(SETUP_CONTAINER)  # a setup step's exec: that container, never another
     name = pinned or container_name(loc.common_dir, loc.worktree)

@@ -46,12 +46,14 @@ class ContainerSettings:
 @dataclass(frozen=True)
 class Step:
     """One named setup step. `command` runs inside the container, in the worktree, through `sh -c`
-    when it is a string; `run` runs on the host with the context. Steps run in `order`, then name."""
+    when it is a string, as the container's user (the worktree's owner, where that matters), or as
+    root with `root`; `run` runs on the host with the context. Steps run in `order`, then name."""
 
     name: str
     order: int = 500
     command: str | list[str] | None = None
     run: Callable[[Context], None] | None = None
+    root: bool = False
 
 
 @hookspec

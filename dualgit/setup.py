@@ -149,7 +149,8 @@ class Runner:
             return True
         argv = ["sh", "-c", step.command] if isinstance(step.command, str) else list(step.command or ["true"])
         # in this container only: one removed or stopped meanwhile is not brought back by its own setup
-        code = subprocess.call([sys.executable, "-m", "dualgit", "exec", "--no-wait", "--", *argv],
+        as_root = ["--root"] if step.root else []
+        code = subprocess.call([sys.executable, "-m", "dualgit", "exec", "--no-wait", *as_root, "--", *argv],
                                cwd=self.ctx.worktree, stdin=subprocess.DEVNULL,
                                env={**os.environ, SETUP_CONTAINER: self.container_id})
         if code != 0:

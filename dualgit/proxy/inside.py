@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dualgit.dockerapi import DockerAPI, path
+from dualgit.dockerapi import ApiError, DockerAPI
 from dualgit.errors import DualgitError
 
 LISTEN = "0A"  # the socket state in /proc/net/tcp
@@ -66,21 +66,7 @@ def read_sockets(api: DockerAPI, container: str, timeout: float = 3.0) -> str:
     """The container's /proc/net/tcp and tcp6, read by `cat` inside it; "" when that fails (no cat,
     a container stopping, an engine that does not answer)."""
     try:
-        created = api.request("POST", path("/containers/%s/exec", container), {
-            "Cmd": ["cat", "/proc/net/tcp", "/proc/net/tcp6"], "AttachStdout": True, "AttachStderr": False,
-            "Tty": True}, timeout=timeout)
-        sock, data = api.hijack(path("/exec/%s/start", created.scalar("Id")), {"Detach": False, "Tty": True}, timeout)
-    except (DualgitError, OSError):
+        _code, data = api.run(container, ["cat", "/proc/net/tcp", "/proc/net/tcp6"], timeout=timeout)
+    except (DualgitError, ApiError, OSError):
         return ""
-    try:
-        while len(data) < 1 << 20:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    except OSError:
-        return ""
-    finally:
-        sock.close()
     return data.decode("latin-1")
-
