@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from dualgit import labels, users
+from dualgit import labels, readonly, users
 from dualgit.config import Config, load
 from dualgit.dockerapi import ApiError, DockerAPI, path
 from dualgit.errors import DualgitError
@@ -131,7 +131,7 @@ def create_body(loc: Location, config: Config, image_id: str, image: str | None 
             "Init": True,
             "Binds": binds,
             "Mounts": [{"Type": "volume", "Source": volume_name(name, key), "Target": target}
-                       for key, target in sorted(extra.volumes.items())],
+                       for key, target in sorted(extra.volumes.items())] + readonly.mounts(loc),
             "PortBindings": {p: [{"HostIp": "127.0.0.1", "HostPort": ""}] for p in exposed},
             "RestartPolicy": {"Name": "unless-stopped"},
         },
@@ -154,6 +154,8 @@ def ensure_volumes(api: DockerAPI, loc: Location, body: dict[str, Any]) -> None:
     """Create the container's named volumes with dualgit's labels (the engine would make them
     unlabelled), so that they go away with the worktree and nothing else."""
     for mount in body["HostConfig"]["Mounts"]:
+        if mount["Type"] != "volume":
+            continue
         api.post("/volumes/create", {"Name": mount["Source"], "Labels": {
             labels.REPO: loc.common_dir, labels.WORKTREE: loc.worktree}})
 
