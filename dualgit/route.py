@@ -41,10 +41,19 @@ class Rules:
             value = data.get(key, [])
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise DualgitError(f"`{key}` in .dual.toml must be a list of names", hint=f'{key} = ["name"]')
+            if key in ("route", "host"):  # command names become shim files: a name, never a path or a script
+                bad = [v for v in value if not _command_name(v)]
+                if bad:
+                    raise DualgitError(f"`{key}` in .dual.toml names {bad[0]!r}, which is not a command name",
+                                       hint="letters, digits and . _ + - only, not starting with . or -")
             return frozenset(value)
 
         self.route, self.host = names("route"), names("host")
         self.env_pass, self.env_block = names("env_pass"), names("env_block")
+
+
+def _command_name(name: str) -> bool:
+    return bool(name) and name[0] not in ".-" and all(c.isascii() and (c.isalnum() or c in "._+-") for c in name)
 
 
 def rules(worktree: str) -> Rules:

@@ -111,3 +111,18 @@ def test_shims_outside_worktrees_run_the_host_binary_without_looping(spaces: tup
         got = bash(twice + "curl --version | head -1; python3 -c 'import sys; print(sys.prefix)'", cwd=where)
         assert got.returncode == 0 and got.stdout.startswith("curl ")
     assert bash(twice + "no-such-tool-xyz", cwd=tmp_path).returncode == 127
+
+
+def test_a_route_name_that_is_not_a_command_name_is_refused() -> None:
+    """`.dual.toml` is data a container can write: its names become shim files, never paths or scripts."""
+    from dualgit.errors import DualgitError
+    from dualgit.route import Rules
+
+    assert Rules({"route": ["npm", "node-gyp", "c++", "python3.12"]}).route == {"npm", "node-gyp", "c++", "python3.12"}
+    for bad in ("../../bin/evil", "x'; touch /tmp/p; '", "", ".hidden", "-rf", "a b", "new\nline"):
+        try:
+            Rules({"route": [bad]})
+        except DualgitError as exc:
+            assert "is not a command name" in exc.message and "letters, digits" in (exc.hint or "")
+        else:
+            raise AssertionError(f"{bad!r} was taken")
