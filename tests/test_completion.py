@@ -94,7 +94,7 @@ def test_fish_completes_commands_options_and_branches(worktrees: Path) -> None:
     offered = fish_complete(["git du", "git dual ", "git dual proxy ", "git dual proxy status --", "git dual rm f",
                              "git dual open ", "git dual down --", "git dual exec --"], worktrees)
     assert offered == [["dual"], TOP, ["run", "start", "status", "stop"], ["--json"], ["feat/auth", "fix-bug"],
-                       ["feat/auth", "fix-bug", "main"], ["--all", "--rm"], ["--env", "--no-wait"]]
+                       ["feat/auth", "fix-bug", "main"], ["--all", "--rm"], ["--env", "--no-wait", "--root"]]
 
 
 def test_zsh_completes_commands_options_and_branches(worktrees: Path) -> None:
@@ -109,6 +109,6 @@ def test_every_command_and_option_of_the_cli_is_offered() -> None:
     by_words = {c.words: c for c in commands()}
     assert by_words[("up",)].options == ("--recreate", "--setup") and by_words[("up",)].branches
     assert by_words[("proxy", "status")].options == ("--json",)
-    assert by_words[("exec",)].options == ("-e", "--env", "--no-wait")
+    assert by_words[("exec",)].options == ("-e", "--env", "--root", "--no-wait")
     assert not by_words[("ls",)].branches and by_words[("rm",)].branches
     assert "proxy" in TOP and "shell-init" in TOP and "help" not in TOP
