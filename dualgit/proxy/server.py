@@ -52,6 +52,7 @@ class Proxy:
         self.heads_expiry: asyncio.TimerHandle | None = None  # pending while the branch reads are fresh
         self.http_servers: dict[int, list[asyncio.AbstractServer]] = {}
         self.tcp_servers: dict[int, list[asyncio.AbstractServer]] = {}
+        self.tcp_opening: set[int] = set()  # listeners being opened: a refresh meanwhile does not open them twice
         self.tcp_targets: dict[int, tuple[routing.Backend, int]] = {}
         self.busy: dict[int, str] = {}  # ports wanted but taken on this host, and why
         self.busy_retry: asyncio.TimerHandle | None = None
@@ -213,11 +214,20 @@ class Proxy:
 
     async def _open_tcp(self, ports: list[int]) -> None:
         for port in ports:
-            if port in self.tcp_servers:
+            if port in self.tcp_servers or port in self.tcp_opening:
                 continue
-            servers = await self._listen(port, lambda p=port: TcpClient(lambda: self._tcp_target(p), self.connections))  # type: ignore[misc]
-            if servers:
+            self.tcp_opening.add(port)
+            try:
+                servers = await self._listen(port, lambda p=port: TcpClient(lambda: self._tcp_target(p), self.connections))  # type: ignore[misc]
+            finally:
+                self.tcp_opening.discard(port)
+            if servers and port not in self.tcp_targets:  # the route went while its listener opened
+                for server in servers:
+                    server.close()
+            elif servers:
                 self.tcp_servers[port] = servers
+                route = self.tcp_targets.get(port)
+                log(f"listening on :{port} (tcp" + (f": {route[0].branch_name} :{route[1]})" if route else ")"))
         self._retry_busy_later()
         self._write_status()
 
