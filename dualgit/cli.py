@@ -51,7 +51,7 @@ def logs(
 
 @app.command()
 def plugins(as_json: Annotated[bool, typer.Option("--json")] = False) -> int:
-    """The plugins loaded: name, distribution, version, hooks (DUALGIT_PLUGINS=a,b restricts them)."""
+    """The plugins loaded: name, distribution, version, hooks (DUALGIT_PLUGINS: a,b, no:NAME)."""
     from dualgit.commands.setup_cmds import plugins as run
 
     return run(as_json)

@@ -87,7 +87,8 @@ def load(worktree: str) -> Config:
     return parse(text, file, plugins().config_keys())
 
 
-def parse(text: str, file: str = FILENAME, plugin_keys: list[str] | tuple[str, ...] = ()) -> Config:
+def parse(text: str, file: str = FILENAME, plugin_keys: dict[str, Any] | list[str] | tuple[str, ...] = ()) -> Config:
+    """The config in `text`; `plugin_keys` are the plugins' keys, with their types where declared."""
     try:
         doc = tomlkit.parse(text).unwrap()
     except ParseError as exc:
@@ -96,7 +97,14 @@ def parse(text: str, file: str = FILENAME, plugin_keys: list[str] | tuple[str, .
             f"{file}:{line}:{col}: {reason}",
             hint=f"fix the TOML at line {line}, column {col} (`git dual init --force` writes a fresh template)",
         )
-    known = (*KNOWN_KEYS, *plugin_keys)
+    typed = plugin_keys if isinstance(plugin_keys, dict) else dict.fromkeys(plugin_keys, Any)
+    known = (*KNOWN_KEYS, *typed)
+    for key, wanted in typed.items():
+        if key in doc:
+            problem = mismatch(doc[key], wanted, key)
+            if problem is not None:
+                path, value, kind = problem
+                raise _bad(_at(file, text, path), path, kind, value)
     for key in doc:
         if key not in known:
             import difflib
@@ -105,11 +113,11 @@ def parse(text: str, file: str = FILENAME, plugin_keys: list[str] | tuple[str, .
             guess = f" (did you mean `{close[0]}`?)" if close else f" (known: {', '.join(known)})"
             print(f"dualgit: warning: {file}: unknown key `{key}`{guess}", file=sys.stderr)
     return Config(
-        image=_image(doc["image"], file) if "image" in doc else None,
-        ports=_ports(doc.get("ports", list(DEFAULT_PORTS)), file),
-        tcp_ports=_ports(doc.get("tcp_ports", []), file, "tcp_ports"),
-        env=_env(doc.get("env", {}), file),
-        strict=_bool(doc.get("strict", False), "strict", file),
+        image=_image(doc["image"], _at(file, text, "image")) if "image" in doc else None,
+        ports=_ports(doc.get("ports", list(DEFAULT_PORTS)), _at(file, text, "ports")),
+        tcp_ports=_ports(doc.get("tcp_ports", []), _at(file, text, "tcp_ports"), "tcp_ports"),
+        env=_env(doc.get("env", {}), _at(file, text, "env")),
+        strict=_bool(doc.get("strict", False), "strict", _at(file, text, "strict")),
         source=file,
         data=doc,
     )
@@ -125,8 +133,87 @@ def _where(exc: ParseError, text: str) -> tuple[int, int, str]:
     return exc.line, exc.col + 1, reason
 
 
-def _bad(file: str, key: str, wanted: str, got: Any) -> DualgitError:
-    return DualgitError(f"{file}: `{key}` must be {wanted}, not {got!r}", hint=f"edit `{key}` in {file}")
+def _bad(at: str, key: str, wanted: str, got: Any) -> DualgitError:
+    """`at` is FILE:LINE:COLUMN of the key's value (or FILE alone, for a key the file lacks)."""
+    return DualgitError(f"{at}: `{key}` must be {wanted}, not {got!r}", hint=f"edit `{key}` in {at.split(':')[0]}")
+
+
+def _at(file: str, text: str, dotted: str) -> str:
+    """FILE:LINE:COLUMN of a key's value, found by reading the lines: `key = ...` at the top, in
+    its `[table]`, or as `table.key = ...`; FILE alone when the file does not set it."""
+    *tables, key = dotted.split(".")
+    table = ".".join(tables)
+    current = ""
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            current = stripped.strip("[]").strip()
+            if current == dotted:
+                return f"{file}:{number}:{line.index('[') + 1}"
+            continue
+        name, eq, _ = stripped.partition("=")
+        name = name.strip().strip('"')
+        if eq and ((current == table and name == key) or (not current and name in (dotted, table))):
+            after = line.index("=") + 1
+            return f"{file}:{number}:{after + len(line[after:]) - len(line[after:].lstrip()) + 1}"
+    return file
+
+
+def mismatch(value: Any, wanted: Any, path: str) -> tuple[str, Any, str] | None:
+    """Pure: None when `value` has the type `wanted` (a type such as `list[str]` or `str | int`, or a
+    dict of a table's keys' types), else (the dotted key at fault, its value, what it must be)."""
+    import types
+    import typing
+
+    if wanted is Any:
+        return None
+    if isinstance(wanted, dict):
+        if not isinstance(value, dict):
+            return path, value, "a table" + (f" with {', '.join(wanted)}" if wanted else "")
+        for key, inner in wanted.items():
+            if key in value:
+                found = mismatch(value[key], inner, f"{path}.{key}")
+                if found is not None:
+                    return found
+        return None
+    origin, args = typing.get_origin(wanted), typing.get_args(wanted)
+    if origin in (types.UnionType, typing.Union):
+        if all(mismatch(value, arg, path) is not None for arg in args):
+            return path, value, " or ".join(_kind(arg) for arg in args)
+        return None
+    if origin is list:
+        if not isinstance(value, list) or (args and any(mismatch(v, args[0], path) for v in value)):
+            return path, value, _kind(wanted)
+        return None
+    if origin is dict:
+        if not isinstance(value, dict) or (len(args) == 2 and any(mismatch(v, args[1], path) for v in value.values())):
+            return path, value, _kind(wanted)
+        return None
+    if wanted in (int, float) and isinstance(value, bool):
+        return path, value, _kind(wanted)
+    return None if isinstance(value, wanted) else (path, value, _kind(wanted))
+
+
+def _kind(wanted: Any) -> str:
+    """How a type reads in an error: `list[str]` is "a list of strings"."""
+    import typing
+
+    names = {str: "a string", int: "a whole number", float: "a number", bool: "true or false", dict: "a table",
+             list: "a list", Any: "anything"}
+    if wanted in names:
+        return names[wanted]
+    origin, args = typing.get_origin(wanted), typing.get_args(wanted)
+    if origin in (list, dict) and args:
+        inner = _kind(args[-1])
+        what = "a list" if origin is list else "a table"
+        if inner == "anything":
+            return what
+        if " or " in inner or not inner.startswith("a "):
+            return f"{what}, each {inner}"
+        return f"{what} of {inner[2:]}s"
+    if isinstance(wanted, dict):
+        return "a table"
+    return " or ".join(_kind(a) for a in args) if args else str(wanted)
 
 
 def _image(value: Any, file: str) -> str:

@@ -1,5 +1,5 @@
 """What a dualgit plugin can do. A plugin is a module (or object) with functions marked
-`@dualgit.hookimpl`, registered under the `dualgit` entry-point group:
+`@hookimpl` (`from dualgit import hookimpl`), registered under the `dualgit` entry-point group:
 
     [project.entry-points.dualgit]
     my-step = "my_package.my_module"
@@ -57,9 +57,13 @@ class Step:
 
 
 @hookspec
-def dualgit_config_keys() -> list[str]:  # type: ignore[empty-body]
+def dualgit_config_keys() -> dict[str, Any] | list[str]:  # type: ignore[empty-body]
     """Called when `.dual.toml` is read: the top-level keys this plugin reads, so that they are not
-    reported as unknown. Every implementation is called; the lists are joined."""
+    reported as unknown, each with the type its value must have: `{"cache_dirs": list[str]}`, a table
+    as a dict of its keys' types (`{"shared": {"files": list[str]}}`), unions (`str | list[str]`).
+    dualgit checks the values when it reads the file, and reports a wrong one as the user's
+    mistake, with file:line:column. A plain list of names declares keys without types. Every
+    implementation is called; the keys are joined."""
 
 
 @hookspec(firstresult=True)

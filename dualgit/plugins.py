@@ -1,5 +1,6 @@
-"""Loading plugins: every `dualgit` entry point (the built-ins too), or those `DUALGIT_PLUGINS`
-names; calling them so that a plugin that raises is named in the error."""
+"""Loading plugins: the built-ins (the `dualgit` distribution's own entry points) always, and every
+third-party `dualgit` entry point, or those `DUALGIT_PLUGINS` names; `no:NAME` in it turns any one
+off, a built-in too (as pytest's `-p no:NAME`). Calling them so that a plugin that raises is named."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from dualgit.errors import DualgitError
 
 GROUP = "dualgit"
 ONLY_ENV = "DUALGIT_PLUGINS"
+BUILTIN = "dualgit"  # the distribution whose entry points are the built-ins
 
 
 @dataclass(frozen=True)
@@ -26,30 +28,36 @@ class PluginInfo:
     hooks: tuple[str, ...]
 
 
+def chosen(points: list[metadata.EntryPoint], setting: str) -> list[metadata.EntryPoint]:
+    """Pure: the entry points to load for a `DUALGIT_PLUGINS` value. Built-ins always, unless named
+    with `no:`; third-party ones all, or only those named."""
+    words = [w.strip() for w in setting.split(",") if w.strip()]
+    off = {w[3:].strip() for w in words if w.startswith("no:")}
+    only = {w for w in words if not w.startswith("no:")}
+    known = {p.name for p in points}
+    missing = sorted((only | off) - known)
+    if missing:
+        raise DualgitError(
+            f"{ONLY_ENV} names {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed",
+            hint=f"installed plugins: {', '.join(sorted(known)) or 'none'}; install the missing one, or fix {ONLY_ENV}",
+        )
+    builtin = {p.name for p in points if p.dist is not None and p.dist.name == BUILTIN}
+    return [p for p in points if p.name not in off and (p.name in builtin or not only or p.name in only)]
+
+
 class Plugins:
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager(GROUP)
         self.pm.add_hookspecs(hookspecs)
         self.dists: dict[str, tuple[str, str]] = {}
         self.modules: dict[str, str] = {}  # module name -> plugin name, to name a culprit
-        points = list(metadata.entry_points(group=GROUP))
-        only = [n.strip() for n in os.environ.get(ONLY_ENV, "").split(",") if n.strip()]
-        missing = sorted(set(only) - {p.name for p in points})
-        if missing:
-            raise DualgitError(
-                f"{ONLY_ENV} names {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed",
-                hint=f"installed plugins: {', '.join(sorted(p.name for p in points)) or 'none'}; "
-                f"install the missing one, or fix {ONLY_ENV}",
-            )
-        for point in points:
-            if only and point.name not in only:
-                continue
+        for point in chosen(list(metadata.entry_points(group=GROUP)), os.environ.get(ONLY_ENV, "")):
             dist = point.dist.name if point.dist else "?"
             try:
                 plugin = point.load()
             except Exception as exc:  # noqa: BLE001 - any failure of someone else's code
                 raise DualgitError(f"plugin {point.name} ({dist}) failed to load: {type(exc).__name__}: {exc}",
-                                   hint=f"fix or uninstall {dist}, or leave it out with {ONLY_ENV}")
+                                   hint=f"fix or uninstall {dist}, or turn it off with {ONLY_ENV}=no:{point.name}")
             self.pm.register(plugin, name=point.name)
             self.dists[point.name] = (dist, point.dist.version if point.dist else "?")
             self.modules[getattr(plugin, "__name__", type(plugin).__module__)] = point.name
@@ -61,7 +69,7 @@ class Plugins:
             raise
         except Exception as exc:  # noqa: BLE001 - a plugin's failure, told with its name
             raise DualgitError(f"plugin {self.culprit(exc)} failed in {hook}: {type(exc).__name__}: {exc}",
-                               hint=f"fix or uninstall that plugin, or leave it out with {ONLY_ENV}") from exc
+                               hint=f"fix or uninstall that plugin, or turn it off with {ONLY_ENV}=no:NAME") from exc
 
     def culprit(self, exc: BaseException) -> str:
         name = "?"
@@ -81,8 +89,13 @@ class Plugins:
             rows.append(PluginInfo(name, *self.dists[name], hooks))
         return sorted(rows, key=lambda r: r.name)
 
-    def config_keys(self) -> list[str]:
-        return [key for keys in self.call("dualgit_config_keys") for key in keys]
+    def config_keys(self) -> dict[str, Any]:
+        """Every plugin's top-level `.dual.toml` keys, each with the type its value must have (Any
+        where the plugin named the key only)."""
+        found: dict[str, Any] = {}
+        for keys in self.call("dualgit_config_keys"):
+            found.update(keys if isinstance(keys, dict) else dict.fromkeys(keys, Any))
+        return found
 
 
 @cache

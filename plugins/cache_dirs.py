@@ -5,13 +5,14 @@ and goes away with the worktree."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from dualgit.hookspecs import ContainerSettings, Context, hookimpl
 
 
 @hookimpl
-def dualgit_config_keys() -> list[str]:
-    return ["cache_dirs"]
+def dualgit_config_keys() -> dict[str, Any]:
+    return {"cache_dirs": list[str]}
 
 
 @hookimpl

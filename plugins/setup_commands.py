@@ -12,8 +12,8 @@ SHAPE = 'a list of commands, like ["npm ci"] (an entry may be { run = "apt-get i
 
 
 @hookimpl
-def dualgit_config_keys() -> list[str]:
-    return ["setup"]
+def dualgit_config_keys() -> dict[str, Any]:
+    return {"setup": str | list[str | dict[str, Any]]}
 
 
 def _entry(item: Any, where: str) -> tuple[str, bool]:

@@ -9,13 +9,14 @@ import glob
 import os
 import shutil
 from collections.abc import Callable
+from typing import Any
 
 from dualgit.hookspecs import Context, Step, hookimpl
 
 
 @hookimpl
-def dualgit_config_keys() -> list[str]:
-    return ["shared"]
+def dualgit_config_keys() -> dict[str, Any]:
+    return {"shared": {"files": list[str]}}
 
 
 def patterns(ctx: Context) -> list[str]:

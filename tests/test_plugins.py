@@ -199,8 +199,9 @@ def test_a_third_party_plugin_adds_a_step(repo: Path, docker: DockerAPI, third_p
     logs = dual("logs", cwd=repo).stdout
     assert logs.index("hello wrapper: before") < logs.index("==> [1/1] hello") < logs.index("hello wrapper: after")
 
-    only = dual("plugins", cwd=repo, env={"DUALGIT_PLUGINS": "hello,setup"}).stdout
-    assert [line.split()[0] for line in only.splitlines()] == ["hello", "setup"]
+    only = dual("plugins", cwd=repo, env={"DUALGIT_PLUGINS": "no:hello"}).stdout  # the built-ins always load
+    assert [line.split()[0] for line in only.splitlines()] == BUILTINS
+    assert [line.split()[0] for line in dual("plugins", cwd=repo).stdout.splitlines()] == sorted([*BUILTINS, "hello"])
     broken = dual("up", "--recreate", cwd=repo, env={"HELLO_BREAK": "1"})
     assert broken.returncode == 1
     assert broken.stderr.startswith("error: plugin hello failed in dualgit_container_settings: RuntimeError: hello is broken")
@@ -223,6 +224,38 @@ def test_a_container_removed_while_setup_runs_is_not_brought_back_by_its_setup(
     assert f"error: cannot run in container {name}: " not in log.read_text()  # by its id, not its name
     assert "cannot run in container" in log.read_text() and not (repo / "hello.txt").exists()
     assert json.loads(dual("ls", "--json", cwd=repo).stdout)[0]["state"] == "missing"
+
+
+BUILTINS = ["cache-dirs", "devcontainer", "image-detect", "setup", "shared-files"]
+
+
+def test_builtins_always_load_and_one_turns_off_by_name(repo: Path, docker: DockerAPI) -> None:
+    """DUALGIT_PLUGINS filters third-party plugins; a built-in goes only when named with no:."""
+    (repo / ".env.local").write_text("x\n")
+    write_config(repo, 'image = "busybox:latest"\ncache_dirs = ["node_modules"]\n[shared]\nfiles = [".env.local"]\n')
+    for setting in ("", "setup"):  # naming a built-in is no filter: it loads anyway
+        listed = dual("plugins", cwd=repo, env={"DUALGIT_PLUGINS": setting}).stdout
+        assert [line.split()[0] for line in listed.splitlines()] == BUILTINS
+    off = dual("plugins", cwd=repo, env={"DUALGIT_PLUGINS": "no:shared-files"}).stdout
+    assert [line.split()[0] for line in off.splitlines()] == [b for b in BUILTINS if b != "shared-files"]
+    up = dual("up", cwd=repo, env={"DUALGIT_PLUGINS": "no:devcontainer"})
+    assert up.returncode == 0 and "unknown key" not in up.stderr, up.stderr  # shared and cache_dirs are known
+
+
+def test_a_wrong_value_in_a_plugins_key_is_the_users_mistake_said_at_once(repo: Path, docker: DockerAPI) -> None:
+    write_config(repo, 'image = "busybox:latest"\n\n[shared]\nfiles = ".env.local"\n')
+    up = dual("up", cwd=repo)
+    assert up.returncode == 1
+    assert up.stderr.startswith(f"error: {repo}/.dual.toml:4:9: `shared.files` must be a list of strings, not '.env.local'")
+    assert "failed in" not in up.stderr and json.loads(dual("ls", "--json", cwd=repo).stdout)[0]["state"] == "missing"
+    write_config(repo, 'image = "busybox:latest"\nsetup = [1]\n')
+    assert f"{repo}/.dual.toml:2:9: `setup` must be" in dual("up", cwd=repo).stderr
+
+
+def test_hookimpl_comes_from_dualgit_without_pluggy_for_exec() -> None:
+    code = ("import sys, dualgit; assert 'pluggy' not in sys.modules; from dualgit import hookimpl; "
+            "from dualgit.hookspecs import hookimpl as spec; assert hookimpl is spec; print('ok')")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout == "ok\n"
 
 
 def test_plugin_bad_input(repo: Path, docker: DockerAPI) -> None:
