@@ -114,13 +114,18 @@ def test_ctrl_c_reaches_the_process_and_yields_130(repo: Path, docker: DockerAPI
     assert dual("up", cwd=repo).returncode == 0
     # A terminal's Ctrl-C signals the whole foreground process group: so does this test.
     for argv in (["git-dual", "exec"], ["git", "dual", "exec"]):
-        proc = subprocess.Popen([*argv, "sleep", "60"], cwd=repo, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen([*argv, "sleep", "60"], cwd=repo, stdin=subprocess.DEVNULL, start_new_session=True,
+                                stderr=subprocess.PIPE)
         time.sleep(1.5)
         started = time.monotonic()
         os.killpg(proc.pid, signal.SIGINT)
         code = proc.wait(timeout=15)
-        # git re-raises the signal on itself, which a shell reports as 130 just the same
-        assert code == (130 if argv[0] == "git-dual" else -signal.SIGINT)
+        said = proc.stderr.read().decode() if proc.stderr else ""
+        # git re-raises the signal on itself, which a shell reports as 130 just the same; on a loaded
+        # machine git's own signal handler can reap git-dual before git's wait does, and git then
+        # exits 128 saying so (git's race, seen here once in a CI run beside another test run)
+        gits_race = argv[0] == "git" and code == 128 and "waitpid for git-dual failed" in said
+        assert code == (130 if argv[0] == "git-dual" else -signal.SIGINT) or gits_race, (code, said)
         assert time.monotonic() - started < 10
         assert "sleep 60" not in dual("exec", "ps", cwd=repo).stdout
 
