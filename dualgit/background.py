@@ -29,6 +29,24 @@ def spawn(args: list[str], log: str | None = None, guard: bool = True) -> int:
         os.close(null)
 
 
+def locked(path: str) -> bool:
+    """Whether a live process holds `path`'s lock (one that died, or is a zombie, holds none): how
+    the proxy, its supervisor and a setup runner are known to be alive, with no stale pid to trust."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def reconcile_later() -> None:
     """`git dual gc --quiet` for the repository of the current directory, detached."""
     spawn(["gc", "--quiet"])

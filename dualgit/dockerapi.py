@@ -249,13 +249,18 @@ class DockerAPI:
                 data += chunk
         finally:
             sock.close()
-        for _ in range(100):  # the stream can end a moment before the engine records the exit
-            info = self.request("GET", path("/exec/%s/json", exec_id), timeout=timeout)
+        return self.exit_code(exec_id), data
+
+    def exit_code(self, exec_id: str) -> int:
+        """An ended exec's exit code (-1: none recorded). Its stream can end a moment before the
+        engine records the exit, so a running one is asked again for up to 2 s."""
+        for _ in range(100):
+            info = self.request("GET", path("/exec/%s/json", exec_id))
             if info.scalar("Running") != "true":
                 break
             time.sleep(0.02)
         code = info.scalar("ExitCode")
-        return int(code) if code.lstrip("-").isdigit() else -1, data
+        return int(code) if code.lstrip("-").isdigit() else -1
 
 
 def _read_head(sock: socket.SocketType) -> tuple[int, dict[str, str], bytes]:

@@ -299,14 +299,7 @@ class Session:
             buffer += chunk
 
     def _exit_code(self) -> int:
-        for _ in range(100):
-            info = self.api.request("GET", path("/exec/%s/json", self.exec_id))
-            if info.scalar("Running") != "true":
-                break
-            import time
-
-            time.sleep(0.02)
-        code = int(info.scalar("ExitCode") or 0)
+        code = max(self.api.exit_code(self.exec_id), 0)
         if self.held:
             lowered = self.held.lower()
             if code == 126 and any(mark in lowered for mark in NOT_FOUND_MARKS):

@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from dualgit.background import state_dir
+from dualgit.background import locked, state_dir
 
 
 def paths(container: str) -> tuple[str, str, str]:
@@ -57,19 +57,7 @@ def write(container: str, status: str, container_id: str, step: str = "") -> Non
 def runner_alive(state_file: str, lock_file: str) -> bool:
     """Whether a runner holds the lock. A just-spawned runner may not hold it yet: the spawner
     writes `running` first and the runner takes the lock at once, so a brief miss reads as alive."""
-    import fcntl
-
-    try:
-        fd = os.open(lock_file, os.O_RDONLY)
-    except FileNotFoundError:
-        return _young(state_file)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-    return _young(state_file)
+    return locked(lock_file) or _young(state_file)
 
 
 def _young(state_file: str, grace: float = 5.0) -> bool:

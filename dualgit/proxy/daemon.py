@@ -12,6 +12,7 @@ import signal
 import time
 
 from dualgit import __version__, background
+from dualgit.background import locked
 from dualgit.errors import DualgitError
 
 DISABLE_ENV = "DUALGIT_PROXY"  # "0": never start the proxy on its own
@@ -35,23 +36,6 @@ def starting_marker() -> str:
 
 def lock_file() -> str:
     return os.path.join(state_dir(), "proxy.lock")
-
-
-def locked(path: str) -> bool:
-    """Whether a live process holds `path`'s lock (a process that died, or is a zombie, holds none)."""
-    import fcntl
-
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 def supervisor_files() -> tuple[str, str, str]:
