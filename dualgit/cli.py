@@ -209,9 +209,10 @@ def shell_init(shell: Annotated[str, typer.Argument(help="bash, zsh or fish")] =
     """Lines for your shell's rc (`eval "$(git dual shell-init bash)"`): commands such as npm, python
     and curl then run in the worktree's container from any process, non-interactive ones too; and TAB
     completes git dual's commands, options and branches."""
+    from dualgit.completion import script
     from dualgit.shims import shell_init as run
 
-    print(run(shell), end="")
+    print(run(shell, script(shell, app) if shell in ("bash", "zsh", "fish") else ""), end="")
     return 0
 
 

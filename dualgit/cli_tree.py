@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import typer
 import typer.main
 
-from dualgit.cli import app
 
-
-def commands(width: int = 78) -> list[tuple[str, Any, Any]]:
-    """(name, click command, its context) for every command, in the order `--help` lists them, groups
-    opened: `git dual up`, ..., `git dual proxy run`. Typed Any: typer keeps its click in a private module."""
+def commands(app: typer.Typer, width: int = 78) -> list[tuple[str, Any, Any]]:
+    """(name, click command, its context) for every command of `app` (the CLI's, given by the CLI
+    layer, which this module sits under), in the order `--help` lists them, groups opened:
+    `git dual up`, ..., `git dual proxy run`. Typed Any: typer keeps its click in a private module."""
     top = typer.main.get_command(app)
     return _walk(top, _context(top, "git dual", None, width), "git dual", width)
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import typer
+
 from dualgit import cli_tree, fastexec
 
 BRANCHES_SH = "git worktree list --porcelain 2>/dev/null | sed -n 's|^branch refs/heads/||p'"
@@ -30,9 +32,9 @@ class Command:
     values: tuple[str, ...] = ()  # the fixed choices of its argument
 
 
-def commands() -> list[Command]:
+def commands(app: typer.Typer) -> list[Command]:
     found = []
-    for name, command, _ctx in cli_tree.commands():
+    for name, command, _ctx in cli_tree.commands(app):
         words = tuple(name.split()[2:])
         options: list[str] = []
         branches = False
@@ -48,10 +50,10 @@ def commands() -> list[Command]:
     return found
 
 
-def script(shell: str) -> str:
-    """The completion lines for `shell` (bash, zsh or fish; none for sh)."""
+def script(shell: str, app: typer.Typer) -> str:
+    """The completion lines for `shell` (bash, zsh or fish; none for sh), for `app`'s commands."""
     make = {"bash": _bash, "zsh": _zsh, "fish": _fish}.get(shell)
-    return make(commands()) if make else ""
+    return make(commands(app)) if make else ""
 
 
 class Entry(NamedTuple):

@@ -272,7 +272,7 @@ def _after(api: DockerAPI, loc: Location, container: Container, made: bool) -> C
         remove(api, container, volumes=True)
         raise gone_worktree(loc)
     if made:
-        from dualgit.setup import start_background
+        from dualgit.setup_state import start_background
 
         start_background(loc, container.name, container.id)
     return container

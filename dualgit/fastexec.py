@@ -17,12 +17,12 @@ from dualgit.dockerapi import ApiError, DockerAPI, path
 from dualgit.errors import DualgitError
 from dualgit.locate import Location, locate
 from dualgit.naming import container_name
+from dualgit.setup_state import SETUP_CONTAINER
 
 TYPE_CHECKING = False  # this module is the hot path: typing's import alone is ~2 ms
 if TYPE_CHECKING:
     from typing import Any
 
-SETUP_CONTAINER = "DUALGIT_SETUP_CONTAINER"  # set by the setup runner for its steps: the container's id
 # exec's options, defined once: its help, the man page and tab completion are made from them
 OPTIONS = (
     (("-e", "--env"), "KEY=VALUE", "set a variable for COMMAND (-e KEY passes this shell's value)"),

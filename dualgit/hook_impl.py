@@ -67,7 +67,7 @@ def post_checkout(old: str, new: str, flag: str) -> int:
         try:
             container = ensure_running(loc, config, pull=strict)  # strict: the git command waits, to fail it
         except ImageNotHere as exc:
-            from dualgit.setup import create_in_background
+            from dualgit.setup_state import create_in_background
 
             create_in_background(loc, exc.image)
             pulling = exc.image

@@ -37,6 +37,8 @@ ENVIRONMENT = [
 
 
 def render() -> str:
+    from dualgit.cli import app  # the manual page is the CLI's: made from its commands, above it
+
     out = [
         f'.TH GIT-DUAL 1 "" "dualgit {__version__}" "dualgit"',
         ".SH NAME",
@@ -50,7 +52,7 @@ def render() -> str:
         ".SH COMMANDS",
         "Each command's own help, as `git dual COMMAND --help` prints it.",
     ]
-    for name, command, ctx in cli_tree.commands(WIDTH):
+    for name, command, ctx in cli_tree.commands(app, WIDTH):
         text = fastexec.HELP if name == "git dual exec" else command.get_help(ctx)  # exec parses its own
         out += [f'.SS "{name}"', ".nf", _text(text), ".fi"]
     out.append(".SH FILES")

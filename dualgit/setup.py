@@ -14,28 +14,10 @@ import time
 import traceback
 
 from dualgit import setup_state
-from dualgit.background import spawn
 from dualgit.errors import DualgitError
-from dualgit.fastexec import SETUP_CONTAINER
 from dualgit.hookspecs import Context, Step, hookimpl
 from dualgit.locate import Location, locate
-
-
-def start_background(loc: Location, container: str, container_id: str, force: bool = False) -> None:
-    """Mark setup as running and spawn its runner, detached, so the caller need not wait."""
-    setup_state.write(container, "running", container_id, "starting")
-    spawn(["setup-run", loc.worktree, *(["--force"] if force else [])], log=setup_state.paths(container)[1])
-
-
-def create_in_background(loc: Location, image: str) -> None:
-    """The hook's way with an image that is not here: the pull and the container that follows it
-    are left to a detached runner, which holds the setup lock meanwhile, so that `git dual ls` says
-    `pull IMAGE` and `git dual exec` waits for it."""
-    from dualgit.naming import container_name
-
-    name = container_name(loc.common_dir, loc.worktree)
-    setup_state.write(name, "running", "", f"pull {image}")
-    spawn(["setup-run", "--create", loc.worktree], log=setup_state.paths(name)[1])
+from dualgit.setup_state import SETUP_CONTAINER
 
 
 def _create(loc: Location) -> int:

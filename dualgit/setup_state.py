@@ -9,7 +9,14 @@ import os
 import sys
 import time
 
-from dualgit.background import locked, state_dir
+from dualgit.background import locked, spawn, state_dir
+from dualgit.naming import container_name
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dualgit.locate import Location
+
+SETUP_CONTAINER = "DUALGIT_SETUP_CONTAINER"  # set by the setup runner for its steps: the container's id
 
 
 def paths(container: str) -> tuple[str, str, str]:
@@ -109,3 +116,18 @@ def wait(container: str, show_progress: bool) -> int | None:
             sys.stderr.flush()
             said = True
         time.sleep(0.1)
+
+
+def start_background(loc: Location, container: str, container_id: str, force: bool = False) -> None:
+    """Mark setup as running and spawn its runner, detached, so the caller need not wait."""
+    write(container, "running", container_id, "starting")
+    spawn(["setup-run", loc.worktree, *(["--force"] if force else [])], log=paths(container)[1])
+
+
+def create_in_background(loc: Location, image: str) -> None:
+    """The hook's way with an image that is not here: the pull and the container that follows it
+    are left to a detached runner, which holds the setup lock meanwhile, so that `git dual ls` says
+    `pull IMAGE` and `git dual exec` waits for it."""
+    name = container_name(loc.common_dir, loc.worktree)
+    write(name, "running", "", f"pull {image}")
+    spawn(["setup-run", "--create", loc.worktree], log=paths(name)[1])

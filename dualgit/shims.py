@@ -92,20 +92,20 @@ def ensure_for_worktree(worktree: str) -> None:
         ensure(extra)
 
 
-def shell_init(shell: str) -> str:
+def shell_init(shell: str, completion: str = "") -> str:
+    """The rc lines for `shell`: the shim folder first on PATH, then `completion` (the tab completion
+    lines, which the CLI makes from its commands)."""
     folder = ensure()
     _ensure_here()
-    from dualgit.completion import script
-
     if shell == "fish":
-        return (f"if not contains -- '{folder}' $PATH\n    set -gx PATH '{folder}' $PATH\nend\n") + script(shell)
+        return (f"if not contains -- '{folder}' $PATH\n    set -gx PATH '{folder}' $PATH\nend\n") + completion
     if shell not in ("bash", "zsh", "sh"):
         from dualgit.errors import DualgitError
 
         raise DualgitError(f"unknown shell {shell!r}", hint="git dual shell-init bash|zsh|fish")
     rehash = "hash -r 2>/dev/null" if shell != "zsh" else "rehash"
     return (f"case \":$PATH:\" in *':{folder}:'*) ;; *) export PATH='{folder}':\"$PATH\" ;; esac\n{rehash}\n"
-            + script(shell))
+            + completion)
 
 
 def _ensure_here() -> None:

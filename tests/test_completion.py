@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from conftest import IN_CI, add_worktree
+from dualgit.cli import app
 from dualgit.completion import commands
 
 GIT_BASH_COMPLETION = ("/usr/share/bash-completion/completions/git",  # Debian's git; then Fedora's, Homebrew's
                        "/usr/share/git-core/contrib/completion/git-completion.bash",
                        "/usr/local/etc/bash_completion.d/git-completion.bash",
                        "/opt/homebrew/etc/bash_completion.d/git-completion.bash")
-TOP = sorted({c.words[0] for c in commands()})
+TOP = sorted({c.words[0] for c in commands(app)})
 
 
 def need(program: str) -> None:
@@ -106,7 +107,7 @@ def test_zsh_completes_commands_options_and_branches(worktrees: Path) -> None:
 
 def test_every_command_and_option_of_the_cli_is_offered() -> None:
     """The lists come from the commands themselves (pure logic: no shell)."""
-    by_words = {c.words: c for c in commands()}
+    by_words = {c.words: c for c in commands(app)}
     assert by_words[("up",)].options == ("--recreate", "--setup") and by_words[("up",)].branches
     assert by_words[("proxy", "status")].options == ("--json",)
     assert by_words[("exec",)].options == ("-e", "--env", "--root", "--no-wait")

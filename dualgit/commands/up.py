@@ -25,7 +25,7 @@ def up(target: str | None = None, recreate: bool = False, setup: bool = False) -
 
     ensure_for_worktree(wt.path)
     if setup:
-        from dualgit.setup import start_background
+        from dualgit.setup_state import start_background
 
         start_background(wt.location, container.name, container.id, force=True)
         print("  setup started: `git dual logs -f` follows it")
