@@ -127,6 +127,7 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
     }
     if request.root:
         body["User"] = "0:0"
+    _text_only(request.cmd, env, cwd)
     api = DockerAPI()
     pinned = os.environ.get(SETUP_CONTAINER)  # a setup step's exec: that container, never another
     name = pinned or container_name(loc.common_dir, loc.worktree)
@@ -178,6 +179,22 @@ def _proxy_up() -> None:
     from dualgit.proxy.daemon import ensure_started
 
     ensure_started()
+
+
+def _text_only(cmd: list[str], env: list[str], cwd: str) -> None:
+    """The engine's API is JSON, which carries text: an argument, variable or folder name that is not
+    UTF-8 (a byte such as \\xff, which Python keeps as a surrogate) cannot reach the container as it is."""
+    for what, items in (("argument", cmd), ("variable", env), ("folder", [cwd])):
+        for number, item in enumerate(items, 1):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = item.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                where = f"{what} {number}" if what != "folder" else "this folder"
+                hint = ("run from a folder whose name is UTF-8" if what == "folder" else
+                        "pass it as UTF-8, or through a file or stdin, which carry bytes as they are")
+                raise DualgitError(f"{where} ({shown}) is not valid UTF-8, and the engine's API carries text only",
+                                   hint=hint) from None
 
 
 def _stdin_worth_attaching() -> bool:

@@ -243,3 +243,15 @@ def test_never_touches_what_is_not_ours(repo: Path, docker: DockerAPI) -> None:
         assert docker.get(f"/containers/{foreign}/json")["Id"] == foreign
     finally:
         docker.request("DELETE", f"/containers/{foreign}", query={"force": 1})
+
+
+def test_an_argument_or_folder_that_is_not_utf8_gets_one_clear_line(repo: Path, docker: DockerAPI) -> None:
+    assert dual("up", cwd=repo).returncode == 0
+    bad = subprocess.run([b"git", b"dual", b"exec", b"echo", b"\xff"], cwd=repo, capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: argument 2 (\\xff) is not valid UTF-8"), bad.stderr
+    folder = repo / os.fsdecode(b"d\xff")
+    folder.mkdir()
+    here = subprocess.run(["git", "dual", "exec", "pwd"], cwd=folder, capture_output=True, text=True)
+    assert here.returncode == 1 and "this folder" in here.stderr and "a folder whose name is UTF-8" in here.stderr
+    piped = subprocess.run(["git", "dual", "exec", "cat"], cwd=repo, input=b"x\xffy", capture_output=True)
+    assert piped.stdout == b"x\xffy"  # bytes through stdin pass as they are
