@@ -94,8 +94,8 @@ echo work >work.txt && git add work.txt && git status --short
 git commit -qm "made inside"
 git branch side && git switch -q side && git switch -q feat
 echo stash >>work.txt && git stash -q && git stash list | grep -c stash
-git fetch -q "$PWD/.remote.git" 2>&1 || true
 git push -q "$PWD/.remote.git" HEAD:refs/heads/pushed
+git fetch -q "$PWD/.remote.git" pushed && git rev-parse FETCH_HEAD >fetched.txt
 git config user.name X 2>&1 || echo "repo config refused"
 """
     inside = dual("exec", "sh", "-c", script, cwd=feat)
@@ -106,6 +106,7 @@ git config user.name X 2>&1 || echo "repo config refused"
     assert "side" in git("branch", "--list", "side", cwd=trees["main"])
     assert git("stash", "list", cwd=feat).count("stash@") == 1
     assert git("rev-parse", "pushed", cwd=feat / ".remote.git") == git("rev-parse", "feat", cwd=feat)
+    assert (feat / "fetched.txt").read_text() == git("rev-parse", "feat", cwd=feat)  # fetched inside
     # --global inside is the container's own, and survives a restart
     assert dual("down", cwd=feat).returncode == 0 and dual("up", cwd=feat).returncode == 0
     assert dual("exec", "git", "config", "--global", "user.name", cwd=feat).stdout.strip() == "Inside"
