@@ -177,6 +177,22 @@ def proxy_stop() -> int:
     return proxy.stop()
 
 
+@proxy_app.command("install-service")
+def proxy_install_service(as_json: Annotated[bool, typer.Option("--json")] = False) -> int:
+    """Run the proxy as a login service (a systemd user unit, a launchd agent): up after login, restarted when it dies."""
+    from dualgit.commands import proxy
+
+    return proxy.install_service(as_json)
+
+
+@proxy_app.command("uninstall-service")
+def proxy_uninstall_service(as_json: Annotated[bool, typer.Option("--json")] = False) -> int:
+    """Remove the login service that install-service wrote (stopping and disabling it)."""
+    from dualgit.commands import proxy
+
+    return proxy.uninstall_service(as_json)
+
+
 @proxy_app.command("status")
 def proxy_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> int:
     """Whether the proxy runs, on which ports, and what it could not listen on."""

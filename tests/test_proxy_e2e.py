@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -756,3 +757,30 @@ def test_an_engine_that_stops_answering_is_said_once_and_its_return_noticed(repo
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_install_service_writes_a_unit_whose_command_runs_the_proxy(repo: Path, tmp_path: Path) -> None:
+    """No user service manager runs here (as in CI): the unit is written and the command to enable it
+    said; what its ExecStart runs is run here as systemd would, and serves."""
+    config, state = tmp_path / "config", tmp_path / "state"
+    env = {"XDG_CONFIG_HOME": str(config), "XDG_STATE_HOME": str(state)}
+    written = json.loads(dual("proxy", "install-service", "--json", cwd=repo, env=env).stdout)
+    unit = config / "systemd" / "user" / "dualgit-proxy.service"
+    assert written["unit"] == str(unit) and unit.exists()
+    text = unit.read_text()
+    assert "Restart=on-failure" in text and f"Environment=XDG_STATE_HOME={state}" in text
+    if not written["enabled"]:
+        assert written["next"] == "systemctl --user daemon-reload && systemctl --user enable --now dualgit-proxy.service"
+        exec_start = next(line for line in text.splitlines() if line.startswith("ExecStart="))[len("ExecStart="):]
+        proc = subprocess.Popen(shlex.split(exec_start), env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            status = wait_for(lambda: (s := json.loads(dual("proxy", "status", "--json", cwd=repo, env=env).stdout))
+                              ["running"] and s)
+            assert status["pid"] == proc.pid and status["supervisor"] is None  # the service manager is its supervisor
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    removed = json.loads(dual("proxy", "uninstall-service", "--json", cwd=repo, env=env).stdout)
+    assert removed == {"unit": str(unit), "removed": True} and not unit.exists()
+    assert "no proxy service here" in dual("proxy", "uninstall-service", cwd=repo, env=env).stdout

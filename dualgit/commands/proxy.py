@@ -27,6 +27,30 @@ def stop() -> int:
     return 0
 
 
+def install_service(as_json: bool = False) -> int:
+    from dualgit.proxy import service
+
+    info = service.install()
+    if as_json:
+        print(json.dumps(info, indent=2))
+    elif info["enabled"]:
+        print(f"proxy service enabled and started ({info['manager']}): {info['unit']}")
+    else:
+        print(f"wrote {info['unit']}; no user service manager answers here, so enable it yourself: {info['next']}")
+    return 0
+
+
+def uninstall_service(as_json: bool = False) -> int:
+    from dualgit.proxy import service
+
+    info = service.uninstall()
+    if as_json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"removed {info['unit']}" if info["removed"] else f"no proxy service here ({info['unit']})")
+    return 0
+
+
 def status(as_json: bool = False) -> int:
     info = daemon.status()
     if as_json:
