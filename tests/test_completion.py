@@ -18,6 +18,7 @@ GIT_BASH_COMPLETION = ("/usr/share/bash-completion/completions/git",  # Debian's
                        "/usr/local/etc/bash_completion.d/git-completion.bash",
                        "/opt/homebrew/etc/bash_completion.d/git-completion.bash")
 TOP = sorted({c.words[0] for c in commands(app)})
+PROXY = ["install-service", "run", "start", "status", "stop", "uninstall-service"]
 
 
 def need(program: str) -> None:
@@ -87,14 +88,14 @@ def zsh_complete(line: str, cwd: Path) -> list[str]:
 def test_bash_completes_commands_options_and_branches(worktrees: Path) -> None:
     offered = bash_complete(["git du", "git dual ", "git dual pr", "git dual proxy ", "git dual proxy status --",
                              "git dual rm ", "git dual rm f", "git dual down --", "git dual shell-init "], worktrees)
-    assert offered == [["dual"], TOP, ["proxy"], ["install-service", "run", "start", "status", "stop", "uninstall-service"], ["--json"],
+    assert offered == [["dual"], TOP, ["proxy"], PROXY, ["--json"],
                        ["feat/auth", "fix-bug", "main"], ["feat/auth", "fix-bug"], ["--all", "--rm"], ["bash", "fish", "zsh"]]
 
 
 def test_fish_completes_commands_options_and_branches(worktrees: Path) -> None:
     offered = fish_complete(["git du", "git dual ", "git dual proxy ", "git dual proxy status --", "git dual rm f",
                              "git dual open ", "git dual down --", "git dual exec --"], worktrees)
-    assert offered == [["dual"], TOP, ["install-service", "run", "start", "status", "stop", "uninstall-service"], ["--json"], ["feat/auth", "fix-bug"],
+    assert offered == [["dual"], TOP, PROXY, ["--json"], ["feat/auth", "fix-bug"],
                        ["feat/auth", "fix-bug", "main"], ["--all", "--rm"], ["--env", "--no-wait", "--root"]]
 
 
@@ -102,7 +103,7 @@ def test_zsh_completes_commands_options_and_branches(worktrees: Path) -> None:
     assert zsh_complete("git du", worktrees) == ["dual", "dualfoo"]  # the user's own user-commands stay
     assert zsh_complete("git dual ", worktrees) == TOP
     assert zsh_complete("git dual rm ", worktrees) == ["feat/auth", "fix-bug", "main"]
-    assert zsh_complete("git dual proxy ", worktrees) == ["install-service", "run", "start", "status", "stop", "uninstall-service"]
+    assert zsh_complete("git dual proxy ", worktrees) == PROXY
 
 
 def test_every_command_and_option_of_the_cli_is_offered() -> None:
