@@ -10,10 +10,8 @@ from dataclasses import dataclass
 import pygit2
 
 from dualgit.errors import DualgitError
-from dualgit.locate import Location, common_dir_of, not_a_repo, read_head
+from dualgit.locate import GUARD, Location, common_dir_of, not_a_repo, read_head
 from dualgit.naming import repo_name
-
-GUARD = "DUALGIT_RUNNING"  # set when dualgit runs git, so that its own hooks stand aside
 
 
 @dataclass(frozen=True)

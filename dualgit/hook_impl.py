@@ -10,7 +10,7 @@ import os
 import sys
 
 from dualgit.errors import DualgitError
-from dualgit.locate import locate, read_head
+from dualgit.locate import GUARD, locate, read_head
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from dualgit.containers import Container
     from dualgit.locate import Location
 
-GUARD = "DUALGIT_RUNNING"
 PRE_COMMIT_VARS = ("PRE_COMMIT_FROM_REF", "PRE_COMMIT_TO_REF", "PRE_COMMIT_CHECKOUT_TYPE")
 
 

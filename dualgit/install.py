@@ -10,7 +10,7 @@ import os
 import sys
 from importlib import resources
 
-from dualgit import git
+from dualgit import git, locate
 from dualgit.errors import DualgitError
 
 HOOKS = ("post-checkout",)
@@ -21,10 +21,11 @@ def hooks_dir(repo: git.Repo) -> str:
     """Where git looks for hooks: `core.hooksPath` when set (relative to the worktree), else the
     common dir's `hooks`, shared by every worktree."""
     cwd = repo.workdir or repo.common_dir
-    result = git.run_git(["rev-parse", "--git-path", "hooks"], cwd)
-    if result.returncode != 0:
-        raise DualgitError(f"git cannot say where the hooks go: {result.stderr.strip()}")
-    return os.path.realpath(os.path.join(cwd, result.stdout.strip()))
+    found = locate.hooks_dir(cwd)
+    if found is None:
+        raise DualgitError(f"git cannot say where the hooks go, run in {cwd}", hint="run `git rev-parse --git-path hooks` "
+                           "there to see why")
+    return found
 
 
 def shim(hook: str, python: str | None = None) -> bytes:

@@ -9,6 +9,8 @@ import os
 
 from dualgit.errors import DualgitError
 
+GUARD = "DUALGIT_RUNNING"  # set when dualgit runs git, so that its own hooks stand aside
+
 
 class Location:
     """Where a worktree is. A plain class: this module is on `git dual exec`'s path, where typing's
@@ -88,6 +90,21 @@ def registered(loc: Location) -> bool:
     if loc.gitdir == loc.common_dir:
         return os.path.isdir(loc.gitdir)
     return os.path.isfile(os.path.join(loc.gitdir, "gitdir"))
+
+
+def hooks_dir(folder: str) -> str | None:
+    """Where git looks for hooks when run in `folder` (`core.hooksPath` honoured, relative to the
+    worktree), absolute; None when git cannot say. The one lookup, for the installer and the
+    read-only mounts alike."""
+    import subprocess
+
+    try:
+        result = subprocess.run(["git", "rev-parse", "--git-path", "hooks"], cwd=folder, capture_output=True,
+                                text=True, env={**os.environ, GUARD: "1"}, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = result.stdout.strip()
+    return os.path.realpath(os.path.join(folder, found)) if result.returncode == 0 and found else None
 
 
 def read_head(gitdir: str) -> tuple[str | None, str]:

@@ -19,22 +19,8 @@ Missing ones are made first (an empty file, an empty folder), so that nothing ca
 from __future__ import annotations
 
 import os
-import subprocess
 
-from dualgit.locate import Location
-
-GUARD = "DUALGIT_RUNNING"
-
-
-def hooks_dir(loc: Location) -> str:
-    """Where git on the host looks for this worktree's hooks (`core.hooksPath` honoured)."""
-    try:
-        result = subprocess.run(["git", "rev-parse", "--git-path", "hooks"], cwd=loc.worktree, capture_output=True,
-                                text=True, env={**os.environ, GUARD: "1"}, timeout=10)
-        found = result.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        found = ""
-    return os.path.realpath(os.path.join(loc.worktree, found)) if found else os.path.join(loc.common_dir, "hooks")
+from dualgit.locate import Location, hooks_dir
 
 
 def _within(path: str, root: str) -> bool:
@@ -72,7 +58,7 @@ def layout(loc: Location) -> tuple[list[str], list[str]]:
     readonly = [os.path.join(common, "config")]
     _ensure(os.path.join(common, "config.worktree"), folder=False)
     readonly.append(os.path.join(common, "config.worktree"))
-    hooks = hooks_dir(loc)
+    hooks = hooks_dir(loc.worktree) or os.path.join(common, "hooks")
     if any(_within(hooks, m) for m in mounted) and _ensure(hooks, folder=True):
         readonly.append(hooks)
     default_hooks = os.path.join(common, "hooks")
