@@ -1,3 +1,3 @@
-from dualgit.main import main
+from dualgit.cli.main import main
 
 raise SystemExit(main())

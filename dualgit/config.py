@@ -1,14 +1,14 @@
-"""`.dual.toml` at a worktree's root: read with tomlkit, checked, defaulted; `git dual init` writes it."""
+"""`.dual.toml` at a worktree's root: read (`read_toml`, the one TOML reader), checked, defaulted;
+`git dual init` writes it."""
 
 from __future__ import annotations
 
 import os
+import re
 import sys
+import tomllib
 from dataclasses import dataclass, field
 from typing import Any
-
-import tomlkit
-from tomlkit.exceptions import ParseError
 
 from dualgit.errors import DualgitError
 
@@ -89,14 +89,7 @@ def load(worktree: str) -> Config:
 
 def parse(text: str, file: str = FILENAME, plugin_keys: dict[str, Any] | list[str] | tuple[str, ...] = ()) -> Config:
     """The config in `text`; `plugin_keys` are the plugins' keys, with their types where declared."""
-    try:
-        doc = tomlkit.parse(text).unwrap()
-    except ParseError as exc:
-        line, col, reason = _where(exc, text)
-        raise DualgitError(
-            f"{file}:{line}:{col}: {reason}",
-            hint=f"fix the TOML at line {line}, column {col} (`git dual init --force` writes a fresh template)",
-        )
+    doc = read_toml(text, file)
     typed = plugin_keys if isinstance(plugin_keys, dict) else dict.fromkeys(plugin_keys, Any)
     known = (*KNOWN_KEYS, *typed)
     for key, wanted in typed.items():
@@ -123,14 +116,32 @@ def parse(text: str, file: str = FILENAME, plugin_keys: dict[str, Any] | list[st
     )
 
 
-def _where(exc: ParseError, text: str) -> tuple[int, int, str]:
-    """1-based line and column, and the reason. tomlkit reports running out of text as a NUL
-    character at 1:0, so that case points at the end of the file instead."""
-    reason = str(exc).split(" at line ")[0]
-    if "'\\x00'" in reason:
-        lines = text.rstrip("\n").split("\n")
-        return len(lines), len(lines[-1]) + 1, "unexpected end of file (is a bracket or quote left open?)"
-    return exc.line, exc.col + 1, reason
+def read_toml(text: str, file: str = FILENAME) -> dict[str, Any]:
+    """The TOML in `text`, or an error that says FILE:LINE:COLUMN and what is wrong there."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line, col, reason = _where(exc, text)
+        raise DualgitError(
+            f"{file}:{line}:{col}: {reason}",
+            hint=f"fix the TOML at line {line}, column {col} (`git dual init --force` writes a fresh template)",
+        )
+
+
+def _where(exc: tomllib.TOMLDecodeError, text: str) -> tuple[int, int, str]:
+    """1-based line and column, and the reason. A file that runs out mid-value is reported at its
+    end, with the likely cause."""
+    found = re.search(r"^(.*) \(at line (\d+), column (\d+)\)$", str(exc))
+    lines = text.split("\n")
+    if found:
+        line, col, reason = int(found[2]), int(found[3]), found[1]
+    else:
+        line = len(text.rstrip("\n").split("\n"))
+        col, reason = len(lines[line - 1]) + 1, str(exc).removesuffix(" (at end of document)")
+    if "\n".join([*lines[:line - 1], lines[line - 1][:col - 1]]).rstrip() == text.rstrip() and reason != \
+            "Cannot overwrite a value":
+        reason = "unexpected end of file (is a bracket or quote left open?)"
+    return line, col, reason
 
 
 def _bad(at: str, key: str, wanted: str, got: Any) -> DualgitError:

@@ -6,6 +6,7 @@ container without asking the engine anything first.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import zlib
@@ -15,14 +16,11 @@ MAX_NAME = 63
 
 
 def short_hash(text: str, length: int = 8) -> str:
-    import hashlib  # not on exec's path: see path_hash
-
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:length]
 
 
 def path_hash(path: str) -> str:
-    """8 hex digits that tell one worktree path from another. CRC-32 rather than SHA-256 because
-    `git dual exec` computes it on every run and hashlib's import costs ~3 ms; it only has to
+    """8 hex digits that tell one worktree path from another. CRC-32 is enough: it only has to
     separate the worktrees of one machine, not resist anyone."""
     return "%08x" % zlib.crc32(path.encode("utf-8", "surrogateescape"))
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from dualgit.dockerapi import DockerAPI
+from dualgit.engine.api import DockerAPI
 from dualgit.errors import DualgitError
 from tests_support import LocalRegistry
 

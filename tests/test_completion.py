@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import IN_CI, add_worktree
-from dualgit.cli import app
-from dualgit.completion import commands
+from dualgit.cli.app import app
+from dualgit.cli.completion import commands
 
 GIT_BASH_COMPLETION = ("/usr/share/bash-completion/completions/git",  # Debian's git; then Fedora's, Homebrew's
                        "/usr/share/git-core/contrib/completion/git-completion.bash",

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from conftest import add_worktree, dual, git, need_image, write_config
-from dualgit.dockerapi import DockerAPI
+from dualgit.engine.api import DockerAPI
 from dualgit.naming import container_name
 
 DEBIAN = "dualgit/debian:bookworm"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import add_worktree, dual, git, need_image, write_config
-from dualgit import install as githooks
-from dualgit.dockerapi import DockerAPI
+from dualgit.engine.api import DockerAPI
+from dualgit.githooks import install as githooks
 
 DEBIAN = "dualgit/debian:bookworm"
 
@@ -22,7 +22,7 @@ ATTACKS = {
     "hooksPath": 'mkdir -p h && printf "#!/bin/sh\\ntouch $M\\n" >h/post-checkout && chmod +x h/post-checkout '
                  '&& git config core.hooksPath "$W/h"',
     "new hook": 'printf "#!/bin/sh\\ntouch $M\\n" >"$C/hooks/post-commit" && chmod +x "$C/hooks/post-commit"',
-    "dualgit's shim": 'printf "touch $M\\n" >>"$C/hooks/post-checkout"',
+    "dualgit's hook script": 'printf "touch $M\\n" >>"$C/hooks/post-checkout"',
     "sshCommand": 'git config core.sshCommand "touch $M; ssh"',
     "diff.external": 'git config diff.external "sh -c \\"touch $M\\""',
     "filter driver": 'git config filter.x.clean "sh -c \\"touch $M; cat\\"" && echo "* filter=x" >"$C/info/attributes"',
@@ -69,7 +69,7 @@ def test_nothing_written_inside_makes_the_host_run_a_command(trees: dict[str, Pa
     tree = trees[kind]
     common = (trees["main"] / ".git").resolve()
     hook = common / "hooks" / "post-checkout"
-    shim = hook.read_bytes()
+    script = hook.read_bytes()
     failed = []
     for name, attack in ATTACKS.items():
         marker = tmp_path / f"ran-{kind}-{name.replace(' ', '-')}"
@@ -78,7 +78,7 @@ def test_nothing_written_inside_makes_the_host_run_a_command(trees: dict[str, Pa
             failed.append(name)
         everyday_git(tree, marker, f"{kind}-{name.replace(' ', '-').replace('.', '-')}")
         everyday_git(trees["main" if kind == "feat" else "feat"], marker, f"other-{name.replace(' ', '-')}")
-    assert hook.read_bytes() == shim and githooks.is_ours(str(hook))  # dualgit's shim is as installed
+    assert hook.read_bytes() == script and githooks.is_ours(str(hook))  # dualgit's script is as installed
     assert failed == [], f"these attacks wrote what they meant to: {failed}"
     assert (common / "config").read_text().count("fsmonitor") == 0
 

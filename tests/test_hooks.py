@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from conftest import add_worktree, dual, git, write_config
-from dualgit import install as shims
 from dualgit.config import TEMPLATE
-from dualgit.dockerapi import DockerAPI
+from dualgit.engine.api import DockerAPI
+from dualgit.githooks import install as githooks
 from tests_support import LocalRegistry, wait_for
 
 
@@ -75,23 +75,23 @@ def test_core_hooks_path_is_honoured(repo: Path) -> None:
     git("config", "core.hooksPath", ".husky", cwd=repo)
     (repo / ".husky").mkdir()
     installed(repo)
-    assert shims.is_ours(str(repo / ".husky" / "post-checkout"))
+    assert githooks.is_ours(str(repo / ".husky" / "post-checkout"))
     assert not (repo / ".git" / "hooks" / "post-checkout").exists()
 
 
-def _recording_shim(repo: Path, tmp_path: Path) -> Path:
-    """Install the real shim with a stand-in interpreter that records each call."""
+def _recording_hook(repo: Path, tmp_path: Path) -> Path:
+    """Install the real hook script with a stand-in interpreter that records each call."""
     log = tmp_path / "calls.log"
     recorder = tmp_path / "recorder"
     recorder.write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
     recorder.chmod(0o755)
     hook = installed(repo)
-    hook.write_bytes(shims.shim("post-checkout", python=str(recorder)))
+    hook.write_bytes(githooks.script("post-checkout", python=str(recorder)))
     return log
 
 
-def test_shim_exits_before_python_for_file_checkouts_and_branch_switches(repo: Path, tmp_path: Path) -> None:
-    log = _recording_shim(repo, tmp_path)
+def test_hook_script_exits_before_python_for_file_checkouts_and_branch_switches(repo: Path, tmp_path: Path) -> None:
+    log = _recording_hook(repo, tmp_path)
     (repo / "README").write_text("changed\n")
     git("checkout", "--", "README", cwd=repo)
     git("switch", "-q", "-c", "feat/a", cwd=repo)
@@ -102,8 +102,8 @@ def test_shim_exits_before_python_for_file_checkouts_and_branch_switches(repo: P
     assert log.read_text().rstrip().endswith(" 1")
 
 
-def test_shim_respects_guard_and_switch_off(repo: Path, tmp_path: Path) -> None:
-    log = _recording_shim(repo, tmp_path)
+def test_hook_script_respects_guard_and_switch_off(repo: Path, tmp_path: Path) -> None:
+    log = _recording_hook(repo, tmp_path)
     git("config", "dual.enabled", "false", cwd=repo)
     git("worktree", "add", "-q", str(tmp_path / "off"), "-b", "off", cwd=repo)
     subprocess.run(["git", "worktree", "add", "-q", str(tmp_path / "guarded"), "-b", "guarded"],
@@ -111,9 +111,9 @@ def test_shim_respects_guard_and_switch_off(repo: Path, tmp_path: Path) -> None:
     assert not log.exists()
 
 
-def test_shim_fallbacks_and_bad_arguments(repo: Path, tmp_path: Path) -> None:
+def test_hook_script_fallbacks_and_bad_arguments(repo: Path, tmp_path: Path) -> None:
     hook = installed(repo)
-    hook.write_bytes(shims.shim("post-checkout", python=str(tmp_path / "gone" / "python")))
+    hook.write_bytes(githooks.script("post-checkout", python=str(tmp_path / "gone" / "python")))
     bare = {k: v for k, v in os.environ.items()}
     bare["PATH"] = "/usr/bin:/bin"
     result = subprocess.run(["git", "worktree", "add", "-q", str(tmp_path / "x"), "-b", "x"],

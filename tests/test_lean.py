@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 from conftest import dual, git
-from dualgit.dockerapi import DockerAPI
+from dualgit.engine.api import DockerAPI
 
 HEAVY = {"typer", "click", "pygit2", "docker", "tomlkit", "pluggy", "asyncio", "requests", "urllib3", "uvloop",
          "httptools", "rich", "shellingham"}
-HOOK_NEEDS = {"tomlkit", "pluggy"}  # the hook reads .dual.toml and asks the plugins for the image and settings
+HOOK_NEEDS = {"pluggy"}  # the hook asks the plugins for the image and settings
 
 
 def imported(stderr: str) -> set[str]:

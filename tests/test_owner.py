@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import IN_CI, remove_labelled
-from dualgit.dockerapi import DockerAPI
+from dualgit.engine.api import DockerAPI
 
 USER = "dualgit-owner-test"
 PROJECT = Path(__file__).resolve().parent.parent

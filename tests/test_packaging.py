@@ -23,19 +23,20 @@ def test_a_regular_install_has_everything(tmp_path: Path) -> None:
         wanted = {p.relative_to(source) for p in source.rglob("*.py")}
         got = {p.relative_to(target / package) for p in (target / package).rglob("*.py")}
         assert wanted <= got, f"missing from the install: {sorted(wanted - got)}"
-    assert (target / "dualgit_hooks" / "post-checkout").read_text() == (ROOT / "hooks" / "post-checkout").read_text()
+    hook = Path("dualgit", "githooks", "post-checkout")
+    assert (target / hook).read_text() == (ROOT / hook).read_text()
     points = next(target.glob("dualgit-*.dist-info")) / "entry_points.txt"
     text = points.read_text()
     for name in ("setup", "shared-files", "cache-dirs", "devcontainer", "image-detect"):
         assert f"{name} = dualgit_plugins." in text
-    assert "git-dual = dualgit.main:main" in text
+    assert "git-dual = dualgit.cli.main:main" in text
     assert (target / "share" / "man" / "man1" / "git-dual.1").read_text() == (ROOT / "man" / "git-dual.1").read_text()
 
 
 def test_the_manual_page_is_made_from_the_commands_help() -> None:
-    from dualgit.manpage import render
+    from dualgit.cli.manpage import render
 
-    assert (ROOT / "man" / "git-dual.1").read_text() == render(), "run: python -m dualgit.manpage > man/git-dual.1"
+    assert (ROOT / "man" / "git-dual.1").read_text() == render(), "run: python -m dualgit.cli.manpage > man/git-dual.1"
 
 
 @pytest.mark.skipif(not shutil.which("man") and not IN_CI, reason="`git dual --help` is git's `man git-dual`: no man here")

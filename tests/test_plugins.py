@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import add_worktree, dual, git, write_config
-from dualgit.dockerapi import DockerAPI
+from dualgit.engine.api import DockerAPI
 from tests_support import wait_for
 
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from conftest import add_worktree, dual, git, need_image, write_config
 from dualgit import __version__
-from dualgit.dockerapi import DockerAPI
+from dualgit.engine.api import DockerAPI
 from tests_support import wait_for
 
 DEBIAN = "dualgit/debian:bookworm"

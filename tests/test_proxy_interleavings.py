@@ -22,11 +22,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dualgit.containers import Container
-from dualgit.proxy import routing
+from dualgit.proxy import hosts
 from dualgit.proxy.relay import BACKLOG, ClientConnection
 from dualgit.proxy.server import IDLE_PER_PORT, Proxy
 from dualgit.proxy.tcp import TcpClient
+from dualgit.worktrees.containers import Container
 
 HOST = b"main.shop.localhost:3000"
 REQUESTS = [
@@ -114,7 +114,7 @@ class World:
                           gitdir="/w/b/.git", spec="", image_id="", ports={"3000": "127.0.0.1:43001"},
                           http_ports=(3000,), tcp_ports=())
         proxy.containers, proxy.branches = [shop, other], {"/w/a": "main", "/w/b": "other"}
-        proxy.table = routing.build(proxy.containers, proxy.branches)
+        proxy.table = hosts.build(proxy.containers, proxy.branches)
         proxy.heads_expiry = loop.call_later(3600, lambda: None)  # the branch reads stay fresh
         # what a look inside a container says, for 502 pages: when the test says it
         self.inside: asyncio.Future[tuple[str, str] | None] = loop.create_future()

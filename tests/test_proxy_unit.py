@@ -11,8 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dualgit.containers import Container
-from dualgit.proxy import routing
+from dualgit.proxy import hosts
 from dualgit.proxy.http import (
     BadMessage,
     ChunkTracker,
@@ -24,6 +23,7 @@ from dualgit.proxy.http import (
 )
 from dualgit.proxy.relay import ClientConnection
 from dualgit.proxy.server import Proxy
+from dualgit.worktrees.containers import Container
 
 
 def container(worktree: str, repo: str = "/src/shop/.git", ports: tuple[int, ...] = (3000,), state: str = "running",
@@ -87,26 +87,26 @@ def test_chunk_tracker_finds_the_end_across_any_split() -> None:
 
 
 def test_host_rules() -> None:
-    assert routing.host_only("Feat-A.Shop.localhost:3000") == "feat-a.shop.localhost"
-    assert routing.host_only("localhost") == "localhost"
-    assert routing.host_only("[::1]:3000") == "[::1]"
-    assert routing.host_only("127.0.0.1:3000") == "127.0.0.1"
-    assert routing.host_only("Main.Shop.localhost.:3000") == "main.shop.localhost"  # a fully qualified name
-    assert routing.host_only("::1") == "::1"  # unbracketed: its colons are not a port's
+    assert hosts.host_only("Feat-A.Shop.localhost:3000") == "feat-a.shop.localhost"
+    assert hosts.host_only("localhost") == "localhost"
+    assert hosts.host_only("[::1]:3000") == "[::1]"
+    assert hosts.host_only("127.0.0.1:3000") == "127.0.0.1"
+    assert hosts.host_only("Main.Shop.localhost.:3000") == "main.shop.localhost"  # a fully qualified name
+    assert hosts.host_only("::1") == "::1"  # unbracketed: its colons are not a port's
     for evil in ("example.com", "localhost.example.com", "127.0.0.2", "10.0.0.1:3000", "[::2]", ""):
-        assert routing.host_only(evil) is None
+        assert hosts.host_only(evil) is None
 
 
 def test_slugs_collisions_and_lookup() -> None:
     cs = [container("/w/a"), container("/w/b"), container("/w/c"), container("/x/d", repo="/z/shop/.git"),
           container("/x/e", repo="/zz/shop/.git")]
-    table = routing.build(cs, {"/w/a": "feat/a", "/w/b": "feat-a", "/w/c": None, "/x/d": "feat/a", "/x/e": "feat/a"})
-    hosts = [b.host() for b in table.backends]
-    assert hosts[0] == "feat-a.shop.localhost"
-    assert hosts[1].startswith("feat-a-") and hosts[1].endswith(".shop.localhost")
-    assert hosts[2] == "c.shop.localhost"  # detached: named after its folder
-    assert hosts[3].startswith("feat-a.shop-") and hosts[4].startswith("feat-a.shop-")  # more repositories named shop
-    assert len(set(hosts)) == 5
+    table = hosts.build(cs, {"/w/a": "feat/a", "/w/b": "feat-a", "/w/c": None, "/x/d": "feat/a", "/x/e": "feat/a"})
+    names = [b.host() for b in table.backends]
+    assert names[0] == "feat-a.shop.localhost"
+    assert names[1].startswith("feat-a-") and names[1].endswith(".shop.localhost")
+    assert names[2] == "c.shop.localhost"  # detached: named after its folder
+    assert names[3].startswith("feat-a.shop-") and names[4].startswith("feat-a.shop-")  # more repositories named shop
+    assert len(set(names)) == 5
     assert table.resolve("feat-a.shop.localhost:3000", 3000).backend is table.backends[0]
     assert table.resolve("c.localhost", 3000).backend is table.backends[2]
     ambiguous = table.resolve("feat-a.localhost", 3000)
@@ -120,23 +120,23 @@ def test_slugs_collisions_and_lookup() -> None:
 def test_tcp_ports_are_stable_and_distinct() -> None:
     cs = [container(f"/w/{i}", tcp=(5432,)) for i in range(30)]
     branches = {f"/w/{i}": f"b{i}" for i in range(30)}
-    first = routing.build(cs, branches).tcp_routes()
-    again = routing.build(list(reversed(cs)), branches).tcp_routes()
+    first = hosts.build(cs, branches).tcp_targets()
+    again = hosts.build(list(reversed(cs)), branches).tcp_targets()
     assert len(first) == 30 and set(first) == set(again)
-    assert all(routing.TCP_PORT_BASE <= p < routing.TCP_PORT_BASE + routing.TCP_PORT_SPAN for p in first)
-    assert routing.stable_tcp_port("shop", "b1", 5432) == routing.stable_tcp_port("shop", "b1", 5432)
+    assert all(hosts.TCP_PORT_BASE <= p < hosts.TCP_PORT_BASE + hosts.TCP_PORT_SPAN for p in first)
+    assert hosts.stable_tcp_port("shop", "b1", 5432) == hosts.stable_tcp_port("shop", "b1", 5432)
 
 
 def test_tcp_ports_that_collide_on_the_last_port_wrap_to_the_first() -> None:
-    last = routing.TCP_PORT_BASE + routing.TCP_PORT_SPAN - 1
-    onto_last = [f"b{i}" for i in range(200_000) if routing.stable_tcp_port("shop", f"b{i}", 5432) == last][:2]
+    last = hosts.TCP_PORT_BASE + hosts.TCP_PORT_SPAN - 1
+    onto_last = [f"b{i}" for i in range(200_000) if hosts.stable_tcp_port("shop", f"b{i}", 5432) == last][:2]
     cs = [container(f"/w/{b}", tcp=(5432,)) for b in onto_last]
-    routes = routing.build(cs, {f"/w/{b}": b for b in onto_last}).tcp_routes()
-    assert sorted(routes) == [routing.TCP_PORT_BASE, last]
+    routes = hosts.build(cs, {f"/w/{b}": b for b in onto_last}).tcp_targets()
+    assert sorted(routes) == [hosts.TCP_PORT_BASE, last]
 
 
 def test_urls_of_one_worktree_leave_out_the_others() -> None:
-    table = routing.build([container("/w/a", tcp=(5432,)), container("/w/b")], {"/w/a": "main", "/w/b": "feat"})
+    table = hosts.build([container("/w/a", tcp=(5432,)), container("/w/b")], {"/w/a": "main", "/w/b": "feat"})
     rows = table.urls(worktree="/w/a")
     assert [r["branch"] for r in rows] == ["main", "main"] and str(rows[1]["url"]).startswith("tcp://127.0.0.1:")
     assert {r["branch"] for r in table.urls("/src/shop/.git")} == {"main", "feat"}
@@ -352,7 +352,7 @@ def test_the_resolutions_kept_are_bounded_whatever_hosts_clients_send() -> None:
     async def check() -> int:
         proxy = Proxy()
         proxy.containers, proxy.branches = [container("/w/a")], {"/w/a": "main"}
-        proxy.table = routing.build(proxy.containers, proxy.branches)
+        proxy.table = hosts.build(proxy.containers, proxy.branches)
         proxy.heads_expiry = asyncio.get_running_loop().call_later(60, lambda: None)  # the branch reads are fresh
         for i in range(5000):
             proxy.resolve(f"b{i}.shop.localhost:3000", 3000)
@@ -399,7 +399,7 @@ def test_what_listens_inside_a_container_says_why_nothing_answers() -> None:
 def test_a_bad_gateway_page_shows_the_fix_with_its_code() -> None:
     from dualgit.proxy import pages
 
-    backend = routing.build([container("/w/a")], {"/w/a": "main"}).serving(3000)[0]
+    backend = hosts.build([container("/w/a")], {"/w/a": "main"}).serving(3000)[0]
     page = pages.bad_gateway(backend, 3000, "a server listens on 127.0.0.1:3000", "Run `vite --host 0.0.0.0` <now>.")
     assert b"<p>Run <code>vite --host 0.0.0.0</code> &lt;now&gt;.</p>" in page
     assert b"git dual exec" not in page

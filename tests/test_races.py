@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from conftest import add_worktree, dual, git
-from dualgit.dockerapi import DockerAPI
+from dualgit.engine.api import DockerAPI
 from tests_support import wait_for
 
 TREES = 12
@@ -64,9 +64,9 @@ def test_removals_race_ls_urls_gc_exec_and_the_watcher(repo: Path, docker: Docke
 
 def test_an_exec_never_brings_back_the_container_of_a_removed_worktree(repo: Path, docker: DockerAPI) -> None:
     """A worktree whose folder is gone and git forgot: exec (or the hook) makes nothing for it."""
-    from dualgit.containers import ensure_running
     from dualgit.errors import DualgitError
-    from dualgit.locate import locate
+    from dualgit.git.locate import locate
+    from dualgit.worktrees.containers import ensure_running
 
     feat = add_worktree(repo, "demo-gone", "feat/gone")
     loc = locate(str(feat))

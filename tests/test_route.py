@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import add_worktree, dual, need_image, write_config
-from dualgit.dockerapi import DockerAPI
+from dualgit.engine.api import DockerAPI
 from tests_support import wait_for
 
 DEBIAN = "dualgit/debian:bookworm"
@@ -116,7 +116,7 @@ def test_shims_outside_worktrees_run_the_host_binary_without_looping(spaces: tup
 def test_a_route_name_that_is_not_a_command_name_is_refused() -> None:
     """`.dual.toml` is data a container can write: its names become shim files, never paths or scripts."""
     from dualgit.errors import DualgitError
-    from dualgit.route import Rules
+    from dualgit.shell.route import Rules
 
     assert Rules({"route": ["npm", "node-gyp", "c++", "python3.12"]}).route == {"npm", "node-gyp", "c++", "python3.12"}
     for bad in ("../../bin/evil", "x'; touch /tmp/p; '", "", ".hidden", "-rf", "a b", "new\nline"):

@@ -19,7 +19,7 @@ import httptools
 
 from dualgit.proxy.http import HOP_BY_HOP
 
-# Request headers that change framing, the connection, forwarding or the route: requests with them
+# Request headers that change framing, the connection, forwarding or the backend: requests with them
 # take the general path, which drops the hop-by-hop ones. X-Forwarded-* go by their prefix.
 SPECIAL = sorted(HOP_BY_HOP | {"content-length", "transfer-encoding", "expect", "host"})
 TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"  # a header name, as the general path reads one

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dualgit.dockerapi import ApiError, DockerAPI
+from dualgit.engine.api import ApiError, DockerAPI
 from dualgit.errors import DualgitError
 
 LISTEN = "0A"  # the socket state in /proc/net/tcp

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
-from dualgit.proxy.routing import Backend
+from dualgit.proxy.hosts import Backend
 
 STYLE = (
     "body{font:15px/1.5 system-ui,sans-serif;margin:3em auto;max-width:46em;padding:0 1em;color:#222}"

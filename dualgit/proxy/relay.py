@@ -1,7 +1,7 @@
 """HTTP/1.1 through the proxy: one protocol object per client connection (its upstream side is in
 `upstream.py`).
 
-Each request head is parsed (to route by Host and add X-Forwarded-*), bodies are relayed as they
+Each request head is parsed (to resolve its Host and add X-Forwarded-*), bodies are relayed as they
 arrive, counted or followed through their chunk framing, and a `101 Switching Protocols` turns the
 pair into a plain byte pipe (WebSocket). Invalid HTTP gets 400 and the connection closes.
 
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, cast
 from dualgit.proxy import pages
 from dualgit.proxy.fast import plain_get
 from dualgit.proxy.flow import Reader
+from dualgit.proxy.hosts import Backend
 from dualgit.proxy.http import (
     HOP_BY_HOP,
     MAX_HEAD,
@@ -32,7 +33,6 @@ from dualgit.proxy.http import (
     request_framing,
     simple_response,
 )
-from dualgit.proxy.routing import Backend
 from dualgit.proxy.say import log
 from dualgit.proxy.upstream import BodyRelay, Upstream
 
@@ -66,9 +66,9 @@ class ClientConnection(asyncio.Protocol):
         self.method = "GET"
         self.local_reply: bytes | None = None  # a page to send once the request body is read
         self.advancing = False
-        # The fast path: set once a request went to a backend; valid while the routes are unchanged.
+        # The fast path: set once a request went to a backend; valid while the host table is unchanged.
         self.fast_head: re.Pattern[bytes] | None = None  # matches a plain GET to that request's Host
-        self.fast_generation = -1  # the routes it was resolved against
+        self.fast_generation = -1  # the host table it was resolved against
         self.fast_suffix = b""  # the X-Forwarded-* lines for it, and the blank line that ends a head
         # The upstream this connection is pinned to (`Upstream.pin`): while set, plain GETs to that host
         # go straight to it, and the state here stays "head".
@@ -124,7 +124,7 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         up = self.pinned
         if up is not None:
-            # The hot path: a plain GET to the same host as the last request, over the same routes,
+            # The hot path: a plain GET to the same host as the last request, under the same host table,
             # forwarded as it came plus X-Forwarded-*; the response comes back on its own.
             assert self.fast_head is not None and up.transport is not None
             if (self.fast_head.fullmatch(data) is not None and self.fast_generation == self.proxy.generation

@@ -1,6 +1,6 @@
-"""The proxy process: listeners that follow the containers, routes that follow git.
+"""The proxy process: listeners that follow the containers, a host table that follows git.
 
-Routes come from the engine (one list call at start and after each event on the engine's event
+The table comes from the engine (one list call at start and after each event on the engine's event
 stream, no polling) and from git (each worktree's branch, re-read at most every 250 ms while
 requests come). The common git dirs' `worktrees/` folders are watched so that a removed worktree
 takes its container with it while nothing else runs.
@@ -16,16 +16,16 @@ import threading
 import time
 from collections.abc import Callable
 
-from dualgit import labels
-from dualgit.containers import Container, list_all
-from dualgit.dockerapi import DockerAPI
+from dualgit.engine.api import DockerAPI
 from dualgit.errors import DualgitError
-from dualgit.proxy import inside, routing
+from dualgit.proxy import hosts, inside
+from dualgit.proxy.hosts import HostTable, Resolution
 from dualgit.proxy.relay import ClientConnection
-from dualgit.proxy.routing import Resolution, RouteTable
 from dualgit.proxy.say import log
 from dualgit.proxy.tcp import TcpClient
 from dualgit.proxy.upstream import Upstream
+from dualgit.worktrees import labels
+from dualgit.worktrees.containers import Container, list_all
 
 HEAD_RECHECK = 0.25  # seconds between re-reads of the worktrees' HEAD files, while requests come
 WATCH_EVERY = 0.5  # seconds between looks at each repository's worktrees/ folder
@@ -44,16 +44,16 @@ class Proxy:
         self.status_file = status_file
         self.containers: list[Container] = []
         self.branches: dict[str, str | None] = {}
-        self.table = RouteTable()
+        self.table = HostTable()
         self.resolved: dict[tuple[str, int], Resolution] = {}  # cleared whenever the table changes
-        # A connection may reuse a route resolved under the current generation without resolving it
+        # A connection may reuse a resolution made under the current generation without resolving it
         # again: it moves on with every table built, and when the branch reads grow old.
         self.generation = 0
         self.heads_expiry: asyncio.TimerHandle | None = None  # pending while the branch reads are fresh
         self.http_servers: dict[int, list[asyncio.AbstractServer]] = {}
         self.tcp_servers: dict[int, list[asyncio.AbstractServer]] = {}
         self.tcp_opening: set[int] = set()  # listeners being opened: a refresh meanwhile does not open them twice
-        self.tcp_targets: dict[int, tuple[routing.Backend, int]] = {}
+        self.tcp_targets: dict[int, tuple[hosts.Backend, int]] = {}
         self.busy: dict[int, str] = {}  # ports wanted but taken on this host, and why
         self.busy_retry: asyncio.TimerHandle | None = None
         self.connections: set[asyncio.Transport] = set()
@@ -102,7 +102,7 @@ class Proxy:
 
     # 502 pages
 
-    def why_nothing_answers(self, backend: routing.Backend, port: int) -> asyncio.Future[tuple[str, str] | None]:
+    def why_nothing_answers(self, backend: hosts.Backend, port: int) -> asyncio.Future[tuple[str, str] | None]:
         """Why `backend`'s container does not answer on `port`, and what to do (`inside.explain`),
         or None when its sockets could not be read. Never fails: a page waits for it."""
         loop = asyncio.get_running_loop()
@@ -125,12 +125,12 @@ class Proxy:
             log(f"could not look inside {container[:12]} for port {port}: {exc}")
             answer.set_result(None)
 
-    # routes
+    # the host table
 
     def resolve(self, host: str, port: int) -> Resolution:
         if self.heads_expiry is None:
             self._heads_read()
-            branches = routing.branches_of(self.containers)
+            branches = hosts.branches_of(self.containers)
             if branches != self.branches:
                 self.branches = branches
                 self._rebuild()
@@ -143,7 +143,7 @@ class Proxy:
         return found
 
     def _heads_read(self) -> None:
-        """The branches were read now: routes resolved from here on hold for HEAD_RECHECK."""
+        """The branches were read now: hosts resolved from here on hold for HEAD_RECHECK."""
         if self.heads_expiry is not None:
             self.heads_expiry.cancel()
         self.heads_expiry = asyncio.get_running_loop().call_later(HEAD_RECHECK, self._heads_old)
@@ -154,7 +154,7 @@ class Proxy:
 
     def _rebuild(self) -> None:
         self.generation += 1
-        self.table = routing.build(self.containers, self.branches)
+        self.table = hosts.build(self.containers, self.branches)
         self.resolved.clear()
         self._sync_tcp()
 
@@ -169,7 +169,7 @@ class Proxy:
             self.engine_trouble = None
             log("engine: answering again")
         self.containers = containers
-        self.branches = routing.branches_of(containers)
+        self.branches = hosts.branches_of(containers)
         self._heads_read()
         self._rebuild()
         await self._sync_http()
@@ -203,12 +203,12 @@ class Proxy:
         self._retry_busy_later()
 
     def _sync_tcp(self) -> None:
-        routes = {p: r for p, r in self.table.tcp_routes().items() if r[0].running}
-        self.tcp_targets = routes
-        for port in sorted(set(self.tcp_servers) - set(routes)):
+        targets = {p: r for p, r in self.table.tcp_targets().items() if r[0].running}
+        self.tcp_targets = targets
+        for port in sorted(set(self.tcp_servers) - set(targets)):
             for server in self.tcp_servers.pop(port):
                 server.close()
-        missing = sorted(set(routes) - set(self.tcp_servers))
+        missing = sorted(set(targets) - set(self.tcp_servers))
         if missing:
             asyncio.get_running_loop().create_task(self._open_tcp(missing))
 
@@ -221,19 +221,19 @@ class Proxy:
                 servers = await self._listen(port, lambda p=port: TcpClient(lambda: self._tcp_target(p), self.connections))  # type: ignore[misc]
             finally:
                 self.tcp_opening.discard(port)
-            if servers and port not in self.tcp_targets:  # the route went while its listener opened
+            if servers and port not in self.tcp_targets:  # the target went while its listener opened
                 for server in servers:
                     server.close()
             elif servers:
                 self.tcp_servers[port] = servers
-                route = self.tcp_targets.get(port)
-                log(f"listening on :{port} (tcp" + (f": {route[0].branch_name} :{route[1]})" if route else ")"))
+                target = self.tcp_targets.get(port)
+                log(f"listening on :{port} (tcp" + (f": {target[0].branch_name} :{target[1]})" if target else ")"))
         self._retry_busy_later()
         self._write_status()
 
     def _tcp_target(self, port: int) -> int | None:
-        route = self.tcp_targets.get(port)
-        return route[0].published(route[1]) if route else None
+        target = self.tcp_targets.get(port)
+        return target[0].published(target[1]) if target else None
 
     async def _listen(self, port: int, factory: Callable[[], asyncio.Protocol]) -> list[asyncio.AbstractServer]:
         loop = asyncio.get_running_loop()
@@ -310,10 +310,10 @@ class Proxy:
 
     def _engine_down(self, message: str) -> None:
         """Said once when the engine stops answering (again only if the reason changes), not at every
-        retry: an engine stopped for a day would otherwise fill the log. The routes known stay."""
+        retry: an engine stopped for a day would otherwise fill the log. The host table known stays."""
         if message != self.engine_trouble:
             self.engine_trouble = message
-            log(f"engine: {message}; trying again until it answers (the routes known are kept)")
+            log(f"engine: {message}; trying again until it answers (the host table known is kept)")
 
     async def serve(self, ready: Callable[[], None] | None = None) -> None:
         loop = asyncio.get_running_loop()
@@ -333,11 +333,11 @@ class Proxy:
 
 def reap(repo_dir: str) -> None:
     """Remove the containers of this repository's removed worktrees (the proxy's watcher)."""
-    from dualgit import git
-    from dualgit.reconcile import reconcile
+    from dualgit.git import repository
+    from dualgit.worktrees.reconcile import reconcile
 
     try:
-        for action in reconcile(git.open_repo(repo_dir)):
+        for action in reconcile(repository.open_repo(repo_dir)):
             log(action.describe())
     except DualgitError as exc:
         log(f"reconcile {repo_dir}: {exc.message}")

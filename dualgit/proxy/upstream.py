@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, cast
 
 from dualgit.proxy.fast import DECLINED, ParserError, ResponseCount, ResponseEnd
 from dualgit.proxy.flow import Reader
+from dualgit.proxy.hosts import Backend
 from dualgit.proxy.http import BadMessage, ChunkTracker, Framing, response_info
-from dualgit.proxy.routing import Backend
 
 if TYPE_CHECKING:
     from dualgit.proxy.relay import ClientConnection

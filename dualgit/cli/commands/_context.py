@@ -1,0 +1,55 @@
+"""What most commands start from: the repository, reconciled with the engine."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+from dualgit.engine.api import DockerAPI
+from dualgit.errors import EXIT_ERROR, DualgitError
+from dualgit.git import repository
+from dualgit.worktrees.containers import Container, list_containers
+from dualgit.worktrees.reconcile import reconcile
+
+
+def reconciled(target: str | None = None) -> tuple[repository.Repo, DockerAPI, list[Container]]:
+    """Open the repository (the one `target` is in when it is a folder, else this one), reap
+    containers whose worktree is gone, and return what is left."""
+    repo = repository.open_repo(target if target and os.path.isdir(target) else None)
+    api = DockerAPI()
+    containers = list_containers(api, repo.common_dir)
+    gone = reconcile(repo, api, containers)
+    if gone:
+        removed = {a.container.id for a in gone}
+        containers = [c for c in containers if c.id not in removed]
+        if any(a.moved_to for a in gone):
+            containers = list_containers(api, repo.common_dir)
+    return repo, api, containers
+
+
+def worktree_for(repo: repository.Repo, target: str | None) -> repository.Worktree:
+    return repository.find_worktree(repo, target or repo.workdir or ".")
+
+
+def targeted(target: str | None) -> tuple[repository.Repo, DockerAPI, repository.Worktree, list[Container]]:
+    """The worktree a command names (a path, a branch, or here), reconciled, with its containers."""
+    repo, api, containers = reconciled(target)
+    wt = worktree_for(repo, target)
+    return repo, api, wt, [c for c in containers if c.worktree == wt.path]
+
+
+def for_each(targets: list[str] | None, act: Callable[[str | None], None]) -> int:
+    """`act` on each worktree named (here, when none is): of several, one refused is said in its own
+    error and hint, and the rest still go; the exit code is 1 when any was refused."""
+    names: list[str | None] = list(targets or []) or [None]
+    failed = 0
+    for target in names:
+        try:
+            act(target)
+        except DualgitError as exc:
+            if len(names) == 1:
+                raise
+            print(exc.render(), file=sys.stderr)
+            failed += 1
+    return EXIT_ERROR if failed else 0

@@ -1,0 +1,43 @@
+"""`git dual down`: stop (or remove) containers; the worktrees' files stay."""
+
+from __future__ import annotations
+
+from dualgit.cli.commands._context import for_each, reconciled, worktree_for
+from dualgit.engine.api import DockerAPI
+from dualgit.errors import DualgitError
+from dualgit.git import repository
+from dualgit.worktrees.containers import Container, remove, stop
+
+
+def down(targets: list[str] | None = None, rm: bool = False, every: bool = False) -> int:
+    """Stop (or remove) the containers of the worktrees named, or of every worktree with `every`."""
+    if every and targets:
+        raise DualgitError("name worktrees or give --all, not both", hint="`git dual down --all` stops every container here")
+    repo, api, containers = reconciled(targets[0] if targets else None)
+    if every:
+        labels = {wt.path: wt.label for wt in repository.worktrees(repo)}
+        chosen = [c for c in containers if rm or c.state != "exited"]
+        for container in chosen:
+            _down(api, labels.get(container.worktree, container.worktree), container, rm)
+        if not chosen:
+            print("no container to stop" if not rm else "no container to remove")
+        return 0
+
+    def one(target: str | None) -> None:
+        wt = worktree_for(repo, target)
+        mine = [c for c in containers if c.worktree == wt.path]
+        if not mine:
+            raise DualgitError(f"{wt.label} ({wt.path}) has no container", hint="`git dual up` creates it")
+        for container in mine:
+            _down(api, wt.label, container, rm)
+
+    return for_each(targets, one)
+
+
+def _down(api: DockerAPI, label: str, container: Container, rm: bool) -> None:
+    if rm:
+        remove(api, container, volumes=False)
+        print(f"{label}: {container.name} removed (the worktree's files are untouched)")
+    else:
+        stop(api, container)
+        print(f"{label}: {container.name} stopped")

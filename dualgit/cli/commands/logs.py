@@ -1,0 +1,35 @@
+"""`git dual logs`: a worktree's setup log, followed with `-f` while setup runs."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from dualgit.cli.commands._context import targeted
+from dualgit.errors import DualgitError
+from dualgit.naming import container_name
+from dualgit.worktrees import setup_state
+
+
+def logs(target: str | None = None, follow: bool = False) -> int:
+    _repo, _api, wt, mine = targeted(target)
+    name = mine[0].name if mine else container_name(wt.common_dir, wt.path)
+    if not mine and not setup_state.read(name).before_container:
+        raise DualgitError(f"{wt.label} has no container, so no setup log", hint="`git dual up` makes it")
+    log_file = setup_state.paths(name)[1]
+    if not os.path.exists(log_file):
+        print(f"{wt.label}: no setup has run for {name}")
+        return 0
+    with open(log_file, "rb") as f:
+        while True:
+            chunk = f.read(65536)
+            if chunk:
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+                continue
+            if not follow or setup_state.read(name).status != "running":
+                break
+            time.sleep(0.2)
+    state = setup_state.read(name)
+    return 1 if state.status == "failed" else 0

@@ -1,0 +1,35 @@
+"""`git dual up`: a worktree's container, running, with its PATH shims and URLs."""
+
+from __future__ import annotations
+
+from dualgit.cli.commands._context import targeted
+from dualgit.worktrees.containers import Container, ensure_running, remove
+
+
+def describe(branch: str, container: Container) -> str:
+    ports = ", ".join(f":{p} -> {host}" for p, host in container.ports.items())
+    return f"{branch}: {container.name} {container.state}" + (f" ({ports})" if ports else "")
+
+
+def up(target: str | None = None, recreate: bool = False, setup: bool = False) -> int:
+    _repo, api, wt, mine = targeted(target)
+    if recreate:
+        for container in mine:
+            remove(api, container, volumes=False)
+    container = ensure_running(wt.location, api=api)
+    print(describe(wt.label, container))
+    from dualgit.shell.shims import ensure_for_worktree
+
+    ensure_for_worktree(wt.path)
+    if setup:
+        from dualgit.worktrees.setup_state import start_background
+
+        start_background(wt.location, container.name, container.id, force=True)
+        print("  setup started: `git dual logs -f` follows it")
+    from dualgit.proxy.daemon import ensure_started
+    from dualgit.proxy.hosts import current
+
+    if ensure_started():
+        for row in current(api).urls(worktree=wt.path):
+            print(f"  {row['url']}")
+    return 0

@@ -1,0 +1,82 @@
+"""Entry point: the fast paths (`exec`, `hook`) before anything heavy is imported, and the error
+boundary: one `error:` line for expected failures (exit 1), 130 on Ctrl-C, 3 and a log for bugs."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from dualgit.errors import EXIT_BUG, EXIT_ERROR, EXIT_INTERRUPTED, DualgitError
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        return _dispatch(args)
+    except DualgitError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_ERROR
+    except Exception as exc:  # a bug: say so, keep the details for a report
+        return _bug(exc, args)
+
+
+def _dispatch(args: list[str]) -> int:
+    if args[:1] == ["exec"]:
+        from dualgit.shell import exec
+
+        code = exec.run(exec.parse(args[1:]))
+        # Nothing is left to clean up: the interpreter's teardown is skipped.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    if args[:1] == ["route"]:
+        from dualgit.shell.route import main as route
+
+        code = route(args[1:])
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    if args[:1] == ["setup-run"]:
+        from dualgit.setup.runner import run
+
+        return run(args[1:])
+    if args[:1] == ["hook"]:
+        from dualgit.githooks.post_checkout import run_hook
+
+        return run_hook(args[1:])
+    import typer
+    from typer.exceptions import TyperException
+
+    from dualgit.cli.app import app
+
+    try:
+        result = app(args=args, prog_name="git dual", standalone_mode=False)
+    except typer.Abort:
+        return EXIT_INTERRUPTED
+    except typer.Exit as exc:
+        return exc.exit_code
+    except TyperException as exc:  # usage errors: typer prints them with the usage line
+        exc.show()  # type: ignore[attr-defined]
+        return exc.exit_code
+    return result if isinstance(result, int) else 0
+
+
+def _bug(exc: BaseException, args: list[str]) -> int:
+    import platform
+    import tempfile
+    import traceback
+
+    from dualgit import __version__
+
+    log = os.path.join(tempfile.gettempdir(), "dualgit-error.log")
+    with open(log, "w") as f:
+        f.write(f"dualgit {__version__}, Python {platform.python_version()}, {platform.platform()}\n")
+        f.write(f"args: {args!r}\n\n")
+        traceback.print_exception(exc, file=f)
+    print(f"dualgit: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    print(f"hint: this is a bug in dualgit; the details are in {log}, please attach them to a report", file=sys.stderr)
+    return EXIT_BUG

@@ -1,0 +1,289 @@
+"""A small Docker Engine API client over the engine's socket.
+
+`git dual exec` and the post-checkout hook stay off docker-py (`tests/test_lean.py` pins what they
+import), so container work speaks HTTP/1.1 to the engine directly: one short connection per
+request, and a hijacked connection for exec streams.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from typing import Any
+
+from dualgit.errors import DualgitError
+
+SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+DEFAULT_SOCKET = "/var/run/docker.sock"
+ENGINE_HINT = "start the engine (`scripts/setup` here, `sudo dockerd &`, or Docker Desktop), or point DOCKER_HOST at it"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+def _address() -> tuple[int, Any]:
+    host = os.environ.get("DOCKER_HOST", "")
+    if not host:
+        for candidate in (DEFAULT_SOCKET, os.path.expanduser("~/.docker/run/docker.sock")):
+            if os.path.exists(candidate):
+                return socket.AF_UNIX, candidate
+        return socket.AF_UNIX, DEFAULT_SOCKET
+    if host.startswith("unix://"):
+        return socket.AF_UNIX, host[len("unix://"):]
+    if host.startswith("tcp://"):
+        hostport = host[len("tcp://"):].rstrip("/")
+        name, _, port = hostport.rpartition(":")
+        return socket.AF_INET, (name.strip("[]") or "127.0.0.1", int(port or 2375))
+    raise DualgitError(
+        f"DOCKER_HOST={host} is not supported (unix:// and tcp:// are)",
+        hint="set DOCKER_HOST to unix:///path/to/docker.sock or tcp://HOST:PORT",
+    )
+
+
+def quote(text: str) -> str:
+    """Percent-encode everything but RFC 3986's unreserved characters."""
+    return "".join(chr(b) if b in SAFE else "%%%02X" % b for b in text.encode("utf-8", "surrogateescape"))
+
+
+def urlencode(query: dict[str, Any]) -> str:
+    return "&".join(f"{quote(str(k))}={quote(str(v))}" for k, v in query.items())
+
+
+def path(template: str, *parts: str) -> str:
+    """Fill %s slots in an API path with URL-quoted parts (names come from users and git)."""
+    return template % tuple(quote(p) for p in parts)
+
+
+class Response:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body) if self.body else None
+
+    def scalar(self, key: str) -> str:
+        """The raw value of a scalar `key` that occurs once in the answer (a number, true/false, or
+        a string without escapes: ids), read without the json module; for the exec path's answers."""
+        marker = ('"%s":' % key).encode()
+        start = self.body.find(marker)
+        if start < 0:
+            return ""
+        rest = self.body[start + len(marker) :].lstrip()
+        if rest[:1] == b'"':
+            return rest[1 : rest.index(b'"', 1)].decode()
+        end = min((i for i in (rest.find(b","), rest.find(b"}")) if i >= 0), default=len(rest))
+        return rest[:end].strip().decode()
+
+
+class DockerAPI:
+    def __init__(self) -> None:
+        self.family, self.address = _address()
+
+    def connect(self, timeout: float | None = 30.0) -> socket.SocketType:
+        sock = socket.SocketType(self.family, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(self.address)
+        except OSError as exc:
+            sock.close()
+            where = self.address if isinstance(self.address, str) else "%s:%s" % self.address
+            raise DualgitError(f"cannot reach the Docker engine ({where}: {exc.strerror or exc})", hint=ENGINE_HINT)
+        return sock
+
+    @staticmethod
+    def _head(method: str, url: str, body: bytes | None, extra: str = "") -> bytes:
+        head = f"{method} {url} HTTP/1.1\r\nHost: docker\r\nUser-Agent: dualgit\r\n{extra}"
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        return head.encode() + b"\r\n" + (body or b"")
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        payload: Any = None,
+        query: dict[str, Any] | None = None,
+        timeout: float | None = 60.0,
+        ok: tuple[int, ...] = (200, 201, 204, 304),
+    ) -> Response:
+        if query:
+            url += "?" + urlencode(query)
+        body = None if payload is None else json.dumps(payload).encode()
+        sock = self.connect(timeout)
+        try:
+            sock.sendall(self._head(method, url, body, "Connection: close\r\n"))
+            response = _read_response(sock)
+        except OSError as exc:
+            raise DualgitError(f"the Docker engine stopped answering ({exc})", hint=ENGINE_HINT)
+        finally:
+            sock.close()
+        if response.status not in ok:
+            try:  # not the hot path: the json module, since messages quote names
+                message = str(response.json().get("message", ""))
+            except (ValueError, AttributeError):
+                message = response.body.decode(errors="replace").strip()
+            raise ApiError(response.status, message)
+        return response
+
+    def get(self, url: str, query: dict[str, Any] | None = None) -> Any:
+        return self.request("GET", url, query=query).json()
+
+    def post(self, url: str, payload: Any = None, query: dict[str, Any] | None = None) -> Any:
+        return self.request("POST", url, payload if payload is not None else {}, query).json()
+
+    def remove(self, url: str, query: dict[str, Any] | None = None) -> bool:
+        """DELETE an object, idempotently: whether this call removed it. "No such object" (404) and
+        "removal already in progress" (409) both mean another process (the proxy's watcher, a
+        background gc, another command) did or is doing the work, so they count as done. The one
+        rule for every removal, containers and volumes alike."""
+        try:
+            self.request("DELETE", url, query=query)
+        except ApiError as exc:
+            if exc.status == 404 or (exc.status == 409 and "in progress" in exc.message):
+                return False
+            raise
+        return True
+
+    def stream(self, url: str, query: dict[str, Any] | None = None) -> Any:
+        """GET a streaming endpoint (`/events`): yield each JSON document as it arrives."""
+        import json
+
+        if query:
+            url += "?" + urlencode(query)
+        sock = self.connect(None)
+        try:
+            sock.sendall(self._head("GET", url, None))
+            status, headers, data = _read_head(sock)
+            if status != 200:
+                raise ApiError(status, data.decode(errors="replace"))
+            chunked = headers.get("transfer-encoding", "").lower() == "chunked"
+            body = bytearray()
+            raw = bytearray(data)
+            while True:
+                if chunked:
+                    while True:
+                        end = raw.find(b"\r\n")
+                        if end < 0:
+                            break
+                        size = int(bytes(raw[:end]).split(b";")[0] or b"0", 16)
+                        if len(raw) < end + 2 + size + 2:
+                            break
+                        if size == 0:
+                            return
+                        body += raw[end + 2 : end + 2 + size]
+                        del raw[: end + 2 + size + 2]
+                else:
+                    body += raw
+                    raw.clear()
+                while b"\n" in body:
+                    line, _, rest = bytes(body).partition(b"\n")
+                    body[:] = rest
+                    if line.strip():
+                        yield json.loads(line)
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return
+                raw += chunk
+        finally:
+            sock.close()
+
+    def hijack(self, url: str, payload: Any, timeout: float | None = None) -> tuple[socket.SocketType, bytes]:
+        """POST with `Upgrade: tcp`; return the raw stream and any bytes already read past the head."""
+        body = json.dumps(payload).encode()
+        sock = self.connect(timeout)
+        sock.sendall(self._head("POST", url, body, "Connection: Upgrade\r\nUpgrade: tcp\r\n"))
+        status, _, rest = _read_head(sock)
+        if status not in (101, 200):
+            sock.close()
+            raise ApiError(status, rest.decode(errors="replace").strip())
+        return sock, rest
+
+
+    def run(self, container: str, cmd: list[str], user: str | None = None, env: list[str] | None = None,
+            timeout: float | None = 30.0, limit: int = 1 << 20) -> tuple[int, bytes]:
+        """Run `cmd` in the container to its end, detached from any terminal of ours: its exit code
+        and output (stdout and stderr together, up to `limit` bytes). For dualgit's own short
+        commands (reading /proc, preparing the user), never a person's."""
+        body: dict[str, Any] = {"Cmd": cmd, "AttachStdout": True, "AttachStderr": True, "Tty": True,
+                                "Env": env or []}
+        if user is not None:
+            body["User"] = user
+        created = self.request("POST", path("/containers/%s/exec", container), body, timeout=timeout)
+        exec_id = created.scalar("Id")
+        sock, data = self.hijack(path("/exec/%s/start", exec_id), {"Detach": False, "Tty": True}, timeout)
+        try:
+            while len(data) < limit:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            sock.close()
+        return self.exit_code(exec_id), data
+
+    def exit_code(self, exec_id: str) -> int:
+        """An ended exec's exit code (-1: none recorded). Its stream can end a moment before the
+        engine records the exit, so a running one is asked again for up to 2 s."""
+        for _ in range(100):
+            info = self.request("GET", path("/exec/%s/json", exec_id))
+            if info.scalar("Running") != "true":
+                break
+            time.sleep(0.02)
+        code = info.scalar("ExitCode")
+        return int(code) if code.lstrip("-").isdigit() else -1
+
+
+def _read_head(sock: socket.SocketType) -> tuple[int, dict[str, str], bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise OSError("connection closed before the response head")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = {}
+    for line in lines[1:]:
+        key, _, value = line.partition(":")
+        headers[key.strip().lower()] = value.strip()
+    return status, headers, rest
+
+
+def _read_response(sock: socket.SocketType) -> Response:
+    status, headers, data = _read_head(sock)
+    chunks = [data]
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        raw = _dechunk(raw)
+    elif "content-length" in headers:
+        raw = raw[: int(headers["content-length"])]
+    return Response(status, headers, raw)
+
+
+def _dechunk(raw: bytes) -> bytes:
+    out: list[bytes] = []
+    pos = 0
+    while True:
+        end = raw.index(b"\r\n", pos)
+        size = int(raw[pos:end].split(b";")[0], 16)
+        if size == 0:
+            return b"".join(out)
+        out.append(raw[end + 2 : end + 2 + size])
+        pos = end + 2 + size + 2

@@ -1,0 +1,140 @@
+"""Setup in the background: the steps plugins register, run in order after a container is made.
+
+The hook (or command) that made the container spawns `git dual setup-run WORKTREE` detached and
+returns; the runner holds the worktree's lock while it works, so a step never runs twice at once
+for the same worktree, and records where it stands (`setup_state`)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+import traceback
+
+from dualgit.errors import DualgitError
+from dualgit.git.locate import Location, locate
+from dualgit.hookspecs import Context, Step, hookimpl
+from dualgit.worktrees import setup_state
+from dualgit.worktrees.setup_state import SETUP_CONTAINER
+
+
+def _create(loc: Location) -> int:
+    """`setup-run --create`: make the container (pulling its image), whose own runner then sets it
+    up once this one lets go of the lock. A failure is recorded as a failed `pull` step, with no
+    container id: the next `git dual up` or `exec` tries again in the foreground."""
+    from dualgit.naming import container_name
+    from dualgit.worktrees.containers import ensure_running
+
+    name = container_name(loc.common_dir, loc.worktree)
+    with open(setup_state.paths(name)[2], "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        step = setup_state.read(name).step or "pull"
+        try:
+            ensure_running(loc)
+        except DualgitError as exc:
+            setup_state.write(name, "failed", "", step)
+            print(exc.render(), flush=True)
+            return 1
+    return 0
+
+
+def steps_for(ctx: Context) -> list[Step]:
+    from dualgit.plugins import plugins
+
+    found = [step for steps in plugins().call("dualgit_setup_steps", ctx=ctx) if steps for step in steps]
+    return sorted(found, key=lambda s: (s.order, s.name))
+
+
+def run(args: list[str]) -> int:
+    """`git dual setup-run WORKTREE [--force|--create]`: what the background runner does."""
+    from dualgit.engine.api import DockerAPI
+    from dualgit.plugins import plugins
+    from dualgit.worktrees.containers import context_for, list_containers
+
+    force = "--force" in args
+    worktree = next((a for a in args if not a.startswith("--")), ".")
+    loc = locate(worktree)
+    if "--create" in args:
+        return _create(loc)
+    current = list_containers(DockerAPI(), loc.common_dir, loc.worktree)
+    if not current:
+        print("dualgit: no container for this worktree; nothing to set up", flush=True)
+        return 1
+    container = current[0]
+    lock_file = setup_state.paths(container.name)[2]
+    with open(lock_file, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second runner waits here for the first
+        before = setup_state.read(container.name)
+        if not force and before.status == "done" and before.container_id == container.id:
+            return 0  # another runner did it while we waited
+        ctx = context_for(loc, container.name)
+        runner = Runner(ctx, container.name, container.id)
+        pm = plugins().pm
+        pm.register(runner, name="dualgit-setup-runner")
+        try:
+            plugins().call("dualgit_setup", ctx=ctx)
+        except StepFailed as exc:
+            setup_state.write(container.name, "failed", container.id, exc.step)
+            print(f"==> setup failed at: {exc.step}", flush=True)
+            return 1
+        except DualgitError as exc:
+            setup_state.write(container.name, "failed", container.id, runner.current or "setup")
+            print(f"==> setup failed: {exc.message}", flush=True)
+            return 1
+        finally:
+            pm.unregister(runner)
+        setup_state.write(container.name, "done", container.id)
+        print(f"==> setup done ({len(runner.ran)} steps in {time.monotonic() - runner.started:.1f}s)", flush=True)
+    return 0
+
+
+class StepFailed(DualgitError):
+    """A step's own failure, said in the log already: a DualgitError, so that it passes through the
+    plugins' wrappers without being blamed on one of them."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__(f"setup failed at step `{step}`")
+        self.step = step
+
+
+class Runner:
+    """The innermost implementation of `dualgit_setup`: the plugins' wrappers run around it."""
+
+    def __init__(self, ctx: Context, container: str, container_id: str) -> None:
+        self.ctx = ctx
+        self.container = container
+        self.container_id = container_id
+        self.current = ""
+        self.ran: list[str] = []
+        self.started = time.monotonic()
+
+    @hookimpl
+    def dualgit_setup(self, ctx: Context) -> None:
+        steps = steps_for(ctx)
+        for number, step in enumerate(steps, 1):
+            self.current = step.name
+            setup_state.write(self.container, "running", self.container_id, step.name)
+            print(f"==> [{number}/{len(steps)}] {step.name}", flush=True)
+            if not self._run(step):
+                raise StepFailed(step.name)
+            self.ran.append(step.name)
+
+    def _run(self, step: Step) -> bool:
+        if step.run is not None:
+            try:
+                step.run(self.ctx)
+            except Exception as exc:  # noqa: BLE001 - a step's failure is reported, not raised
+                print("".join(traceback.format_exception_only(type(exc), exc)).rstrip(), flush=True)
+                return False
+            return True
+        argv = ["sh", "-c", step.command] if isinstance(step.command, str) else list(step.command or ["true"])
+        # in this container only: one removed or stopped meanwhile is not brought back by its own setup
+        as_root = ["--root"] if step.root else []
+        code = subprocess.call([sys.executable, "-m", "dualgit", "exec", "--no-wait", *as_root, "--", *argv],
+                               cwd=self.ctx.worktree, stdin=subprocess.DEVNULL,
+                               env={**os.environ, SETUP_CONTAINER: self.container_id})
+        if code != 0:
+            print(f"(exit status {code})", flush=True)
+        return code == 0

@@ -1,0 +1,345 @@
+"""One container per worktree: what it is made from, and bringing it up, down and away.
+
+Labels are the only state: a container is found by `dualgit.repo` and `dualgit.worktree`, and
+`dualgit.spec` says what it was made from, so `up` knows when to recreate it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from dualgit.config import Config, load
+from dualgit.engine.api import ApiError, DockerAPI, path
+from dualgit.errors import DualgitError
+from dualgit.git.locate import Location, read_head, registered
+from dualgit.hookspecs import ContainerSettings, Context
+from dualgit.naming import container_name, repo_name, volume_name
+from dualgit.worktrees import labels, owner, readonly
+
+FALLBACK_IMAGE = "debian:bookworm-slim"  # when neither .dual.toml nor any plugin names one
+KEEPALIVE = ["tail", "-f", "/dev/null"]  # busybox and coreutils both have it; tini (Init) reaps and forwards
+
+
+@dataclass(frozen=True)
+class Container:
+    id: str
+    name: str
+    state: str  # Docker's word: created, running, exited, paused, ...
+    repo: str
+    worktree: str
+    gitdir: str
+    spec: str
+    image_id: str
+    ports: dict[str, str] = field(default_factory=dict)  # "3000" -> "127.0.0.1:49153"
+    http_ports: tuple[int, ...] = ()  # what its .dual.toml declared, from the labels
+    tcp_ports: tuple[int, ...] = ()
+
+    @classmethod
+    def from_summary(cls, entry: dict[str, Any]) -> Container:
+        """From one entry of the engine's list call (which carries labels, state and ports)."""
+        tags = entry.get("Labels") or {}
+        ports = {}
+        for port in entry.get("Ports") or []:
+            if port.get("PublicPort") and port.get("Type", "tcp") == "tcp" and ":" not in port.get("IP", ""):
+                ports[str(port["PrivatePort"])] = f"{port.get('IP') or '127.0.0.1'}:{port['PublicPort']}"
+        return cls(
+            id=entry["Id"],
+            name=(entry.get("Names") or ["/?"])[0].lstrip("/"),
+            state=entry.get("State", "unknown"),
+            repo=tags.get(labels.REPO, ""),
+            worktree=tags.get(labels.WORKTREE, ""),
+            gitdir=tags.get(labels.GITDIR, ""),
+            spec=tags.get(labels.SPEC, ""),
+            image_id=entry.get("ImageID", ""),
+            ports=dict(sorted(ports.items(), key=lambda kv: int(kv[0]))),
+            http_ports=_port_list(tags.get(labels.PORTS, "")),
+            tcp_ports=_port_list(tags.get(labels.TCP_PORTS, "")),
+        )
+
+
+def _port_list(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split(",") if p.strip().isdigit())
+
+
+def list_all(api: DockerAPI) -> list[Container]:
+    """Every dualgit container on this engine, of every repository: one list call."""
+    entries = api.get("/containers/json", {"all": 1, "filters": labels.filters(None)})
+    return [Container.from_summary(e) for e in entries if (e.get("Labels") or {}).get(labels.REPO)]
+
+
+def list_containers(api: DockerAPI, repo: str, worktree: str | None = None) -> list[Container]:
+    """Every container of the repository (or of one worktree): one label-filtered list call."""
+    entries = api.get("/containers/json", {"all": 1, "filters": labels.filters(repo, worktree)})
+    return [Container.from_summary(e) for e in entries if labels.owned(e.get("Labels"), repo)]
+
+
+def context_for(loc: Location, name: str | None = None, config: Config | None = None) -> Context:
+    """What plugins are told about a worktree."""
+    common = loc.common_dir
+    main = os.path.dirname(common) if os.path.basename(common) == ".git" else None
+    config = config or load(loc.worktree)
+    return Context(common, repo_name(common), main, loc.worktree, read_head(loc.gitdir)[0],
+                   name or container_name(common, loc.worktree), dict(config.data))
+
+
+def settings_for(ctx: Context, config: Config) -> tuple[str, ContainerSettings]:
+    """The image and the container settings: `.dual.toml` first, then the plugins."""
+    from dualgit.plugins import plugins
+
+    found = plugins()
+    image = config.image or found.call("dualgit_image", ctx=ctx) or FALLBACK_IMAGE
+    merged = ContainerSettings()
+    for extra in found.call("dualgit_container_settings", ctx=ctx):
+        if extra is None:
+            continue
+        merged.env.update(extra.env)
+        merged.mounts.extend(extra.mounts)
+        merged.volumes.update(extra.volumes)
+        merged.ports.extend(p for p in extra.ports if p not in merged.ports)
+        merged.user = extra.user or merged.user
+    merged.env.update(config.env)  # .dual.toml wins
+    return image, merged
+
+
+def create_body(loc: Location, config: Config, image_id: str, image: str | None = None,
+                extra: ContainerSettings | None = None, user: str | None = None) -> dict[str, Any]:
+    """What the container is made from. `user` is who runs inside (`owner.container_user`); None
+    keeps the image's."""
+    extra = extra or ContainerSettings()
+    name = container_name(loc.common_dir, loc.worktree)
+    binds = [f"{loc.worktree}:{loc.worktree}"]
+    if not _inside(loc.common_dir, loc.worktree):
+        binds.append(f"{loc.common_dir}:{loc.common_dir}")
+    binds += [f"{host}:{inside}:ro" for host, inside in extra.mounts]
+    http_ports = [*config.ports, *(p for p in extra.ports if p not in config.ports)]
+    exposed: dict[str, dict[str, str]] = {f"{p}/tcp": {} for p in (*http_ports, *config.tcp_ports)}
+    env = {**extra.env, **config.env}
+    body: dict[str, Any] = {
+        "Image": image or config.image or FALLBACK_IMAGE,
+        "Entrypoint": KEEPALIVE[:1],
+        "Cmd": KEEPALIVE[1:],
+        "WorkingDir": loc.worktree,
+        "Hostname": name,
+        "Env": [f"{k}={v}" for k, v in sorted(env.items())],
+        "ExposedPorts": exposed,
+        "HostConfig": {
+            "Init": True,
+            "Binds": binds,
+            "Mounts": [{"Type": "volume", "Source": volume_name(name, key), "Target": target}
+                       for key, target in sorted(extra.volumes.items())] + readonly.mounts(loc),
+            "PortBindings": {p: [{"HostIp": "127.0.0.1", "HostPort": ""}] for p in exposed},
+            "RestartPolicy": {"Name": "unless-stopped"},
+        },
+    }
+    if user:
+        body["User"] = user
+    spec = hashlib.sha256(json.dumps([body, image_id], sort_keys=True).encode()).hexdigest()[:16]
+    body["Labels"] = {
+        labels.REPO: loc.common_dir,
+        labels.WORKTREE: loc.worktree,
+        labels.GITDIR: loc.gitdir,
+        labels.SPEC: spec,
+        labels.PORTS: ",".join(map(str, http_ports)),
+        labels.TCP_PORTS: ",".join(map(str, config.tcp_ports)),
+    }
+    return body
+
+
+def ensure_volumes(api: DockerAPI, loc: Location, body: dict[str, Any]) -> None:
+    """Create the container's named volumes with dualgit's labels (the engine would make them
+    unlabelled), so that they go away with the worktree and nothing else."""
+    for mount in body["HostConfig"]["Mounts"]:
+        if mount["Type"] != "volume":
+            continue
+        api.post("/volumes/create", {"Name": mount["Source"], "Labels": {
+            labels.REPO: loc.common_dir, labels.WORKTREE: loc.worktree}})
+
+
+def _inside(child: str, parent: str) -> bool:
+    return child == parent or child.startswith(parent.rstrip("/") + "/")
+
+
+class ImageNotHere(DualgitError):
+    """The image is not on this machine, and the caller would not wait for a pull (the hook: git
+    waits for its hooks, and a pull can take minutes)."""
+
+    def __init__(self, image: str) -> None:
+        super().__init__(f"image {image} is not on this machine")
+        self.image = image
+
+
+def image_id(api: DockerAPI, image: str, pull: bool = True) -> str:
+    """The local image's id; pulled first when it isn't here (said on stderr: it can take minutes)."""
+    try:
+        return str(api.get(path("/images/%s/json", image))["Id"])
+    except ApiError as exc:
+        if exc.status != 404:
+            raise DualgitError(f"cannot inspect image {image}: {exc.message}")
+    if not pull:
+        raise ImageNotHere(image)
+    print(f"dualgit: pulling {image} (not on this machine) ...", file=sys.stderr, flush=True)
+    reason = _pull(api, image)
+    try:
+        return str(api.get(path("/images/%s/json", image))["Id"])
+    except ApiError:
+        raise DualgitError(
+            f"image {image} is not on this machine and could not be pulled ({reason})",
+            hint=f"build it (`docker build -t {image} .`) or pull it (`docker pull {image}`), "
+            "or set `image` in .dual.toml (`scripts/setup` builds busybox:latest and dualgit/debian:bookworm)",
+        ) from None
+
+
+def _pull(api: DockerAPI, image: str) -> str:
+    name, tag = image, "latest"
+    if "@" not in image and ":" in image.rsplit("/", 1)[-1]:
+        name, tag = image.rsplit(":", 1)
+    try:
+        response = api.request("POST", "/images/create", None, {"fromImage": name, "tag": tag}, timeout=600)
+    except ApiError as exc:
+        return exc.message
+    for line in response.body.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if "error" in event:
+            return str(event["error"])
+    return "no error given"
+
+
+def ensure_running(loc: Location, config: Config | None = None, api: DockerAPI | None = None,
+                   pull: bool = True) -> Container:
+    """Idempotent `up`: create the worktree's container, or start it, or recreate it when what it is
+    made from (image, ports, env, mounts, plugin settings) changed. Concurrent callers are settled by
+    the engine's name conflict: the loser adopts the winner's container. A container made here
+    starts its setup in the background. Without `pull`, an image not on this machine raises
+    ImageNotHere."""
+    api = api or DockerAPI()
+    if not registered(loc):
+        raise gone_worktree(loc)
+    config = config or load(loc.worktree)
+    name = container_name(loc.common_dir, loc.worktree)
+    ctx = context_for(loc, name, config)
+    image, extra = settings_for(ctx, config)
+    user, remap = owner.container_user(api, extra.user)
+    body = create_body(loc, config, image_id(api, image, pull), image, extra, user)
+    made = False
+    for _ in range(3):
+        current = list_containers(api, loc.common_dir, loc.worktree)
+        if current and current[0].spec != body["Labels"][labels.SPEC]:
+            remove(api, current[0], volumes=False)
+            current = []
+        if current and current[0].state == "running":
+            return _after(api, loc, current[0], made)
+        if current:
+            start(api, current[0])
+        else:
+            ensure_volumes(api, loc, body)
+            try:
+                created = api.post(path("/containers/create"), body, {"name": name})
+            except ApiError as exc:
+                if exc.status == 409:  # another dualgit run won the race: adopt its container
+                    _check_name_is_ours(api, name, loc.common_dir)
+                    continue
+                raise DualgitError(f"cannot create container {name}: {exc.message}")
+            made = True
+            start(api, Container(created["Id"], name, "created", loc.common_dir, loc.worktree, loc.gitdir, "", "", {}))
+            if remap:
+                try:
+                    owner.prepare(api, created["Id"], extra.user)
+                except DualgitError:
+                    remove(api, Container(created["Id"], name, "running", loc.common_dir, loc.worktree, loc.gitdir,
+                                          "", ""), volumes=False)  # made anew by the next try
+                    raise
+        found = list_containers(api, loc.common_dir, loc.worktree)
+        if found and found[0].state == "running":
+            return _after(api, loc, found[0], made)
+    raise DualgitError(f"container {name} kept changing while dualgit brought it up", hint="run `git dual up` again")
+
+
+def gone_worktree(loc: Location) -> DualgitError:
+    return DualgitError(f"{loc.worktree} is no longer a worktree git knows (removed meanwhile?)",
+                        hint="`git worktree list` shows the worktrees; `git worktree add` makes one anew")
+
+
+def _after(api: DockerAPI, loc: Location, container: Container, made: bool) -> Container:
+    if not registered(loc):  # removed while we made it: reconcile wins, the container goes too
+        remove(api, container, volumes=True)
+        raise gone_worktree(loc)
+    if made:
+        from dualgit.worktrees.setup_state import start_background
+
+        start_background(loc, container.name, container.id)
+    return container
+
+
+def _check_name_is_ours(api: DockerAPI, name: str, repo: str) -> None:
+    try:
+        info = api.get(path("/containers/%s/json", name))
+    except ApiError:
+        return  # gone again: the next round creates it
+    if not labels.owned(info.get("Config", {}).get("Labels"), repo):
+        raise DualgitError(
+            f"a container named {name} exists and is not dualgit's",
+            hint=f"rename or remove it yourself (`docker rename {name} {name}-old`); dualgit will not touch it",
+        )
+
+
+def start(api: DockerAPI, container: Container) -> None:
+    message = ""
+    for attempt in range(4):
+        try:
+            api.post(path("/containers/%s/start", container.id))
+            return
+        except ApiError as exc:
+            message = exc.message
+        if "already allocated" not in message and "address already in use" not in message:
+            break
+        # Concurrent starts can draw the same ephemeral host port; the engine picks anew next time.
+        import time
+
+        time.sleep(0.05 * (attempt + 1))
+    if container.state == "paused":
+        api.post(path("/containers/%s/unpause", container.id))
+        return
+    raise DualgitError(
+        f"container {container.name} for {container.worktree} does not start: {message}",
+        hint=f"see `docker logs {container.name}`; `git dual up --recreate` makes it anew",
+    )
+
+
+def stop(api: DockerAPI, container: Container) -> None:
+    """Stop the container; one that is gone or stopped already (another process's work) is done."""
+    try:
+        api.request("POST", path("/containers/%s/stop", container.id), query={"t": 3})
+    except ApiError as exc:
+        if exc.status != 404:
+            raise DualgitError(f"cannot stop container {container.name}: {exc.message}")
+
+
+def remove(api: DockerAPI, container: Container, volumes: bool = True) -> None:
+    """Remove the container and, with `volumes`, the named volumes dualgit made for its worktree."""
+    try:
+        api.remove(path("/containers/%s", container.id), query={"force": 1, "v": 1})
+    except ApiError as exc:
+        raise DualgitError(f"cannot remove container {container.name}: {exc.message}")
+    if volumes:
+        remove_volumes(api, container.repo, container.worktree)
+
+
+def remove_volumes(api: DockerAPI, repo: str, worktree: str) -> list[str]:
+    found = api.get("/volumes", {"filters": labels.filters(repo, worktree)}).get("Volumes") or []
+    gone = []
+    for volume in found:
+        if labels.owned(volume.get("Labels"), repo):
+            try:
+                if api.remove(path("/volumes/%s", volume["Name"])):
+                    gone.append(volume["Name"])
+            except ApiError:
+                pass  # still in use by a container that is going away; the next reconcile retries
+    return gone
