@@ -13,6 +13,7 @@ import socket
 import time
 from typing import Any
 
+from dualgit import chunked
 from dualgit.errors import DualgitError
 
 SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
@@ -157,8 +158,6 @@ class DockerAPI:
 
     def stream(self, url: str, query: dict[str, Any] | None = None) -> Any:
         """GET a streaming endpoint (`/events`): yield each JSON document as it arrives."""
-        import json
-
         if query:
             url += "?" + urlencode(query)
         sock = self.connect(None)
@@ -167,34 +166,22 @@ class DockerAPI:
             status, headers, data = _read_head(sock)
             if status != 200:
                 raise ApiError(status, data.decode(errors="replace"))
-            chunked = headers.get("transfer-encoding", "").lower() == "chunked"
+            chunks = chunked.Chunked(keep=True) if headers.get("transfer-encoding", "").lower() == "chunked" else None
             body = bytearray()
-            raw = bytearray(data)
             while True:
-                if chunked:
-                    while True:
-                        end = raw.find(b"\r\n")
-                        if end < 0:
-                            break
-                        size = int(bytes(raw[:end]).split(b";")[0] or b"0", 16)
-                        if len(raw) < end + 2 + size + 2:
-                            break
-                        if size == 0:
-                            return
-                        body += raw[end + 2 : end + 2 + size]
-                        del raw[: end + 2 + size + 2]
+                if chunks is not None:
+                    chunks.feed(data)
+                    body += chunks.take()
                 else:
-                    body += raw
-                    raw.clear()
+                    body += data
                 while b"\n" in body:
                     line, _, rest = bytes(body).partition(b"\n")
                     body[:] = rest
                     if line.strip():
                         yield json.loads(line)
-                chunk = sock.recv(65536)
-                if not chunk:
+                data = b"" if chunks is not None and chunks.ended else sock.recv(65536)
+                if not data:
                     return
-                raw += chunk
         finally:
             sock.close()
 
@@ -208,7 +195,6 @@ class DockerAPI:
             sock.close()
             raise ApiError(status, rest.decode(errors="replace").strip())
         return sock, rest
-
 
     def run(self, container: str, cmd: list[str], user: str | None = None, env: list[str] | None = None,
             timeout: float | None = 30.0, limit: int = 1 << 20) -> tuple[int, bytes]:
@@ -271,19 +257,7 @@ def _read_response(sock: socket.SocketType) -> Response:
         chunks.append(chunk)
     raw = b"".join(chunks)
     if headers.get("transfer-encoding", "").lower() == "chunked":
-        raw = _dechunk(raw)
+        raw = chunked.decode(raw)
     elif "content-length" in headers:
         raw = raw[: int(headers["content-length"])]
     return Response(status, headers, raw)
-
-
-def _dechunk(raw: bytes) -> bytes:
-    out: list[bytes] = []
-    pos = 0
-    while True:
-        end = raw.index(b"\r\n", pos)
-        size = int(raw[pos:end].split(b";")[0], 16)
-        if size == 0:
-            return b"".join(out)
-        out.append(raw[end + 2 : end + 2 + size])
-        pos = end + 2 + size + 2
