@@ -11,18 +11,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dualgit import chunked
+from dualgit.chunked import BadChunk, Chunked
 from dualgit.proxy import hosts
 from dualgit.proxy.http import (
     BadMessage,
-    ChunkTracker,
+    Framing,
     keep_alive,
-    parse_head,
+    parse_request,
     render_head,
     request_framing,
-    response_framing,
+    response_info,
 )
 from dualgit.proxy.relay import ClientConnection
 from dualgit.proxy.server import Proxy
+from dualgit.proxy.upstream import BodyRelay
 from dualgit.worktrees.containers import Container
 
 
@@ -34,7 +37,7 @@ def container(worktree: str, repo: str = "/src/shop/.git", ports: tuple[int, ...
 
 
 def test_parse_request_head() -> None:
-    head = parse_head(b"GET /a?b=c HTTP/1.1\r\nHost: x.localhost:3000\r\nX-A: 1\r\nx-a: 2\r\n\r\n", request=True)
+    head = parse_request(b"GET /a?b=c HTTP/1.1\r\nHost: x.localhost:3000\r\nX-A: 1\r\nx-a: 2\r\n\r\n")
     assert head.start == ("GET", "/a?b=c", "HTTP/1.1")
     assert head.get("host") == "x.localhost:3000" and head.get("x-a") == "1, 2"
     assert render_head(head.start, head.headers) == b"GET /a?b=c HTTP/1.1\r\nHost: x.localhost:3000\r\nX-A: 1\r\nx-a: 2\r\n\r\n"
@@ -46,44 +49,52 @@ def test_parse_request_head() -> None:
 ])
 def test_bad_request_heads(raw: bytes) -> None:
     with pytest.raises(BadMessage):
-        parse_head(raw, request=True)
+        parse_request(raw)
 
 
 def test_framing() -> None:
-    req = parse_head(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n", request=True)
+    req = parse_request(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n")
     assert (request_framing(req).kind, request_framing(req).length) == ("length", 5)
-    assert request_framing(parse_head(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", True)).kind == "chunked"
+    assert request_framing(parse_request(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")).kind == "chunked"
     for bad in (b"Content-Length: 5\r\nTransfer-Encoding: chunked", b"Content-Length: 5, 6", b"Content-Length: -1",
                 b"Transfer-Encoding: gzip"):
         with pytest.raises(BadMessage):
-            request_framing(parse_head(b"POST / HTTP/1.1\r\n" + bad + b"\r\n\r\n", True))
-    ok = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", request=False)
-    assert response_framing(ok, "GET").kind == "length" and response_framing(ok, "HEAD").kind == "none"
-    assert response_framing(parse_head(b"HTTP/1.1 204 No Content\r\n\r\n", False), "GET").kind == "none"
-    assert response_framing(parse_head(b"HTTP/1.0 200 OK\r\n\r\n", False), "GET").kind == "close"
+            request_framing(parse_request(b"POST / HTTP/1.1\r\n" + bad + b"\r\n\r\n"))
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n"
+    assert response_info(ok, "GET")[1].kind == "length" and response_info(ok, "HEAD")[1].kind == "none"
+    assert response_info(b"HTTP/1.1 204 No Content\r\n\r\n", "GET")[1].kind == "none"
+    assert response_info(b"HTTP/1.0 200 OK\r\n\r\n", "GET")[1].kind == "close"
 
 
 def test_keep_alive_rules() -> None:
-    assert keep_alive(parse_head(b"GET / HTTP/1.1\r\n\r\n", True))
-    assert not keep_alive(parse_head(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", True))
-    assert not keep_alive(parse_head(b"GET / HTTP/1.0\r\n\r\n", True))
-    assert keep_alive(parse_head(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", True))
-    assert not keep_alive(parse_head(b"HTTP/1.0 200 OK\r\n\r\n", False))
+    assert keep_alive(parse_request(b"GET / HTTP/1.1\r\n\r\n"))
+    assert not keep_alive(parse_request(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"))
+    assert not keep_alive(parse_request(b"GET / HTTP/1.0\r\n\r\n"))
+    assert keep_alive(parse_request(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"))
+    assert not response_info(b"HTTP/1.0 200 OK\r\n\r\n", "GET")[2]
+    assert response_info(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", "GET")[2]
 
 
-def test_chunk_tracker_finds_the_end_across_any_split() -> None:
+def test_the_chunked_decoder_finds_the_end_and_the_payload_across_any_split() -> None:
     message = b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer: x\r\n\r\n"
     after = b"GET /next HTTP/1.1\r\n"
     for cut in range(len(message) + 1):
-        tracker = ChunkTracker()
-        n1, done1 = tracker.feed(message[:cut])
+        chunks = Chunked(keep=True)
+        n1 = chunks.feed(message[:cut])
+        done1 = chunks.ended
         assert n1 == cut and (not done1 or cut == len(message))
-        n2, done2 = tracker.feed(message[cut:] + after)
-        assert done1 or (done2 and n1 + n2 == len(message))
+        n2 = chunks.feed(message[cut:] + after)
+        assert chunks.ended and n1 + n2 == len(message)
+        assert chunks.take() == b"hello world"
+    assert chunked.decode(message + after) == b"hello world"
+    for bad in (b"zz\r\n", b"2\r\nabc\r\n", b"-1\r\n", b"f" * 5000):
+        with pytest.raises(BadChunk):
+            Chunked().feed(bad)
+    with pytest.raises(BadChunk):
+        chunked.decode(message[:-2])
+    relay = BodyRelay(Framing("chunked"))  # the proxy's side: the same decoder, its errors a bad message
     with pytest.raises(BadMessage):
-        ChunkTracker().feed(b"zz\r\n")
-    with pytest.raises(BadMessage):
-        ChunkTracker().feed(b"2\r\nabc\r\n")
+        relay.take(b"zz\r\n")
 
 
 def test_host_rules() -> None:
@@ -212,22 +223,28 @@ def test_fuzzed_requests_never_crash_the_proxy(bare_proxy: int, first: bytes, he
     assert healthy(bare_proxy)
 
 
-def test_response_info_agrees_with_the_full_parser() -> None:
+def test_response_heads_status_framing_and_keep_alive() -> None:
     from dualgit.proxy.http import response_info
 
-    heads = [b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
-             b"HTTP/1.0 200 OK\r\n\r\n", b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
-             b"HTTP/1.1 204 No Content\r\n\r\n", b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 9\r\n\r\n",
-             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", b"HTTP/1.1 304 \r\n\r\n"]
-    for raw in heads:
-        for method in ("GET", "HEAD"):
-            head = parse_head(raw, request=False)
-            status, framing, alive = response_info(raw, method)
-            full = response_framing(head, method)
-            assert (status, framing.kind, framing.length) == (int(head.start[1]), full.kind, full.length), raw
-            assert alive == (keep_alive(head) and (full.kind != "close")), raw
-    for bad in (b"HTTP/2 200 OK\r\n\r\n", b"HTTP/1.1 2000 OK\r\n\r\n", b"garbage\r\n\r\n",
-                b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n"):
+    cases = {  # head: (status, framing after GET, after HEAD, whether the connection stays open)
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n": (200, ("length", 3), True),
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n": (200, ("chunked", 0), True),
+        b"HTTP/1.0 200 OK\r\n\r\n": (200, ("close", 0), False),
+        b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n": (200, ("length", 0), True),
+        b"HTTP/1.1 204 No Content\r\n\r\n": (204, ("none", 0), True),
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 9\r\n\r\n": (200, ("length", 9), False),
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n": (101, ("none", 0), True),
+        b"HTTP/1.1 304 \r\n\r\n": (304, ("none", 0), True),
+        b"HTTP/1.1 200\r\n\r\n": (200, ("close", 0), False),
+    }
+    for raw, (status, (kind, length), alive) in cases.items():
+        got_status, framing, got_alive = response_info(raw, "GET")
+        assert (got_status, framing.kind, framing.length) == (status, kind, length), raw
+        assert got_alive == alive or kind == "close", raw
+        head_status, head_framing, _ = response_info(raw, "HEAD")
+        assert head_status == status and head_framing.kind == "none", raw
+    for bad in (b"HTTP/2 200 OK\r\n\r\n", b"HTTP/1.1 2000 OK\r\n\r\n", b"garbage\r\n\r\n", b"RTSP/1.0 200 OK\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n", b"HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n"):
         with pytest.raises(BadMessage):
             response_info(bad, "GET")
 
@@ -263,7 +280,7 @@ def test_fast_request_path_only_takes_what_the_full_parser_reads_the_same(first:
     if plain_get(b"a.localhost:3000").fullmatch(data) is None:
         return
     assert not tail  # exactly one head, nothing after it
-    head = parse_head(data, request=True)
+    head = parse_request(data)
     assert head.start[0] == "GET" and head.start[2] == "HTTP/1.1"
     assert head.get("host") == "a.localhost:3000"
     assert request_framing(head).kind == "none" and keep_alive(head)

@@ -28,7 +28,7 @@ from dualgit.proxy.http import (
     Framing,
     Head,
     keep_alive,
-    parse_head,
+    parse_request,
     render_head,
     request_framing,
     simple_response,
@@ -200,7 +200,7 @@ class ClientConnection(asyncio.Protocol):
                 raw = bytes(self.buf[: end + 4])
                 del self.buf[: end + 4]
                 self._cancel_timer()
-                self._request(parse_head(raw, request=True))
+                self._request(parse_request(raw))
             elif self.state in ("body", "discard"):
                 if not self._relay_body():
                     return

@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, cast
 
+from dualgit.chunked import BadChunk, Chunked
 from dualgit.proxy.fast import DECLINED, ParserError, ResponseCount, ResponseEnd
 from dualgit.proxy.flow import Reader
 from dualgit.proxy.hosts import Backend
-from dualgit.proxy.http import BadMessage, ChunkTracker, Framing, response_info
+from dualgit.proxy.http import BadMessage, Framing, response_info
 
 if TYPE_CHECKING:
     from dualgit.proxy.relay import ClientConnection
@@ -23,7 +24,7 @@ class BodyRelay:
     def __init__(self, framing: Framing) -> None:
         self.framing = framing
         self.remaining = framing.length
-        self.chunks = ChunkTracker() if framing.kind == "chunked" else None
+        self.chunks = Chunked() if framing.kind == "chunked" else None
         self.done = framing.kind == "none" or (framing.kind == "length" and framing.length == 0)
 
     def take(self, data: bytes | bytearray) -> int:
@@ -38,7 +39,11 @@ class BodyRelay:
             return n
         if kind == "chunked":
             assert self.chunks is not None
-            n, self.done = self.chunks.feed(data)
+            try:
+                n = self.chunks.feed(data)
+            except BadChunk as exc:
+                raise BadMessage(str(exc)) from None
+            self.done = self.chunks.ended
             return n
         return len(data)  # "close": everything, until the connection ends
 
