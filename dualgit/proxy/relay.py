@@ -106,38 +106,78 @@ class ClientConnection(asyncio.Protocol):
         up, self.upstream = self.upstream, None
         if up is None:
             return
-        if up.state == "pinned" and not up.pending():
-            up.unpin()
-        if up.state == "done" and up.reusable and up.transport is not None and not up.transport.is_closing():
+        up.settle()
+        if up.returnable():
             self.proxy.give_idle(up)
         else:
             up.close()
 
     def pause_writing(self) -> None:
         if self.upstream is not None:
-            self.upstream.reader.pause("client-full")
+            self.upstream.pause_reading("client-full")
 
     def resume_writing(self) -> None:
         if self.upstream is not None:
-            self.upstream.reader.resume("client-full")
+            self.upstream.resume_reading("client-full")
+
+    # what its upstream connection asks of it
+
+    def is_connected(self) -> bool:
+        return self.transport is not None
+
+    def is_gone(self) -> bool:
+        return self.state == "closed"
+
+    def is_pinned_to(self, up: Upstream) -> bool:
+        return self.pinned is up
+
+    def is_served_by(self, up: Upstream) -> bool:
+        return self.upstream is up
+
+    def send(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def send_eof(self) -> bool:
+        transport = self.transport
+        if transport is not None and transport.can_write_eof():
+            transport.write_eof()
+            return True
+        return False
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def close_after_response(self) -> None:
+        self.keep_alive = False
+
+    def upstream_closed(self, up: Upstream) -> None:
+        """Its upstream connection closed: neither pinned nor carrying a request any longer."""
+        if self.pinned is up:
+            self.pinned = None
+        if self.upstream is up:
+            self.upstream = None
+
+    def pause_reading(self, reason: str) -> None:
+        self.reader.pause(reason)
+
+    def resume_reading(self, reason: str) -> None:
+        self.reader.resume(reason)
 
     def data_received(self, data: bytes) -> None:
         up = self.pinned
         if up is not None:
             # The hot path: a plain GET to the same host as the last request, under the same host table,
             # forwarded as it came plus X-Forwarded-*; the response comes back on its own.
-            assert self.fast_head is not None and up.transport is not None
-            if (self.fast_head.fullmatch(data) is not None and self.fast_generation == self.proxy.generation
-                    and not up.transport.is_closing()):
-                head = data[:-2] + self.fast_suffix
-                up.transport.write(head)
-                up.sent += 1
-                up.reused_head = head
+            assert self.fast_head is not None
+            if (self.fast_head.fullmatch(data) is not None and self.fast_generation == self.proxy.generation()
+                    and up.forward(data[:-2] + self.fast_suffix)):
                 return
             self._unpin(up)
         if self.state == "pipe":
-            if self.upstream is not None and self.upstream.transport is not None:
-                self.upstream.transport.write(data)
+            if self.upstream is not None:
+                self.upstream.send(data)
             return
         self.buf += data
         try:
@@ -157,10 +197,8 @@ class ClientConnection(asyncio.Protocol):
             up.unpin()
 
     def eof_received(self) -> bool:
-        if self.state == "pipe" and self.upstream is not None and self.upstream.transport is not None:
-            if self.upstream.transport.can_write_eof():
-                self.upstream.transport.write_eof()
-                return True
+        if self.state == "pipe" and self.upstream is not None and self.upstream.send_eof():
+            return True
         up = self.pinned
         if self.state == "head" and not self.buf and (up is None or not up.pending()):
             return False  # an idle keep-alive connection closed: nothing more to do
@@ -225,7 +263,7 @@ class ClientConnection(asyncio.Protocol):
                         "localhost, *.localhost, 127.0.0.1 and [::1] only."), close=True)
             return
         if resolution.kind == "index":
-            self._reply(200, "OK", pages.index(self.proxy.table.serving(self.port), self.port))
+            self._reply(200, "OK", pages.index(self.proxy.serving(self.port), self.port))
             return
         if resolution.kind == "not-found" or resolution.backend is None:
             self._reply(404, "Not Found", pages.not_found(resolution.reason, resolution.candidates, self.port))
@@ -251,17 +289,17 @@ class ClientConnection(asyncio.Protocol):
         self.fast_head = None
         if self.keep_alive and len(forwarded) == 3 and forwarded_for is None:
             # the next plain GET to this host takes the hot path: the same X-Forwarded-* lines
-            self.fast_head, self.fast_generation = plain_get(host.encode("latin-1")), self.proxy.generation
+            self.fast_head, self.fast_generation = plain_get(host.encode("latin-1")), self.proxy.generation()
             self.fast_suffix = "".join(f"{k}: {v}\r\n" for k, v in forwarded).encode("latin-1") + b"\r\n"
 
     def _send_upstream(self, backend: Backend, port: int, head: bytes) -> None:
         bodiless = self.body is not None and self.body.done
         up = self.upstream
-        if up is None or up.port != port or not up.reusable or up.transport is None or up.transport.is_closing():
+        if up is None or not up.reusable_for(port):
             self._release_upstream()
             up = self.proxy.take_idle(port)
             if up is None:
-                self.upstream = Upstream(self, backend, port, self.method, head)
+                self.upstream = Upstream(self, self.proxy, backend, port, self.method, head)
                 self.reader.pause("connecting")
                 self.loop.create_task(self.upstream.connect())
                 return
@@ -284,14 +322,14 @@ class ClientConnection(asyncio.Protocol):
         body = self.body
         assert body is not None
         up = self.upstream
-        if self.state == "body" and (up is None or up.transport is None):
+        if self.state == "body" and (up is None or not up.is_connected()):
             return False  # still connecting; the bytes wait in buf
         if not body.done:
             if not self.buf:
                 return False
             n = body.take(self.buf)
-            if self.state == "body" and n and up is not None and up.transport is not None:
-                up.transport.write(bytes(self.buf[:n]))
+            if self.state == "body" and n and up is not None:
+                up.send(bytes(self.buf[:n]))
             del self.buf[:n]
             if not body.done:
                 return False
@@ -367,7 +405,7 @@ class ClientConnection(asyncio.Protocol):
         self.body = None
         self._arm_timer(self.proxy.idle_timeout if not self.buf else self.proxy.head_timeout)
         up = self.upstream
-        if reusable and not self.buf and self.fast_head is not None and up is not None and up.state == "done":
+        if reusable and not self.buf and self.fast_head is not None and up is not None and up.between_responses():
             self.pinned, self.idle_mark = up, 0
             up.pin()
         if self.reader.reasons:
@@ -382,8 +420,8 @@ class ClientConnection(asyncio.Protocol):
         """After 101: whatever the client sends from now on goes straight to the upstream."""
         self.state = "pipe"
         self._cancel_timer()
-        if self.buf and self.upstream is not None and self.upstream.transport is not None:
-            self.upstream.transport.write(bytes(self.buf))
+        if self.buf and self.upstream is not None:
+            self.upstream.send(bytes(self.buf))
         self.buf.clear()
         self.reader.resume("backlog")
 
@@ -429,8 +467,8 @@ class ClientConnection(asyncio.Protocol):
             self.timer, self.timer_at = loop.call_at(self.deadline, self._timed_out), self.deadline
             return
         up = self.pinned
-        if self.state == "head" and up is not None and (up.sent != self.idle_mark or up.pending()):
-            self.idle_mark = up.sent  # pinned, and requests went by since the last look, or a response is under way
+        if self.state == "head" and up is not None and (up.requests_sent() != self.idle_mark or up.pending()):
+            self.idle_mark = up.requests_sent()  # pinned: requests went by since the last look, or one is under way
             self._arm_timer(self.proxy.idle_timeout)
             return
         if self.state == "head":

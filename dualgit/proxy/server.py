@@ -48,7 +48,7 @@ class Proxy:
         self.resolved: dict[tuple[str, int], Resolution] = {}  # cleared whenever the table changes
         # A connection may reuse a resolution made under the current generation without resolving it
         # again: it moves on with every table built, and when the branch reads grow old.
-        self.generation = 0
+        self.table_generation = 0
         self.heads_expiry: asyncio.TimerHandle | None = None  # pending while the branch reads are fresh
         self.http_servers: dict[int, list[asyncio.AbstractServer]] = {}
         self.tcp_servers: dict[int, list[asyncio.AbstractServer]] = {}
@@ -77,18 +77,28 @@ class Proxy:
     def release(self, transport: asyncio.Transport) -> None:
         self.connections.discard(transport)
 
+    # what client connections ask of it
+
+    def generation(self) -> int:
+        """Bumped whenever the host table changes: a resolution made under an older one is stale."""
+        return self.table_generation
+
+    def serving(self, port: int) -> list[hosts.Backend]:
+        """The branches that declare `port`, for the index page."""
+        return self.table.serving(port)
+
     # pooled upstream connections: a client that connects per request still reuses them
 
     def take_idle(self, port: int) -> Upstream | None:
         stack = self.idle.get(port)
         while stack:
             up = stack.pop()
-            if up.transport is not None and not up.transport.is_closing():
+            if up.is_open():
                 return up
         return None
 
     def give_idle(self, up: Upstream) -> None:
-        stack = self.idle.setdefault(up.port, [])
+        stack = self.idle.setdefault(up.pool_port(), [])
         if len(stack) >= IDLE_PER_PORT:
             up.close()
             return
@@ -96,7 +106,7 @@ class Proxy:
         stack.append(up)
 
     def forget_idle(self, up: Upstream) -> None:
-        stack = self.idle.get(up.port, [])
+        stack = self.idle.get(up.pool_port(), [])
         if up in stack:
             stack.remove(up)
 
@@ -150,10 +160,10 @@ class Proxy:
 
     def _heads_old(self) -> None:
         self.heads_expiry = None
-        self.generation += 1
+        self.table_generation += 1
 
     def _rebuild(self) -> None:
-        self.generation += 1
+        self.table_generation += 1
         self.table = hosts.build(self.containers, self.branches)
         self.resolved.clear()
         self._sync_tcp()

@@ -16,6 +16,7 @@ from dualgit.proxy.http import BadMessage, Framing, response_info
 
 if TYPE_CHECKING:
     from dualgit.proxy.relay import ClientConnection
+    from dualgit.proxy.server import Proxy
 
 
 class BodyRelay:
@@ -52,9 +53,10 @@ class Upstream(asyncio.Protocol):
     __slots__ = ("client", "proxy", "backend", "port", "method", "first_head", "transport", "reader", "buf", "state",
                  "body", "reusable", "started", "reused_head", "fast", "response_end", "count", "sent", "heard")
 
-    def __init__(self, client: ClientConnection, backend: Backend, port: int, method: str, head: bytes) -> None:
+    def __init__(self, client: ClientConnection, proxy: Proxy, backend: Backend, port: int, method: str,
+                 head: bytes) -> None:
         self.client: ClientConnection | None = client  # None while idle in the pool
-        self.proxy = client.proxy
+        self.proxy = proxy
         self.backend = backend
         self.port = port
         self.method = method
@@ -115,10 +117,69 @@ class Upstream(asyncio.Protocol):
     def idle(self) -> None:
         self.client = None
 
+    # what its client connection and the pool ask of it
+
+    def is_connected(self) -> bool:
+        return self.transport is not None
+
+    def is_open(self) -> bool:
+        transport = self.transport
+        return transport is not None and not transport.is_closing()
+
+    def reusable_for(self, port: int) -> bool:
+        """Whether the next request to `port` can go on this connection."""
+        return self.port == port and self.reusable and self.is_open()
+
+    def returnable(self) -> bool:
+        """Whether it can wait in the pool: between responses, and kept alive."""
+        return self.state == "done" and self.reusable and self.is_open()
+
+    def between_responses(self) -> bool:
+        return self.state == "done"
+
+    def pool_port(self) -> int:
+        return self.port
+
+    def settle(self) -> None:
+        """Its client lets go: a pin with no response under way is left."""
+        if self.state == "pinned" and not self.pending():
+            self.unpin()
+
+    def send(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def send_eof(self) -> bool:
+        transport = self.transport
+        if transport is not None and transport.can_write_eof():
+            transport.write_eof()
+            return True
+        return False
+
+    def forward(self, head: bytes) -> bool:
+        """While pinned: send a plain GET straight on. False when the connection is closing."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return False
+        transport.write(head)
+        self.sent += 1
+        self.reused_head = head
+        return True
+
+    def requests_sent(self) -> int:
+        """While pinned: how many requests went out on the pin."""
+        return self.sent
+
+    def pause_reading(self, reason: str) -> None:
+        self.reader.pause(reason)
+
+    def resume_reading(self, reason: str) -> None:
+        self.reader.resume(reason)
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.reader.attach(transport)
-        if self.client is None or self.client.state == "closed":
+        if self.client is None or self.client.is_gone():
             transport.close()
             return
         assert self.first_head is not None
@@ -128,17 +189,17 @@ class Upstream(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         if self.client is not None:
-            self.client.reader.pause("upstream-full")
+            self.client.pause_reading("upstream-full")
 
     def resume_writing(self) -> None:
         if self.client is not None:
-            self.client.reader.resume("upstream-full")
+            self.client.resume_reading("upstream-full")
 
     def data_received(self, data: bytes) -> None:
-        if self.client is None or self.client.transport is None:
+        client = self.client
+        if client is None or not client.is_connected():
             self.close()  # an idle pooled connection has nothing to say
             return
-        client = self.client.transport
         if self.state == "pinned":
             self.heard = self.sent
             count = self.count
@@ -149,14 +210,14 @@ class Upstream(asyncio.Protocol):
                 self.started = True
                 self._broken(f"it sent invalid HTTP ({exc})")
                 return
-            client.write(data)
+            client.send(data)
             if count.finals >= self.sent:  # all asked is answered
                 if count.finals > self.sent:
                     self.started = True
                     self._broken("it sent a response that no request asked for")
-                elif self.client.pinned is not self:  # the client left the pin and waits for this
+                elif not client.is_pinned_to(self):  # the client left the pin and waits for this
                     self.unpin()
-                    self.client.response_done(True)
+                    client.response_done(True)
             return
         if self.state == "done":
             self.close()  # bytes between responses answer nothing: this connection is not to be trusted
@@ -177,17 +238,17 @@ class Upstream(asyncio.Protocol):
                     self._broken(f"it sent invalid HTTP ({exc})")
                     return
             if self.fast:
-                client.write(data)
+                client.send(data)
                 if ended:
                     self.state = "done"
-                    self.client.response_done(True)
+                    client.response_done(True)
                 return
         if self.state == "pipe":
-            client.write(data)
+            client.send(data)
             return
         if self.state == "body" and not self.buf and self.body is not None and self.body.framing.kind == "length":
             n = self.body.take(data)  # the common case, a counted body: no copies
-            client.write(data if n == len(data) else data[:n])
+            client.send(data if n == len(data) else data[:n])
             if self.body.done:
                 self._finished()
             return
@@ -196,8 +257,8 @@ class Upstream(asyncio.Protocol):
         try:
             self._parse(out)
         finally:
-            if out and self.client is not None and self.client.transport is not None:
-                self.client.transport.write(bytes(out))
+            if out and self.client is not None:
+                self.client.send(bytes(out))
         if self.state == "done":
             self._finished()
 
@@ -253,27 +314,23 @@ class Upstream(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         if self.state == "pipe" and self.client is not None:
-            client = self.client.transport
-            if client is not None and client.can_write_eof():
-                client.write_eof()
-                return True
+            return self.client.send_eof()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.client is None:
             self.proxy.forget_idle(self)
             return
-        if self.client.upstream is not self:
+        if not self.client.is_served_by(self):
             return
         if self.state == "pinned":
             self._lost_pinned()
             return
         if self.state == "pipe":
-            if self.client.transport is not None:
-                self.client.transport.close()
+            self.client.close()
         elif self.state == "body" and self.body is not None and self.body.framing.kind == "close":
             self.reusable = False
-            self.client.keep_alive = False
+            self.client.close_after_response()
             self._finished()
         elif self.state == "head" and not self.started and self.reused_head is not None:
             self.client.send_again(self.backend, self.port, self.method, self.reused_head)
@@ -286,9 +343,7 @@ class Upstream(asyncio.Protocol):
         client = self.client
         assert client is not None
         pending = self.pending()
-        if client.pinned is self:
-            client.pinned = None
-        client.upstream = None
+        client.upstream_closed(self)
         if not pending:
             return  # closed between responses (an idle timeout on the server): the next request takes another
         if pending == 1 and self.heard != self.sent and self.reused_head is not None:
