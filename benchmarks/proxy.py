@@ -1,7 +1,7 @@
 """The proxy against nginx and against no proxy at all, in front of the same backend: nginx inside
 a dualgit container. Interleaved rounds of wrk; medians.
 
-    .venv/bin/python benchmarks/proxy.py [--rounds 3] [--seconds 5] [--only keep-alive]
+    .venv/bin/python benchmarks/proxy.py [--rounds 3] [--seconds 5] [--only keep-alive] [--general]
 
 Paths measured, each to the same container port:
   direct    127.0.0.1:<port Docker published>
@@ -11,6 +11,9 @@ Paths measured, each to the same container port:
   dualgit   `git dual proxy run`, by Host header
   pipe      for reference: `_pipe.py`, a byte pipe on uvloop that reads no HTTP at all, the most
             that any Python proxy can do here
+  dualgit-general  with --general: the proxy with its hot path off (DUALGIT_PROXY_HOT_PATH=0), every
+            request parsed in Python: what the hot path's recognizer is worth. The two proxies take
+            turns on the port (one runs at a time), in the same interleaved rounds.
 Goals: keep-alive c=50 at 1.0x nginx; a connection per request at 0.5x nginx; at most 80 us
 added p50 latency at c=1 over direct. Each front's CPU per request (its processes' user and system
 time over the round, from /proc) is printed too.
@@ -34,6 +37,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -112,6 +116,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--only", default="", help="the scenarios whose names start with this, e.g. keep-alive")
+    parser.add_argument("--general", action="store_true", help="also measure the proxy with its hot path off")
     args = parser.parse_args()
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool):
@@ -134,7 +139,8 @@ def main() -> None:
             conf = {"dir": conf_dir, "up": published, "port": port, "forwarded": forwarded}
             (conf_dir / "nginx.conf").write_text(FRONT_CONF % conf)
             procs[name] = subprocess.Popen(["nginx", "-c", str(conf_dir / "nginx.conf")])
-        procs["dualgit"] = subprocess.Popen(["git", "dual", "proxy", "run"], cwd=repo, env=env, stderr=subprocess.DEVNULL)
+        procs["dualgit"] = start_proxy(repo, env, hot_path=True)
+        running = "dualgit"
         pipe = [sys.executable, str(Path(__file__).parent / "_pipe.py"), str(PIPE_PORT), str(published)]
         procs["pipe"] = subprocess.Popen(pipe)
         time.sleep(2)
@@ -146,6 +152,8 @@ def main() -> None:
             "dualgit": (f"http://127.0.0.1:{PORT}/", f"main.bench.localhost:{PORT}"),
             "pipe": (f"http://127.0.0.1:{PIPE_PORT}/", None),
         }
+        if args.general:
+            targets["dualgit-general"] = targets["dualgit"]
         scenarios = {"keep-alive, c=50": (50, False), "connection per request, c=50": (50, True), "latency, c=1": (1, False)}
         results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
         for url, host in targets.values():
@@ -157,6 +165,10 @@ def main() -> None:
                 # each round starts at another target, so that none always runs first or last
                 for name in names[round_ % len(names):] + names[:round_ % len(names)]:
                     url, host = targets[name]
+                    if name.startswith("dualgit") and name != running:  # the other proxy takes the port
+                        stop(procs.pop(running))
+                        procs[name], running = start_proxy(repo, env, hot_path=name == "dualgit"), name
+                        wrk(url, 10, 1, host, False)  # warm-up
                     cpu = cpu_seconds(procs[name].pid) if name in procs else 0.0
                     rps, p50 = wrk(url, conns, args.seconds, host, close)
                     if name in procs:
@@ -170,8 +182,13 @@ def main() -> None:
             print(f"  {scenario}")
             for name in targets:
                 ratio = med_rps[name] / med_rps["nginx"]
-                line = f"    {name:<10} {med_rps[name]:>10.0f} req/s  {ratio:5.2f}x nginx   p50 {med_p50[name]:8.0f} us"
-                print(line + (f"   {med_cpu[name]:5.1f} us CPU per request" if name in procs else ""))
+                line = f"    {name:<15} {med_rps[name]:>10.0f} req/s  {ratio:5.2f}x nginx   p50 {med_p50[name]:8.0f} us"
+                print(line + (f"   {med_cpu[name]:5.1f} us CPU per request" if med_cpu[name] else ""))
+            if args.general:
+                general = [g[0] / d[0] for g, d in zip(results[(scenario, "dualgit-general")],
+                                                       results[(scenario, "dualgit")], strict=True)]
+                print(f"    hot path off / on, round by round: median {statistics.median(general):.3f}x "
+                      f"({' '.join(f'{r:.2f}' for r in general)})")
             ours, theirs = results[(scenario, "dualgit")], results[(scenario, "nginx")]
             paired = [d[0] / n[0] for d, n in zip(ours, theirs, strict=True)]
             mean, low, high = interval(paired)
@@ -190,10 +207,28 @@ def main() -> None:
                 print(f"    added p50 over direct: {added:.0f} us (goal <= 80 us: {'met' if added <= 80 else 'NOT met'})")
     finally:
         for proc in procs.values():
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=10)
+            stop(proc)
         cleanup(repo)
         shutil.rmtree(state, ignore_errors=True)
+
+
+def start_proxy(repo: Path, env: dict[str, str], hot_path: bool) -> subprocess.Popen[bytes]:
+    """`git dual proxy run` in the foreground, once it answers on PORT."""
+    proc = subprocess.Popen(["git", "dual", "proxy", "run"], cwd=repo, stderr=subprocess.DEVNULL,
+                            env={**env, "DUALGIT_PROXY_HOT_PATH": "1" if hot_path else "0"})
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", PORT), timeout=1).close()
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"the proxy did not listen on :{PORT} within 15 s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -570,3 +570,18 @@ def test_a_tcp_client_is_piped_whatever_it_does_before_its_upstream_connects(cli
             assert upstream.written == [b"startup message", b"query"]
 
     in_world(check)
+
+
+def test_with_the_hot_path_off_every_request_takes_the_general_path_on_the_same_connection() -> None:
+    async def check(world: World) -> None:
+        world.proxy.hot_path = False  # what DUALGIT_PROXY_HOT_PATH=0 gives the daemon
+        world.client.data_received(REQUESTS[0])
+        upstream = await world.connect()
+        upstream.protocol.data_received(RESPONSES[0])
+        assert world.client.pinned is None and world.client.state == "head"
+        world.client.data_received(REQUESTS[1])
+        upstream.protocol.data_received(RESPONSES[1])
+        assert world.client.pinned is None and world.connecting == []  # the kept-alive upstream, reused
+        assert world.client_transport.written == [RESPONSES[0], RESPONSES[1]]
+
+    in_world(check)

@@ -132,7 +132,8 @@ def run(head_timeout: float | None = None, replace: bool = False) -> int:
     gc.freeze()  # what is loaded by now lives as long as the proxy: full collections need not walk it
     loop = new_loop()
     asyncio.set_event_loop(loop)
-    proxy = Proxy(head_timeout=head_timeout, idle_timeout=idle_timeout, status_file=status_file)
+    hot_path = os.environ.get("DUALGIT_PROXY_HOT_PATH", "1") != "0"
+    proxy = Proxy(head_timeout=head_timeout, idle_timeout=idle_timeout, status_file=status_file, hot_path=hot_path)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, proxy.stopping.set)
 

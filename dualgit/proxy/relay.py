@@ -287,7 +287,7 @@ class ClientConnection(asyncio.Protocol):
         self.state = "body"
         self._send_upstream(backend, published, render_head(head.start, headers + forwarded))
         self.fast_head = None
-        if self.keep_alive and len(forwarded) == 3 and forwarded_for is None:
+        if self.keep_alive and len(forwarded) == 3 and forwarded_for is None and self.proxy.pins():
             # the next plain GET to this host takes the hot path: the same X-Forwarded-* lines
             self.fast_head, self.fast_generation = plain_get(host.encode("latin-1")), self.proxy.generation()
             self.fast_suffix = "".join(f"{k}: {v}\r\n" for k, v in forwarded).encode("latin-1") + b"\r\n"

@@ -36,8 +36,9 @@ INSIDE_FOR = 1.0  # seconds a look at a container's listening sockets serves 502
 
 class Proxy:
     def __init__(self, api: DockerAPI | None = None, head_timeout: float = 10.0, idle_timeout: float = 30.0,
-                 max_connections: int = 8192, status_file: str | None = None) -> None:
+                 max_connections: int = 8192, status_file: str | None = None, hot_path: bool = True) -> None:
         self.api = api or DockerAPI()
+        self.hot_path = hot_path  # pin kept-alive connections (`relay.py`); off only to measure or rule it out
         self.head_timeout = head_timeout
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
@@ -82,6 +83,10 @@ class Proxy:
     def generation(self) -> int:
         """Bumped whenever the host table changes: a resolution made under an older one is stale."""
         return self.table_generation
+
+    def pins(self) -> bool:
+        """Whether kept-alive connections take the hot path (`DUALGIT_PROXY_HOT_PATH=0`: never)."""
+        return self.hot_path
 
     def serving(self, port: int) -> list[hosts.Backend]:
         """The branches that declare `port`, for the index page."""
