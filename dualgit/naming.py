@@ -6,7 +6,6 @@ container without asking the engine anything first.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import zlib
@@ -16,6 +15,8 @@ MAX_NAME = 63
 
 
 def short_hash(text: str, length: int = 8) -> str:
+    import hashlib
+
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:length]
 
 

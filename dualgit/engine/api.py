@@ -7,14 +7,16 @@ request, and a hijacked connection for exec streams.
 
 from __future__ import annotations
 
-import json
+import _socket as socket  # the C module: exec's path needs none of socket.py
 import os
-import socket
 import time
-from typing import Any
 
 from dualgit import chunked
 from dualgit.errors import DualgitError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
 
@@ -46,6 +48,23 @@ def _address() -> tuple[int, Any]:
         f"DOCKER_HOST={host} is not supported (unix:// and tcp:// are)",
         hint="set DOCKER_HOST to unix:///path/to/docker.sock or tcp://HOST:PORT",
     )
+
+
+ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def dumps(value: Any) -> str:
+    """JSON for request bodies (dicts, lists, strings, numbers, booleans, None), so that exec's
+    path does without the json module (`benchmarks/exec_and_ls.py` measures that path)."""
+    if isinstance(value, str):
+        return '"' + "".join(ESCAPES.get(c) or (c if c >= " " else "\\u%04x" % ord(c)) for c in value) + '"'
+    if value is True or value is False or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(dumps(str(k)) + ":" + dumps(v) for k, v in value.items()) + "}"
+    return "[" + ",".join(dumps(v) for v in value) + "]"
 
 
 def quote(text: str) -> str:
@@ -120,7 +139,7 @@ class DockerAPI:
     ) -> Response:
         if query:
             url += "?" + urlencode(query)
-        body = None if payload is None else json.dumps(payload).encode()
+        body = None if payload is None else dumps(payload).encode()
         sock = self.connect(timeout)
         try:
             sock.sendall(self._head(method, url, body, "Connection: close\r\n"))
@@ -158,6 +177,8 @@ class DockerAPI:
 
     def stream(self, url: str, query: dict[str, Any] | None = None) -> Any:
         """GET a streaming endpoint (`/events`): yield each JSON document as it arrives."""
+        import json
+
         if query:
             url += "?" + urlencode(query)
         sock = self.connect(None)
@@ -187,7 +208,7 @@ class DockerAPI:
 
     def hijack(self, url: str, payload: Any, timeout: float | None = None) -> tuple[socket.SocketType, bytes]:
         """POST with `Upgrade: tcp`; return the raw stream and any bytes already read past the head."""
-        body = json.dumps(payload).encode()
+        body = dumps(payload).encode()
         sock = self.connect(timeout)
         sock.sendall(self._head("POST", url, body, "Connection: Upgrade\r\nUpgrade: tcp\r\n"))
         status, _, rest = _read_head(sock)

@@ -6,20 +6,33 @@ This is what the hot paths use; `repository.py` builds the full model with pygit
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from dualgit.errors import DualgitError
 
 GUARD = "DUALGIT_RUNNING"  # set when dualgit runs git, so that its own hooks stand aside
 
 
-@dataclass(frozen=True, slots=True)
 class Location:
     """Where a worktree is."""
 
-    worktree: str  # the worktree's root, absolute and resolved
-    gitdir: str  # its admin dir: `.git` for the main worktree, `.git/worktrees/<id>` for a linked one
-    common_dir: str  # the repository's shared git dir
+    __slots__ = ("worktree", "gitdir", "common_dir")
+
+    def __init__(self, worktree: str, gitdir: str, common_dir: str) -> None:
+        self.worktree = worktree  # the worktree's root, absolute and resolved
+        self.gitdir = gitdir  # its admin dir: `.git` for the main worktree, `.git/worktrees/<id>` for a linked one
+        self.common_dir = common_dir  # the repository's shared git dir
+
+    def _key(self) -> tuple[str, str, str]:
+        return (self.worktree, self.gitdir, self.common_dir)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Location) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return "Location(worktree=%r, gitdir=%r, common_dir=%r)" % self._key()
 
 
 def not_a_repo(folder: str) -> DualgitError:

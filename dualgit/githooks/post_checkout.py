@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
 
 from dualgit.errors import DualgitError
 from dualgit.git.locate import GUARD, locate, read_head
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from dualgit.config import Config
     from dualgit.git.locate import Location

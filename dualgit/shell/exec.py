@@ -7,18 +7,21 @@ the slow path once (`containers.ensure_running`), and then we retry.
 
 from __future__ import annotations
 
+import _socket as socket  # as in engine.api
 import os
 import signal
-import socket
 import struct
 import sys
-from typing import Any
 
 from dualgit.engine.api import ApiError, DockerAPI, path
 from dualgit.errors import DualgitError
 from dualgit.git.locate import Location, locate
 from dualgit.naming import container_name
 from dualgit.worktrees.setup_state import SETUP_CONTAINER
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # exec's options, defined once: its help, the man page and tab completion are made from them
 OPTIONS = (

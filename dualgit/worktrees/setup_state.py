@@ -8,11 +8,11 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
 
 from dualgit.background import locked, spawn, state_dir
 from dualgit.naming import container_name
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from dualgit.git.locate import Location
 
