@@ -26,7 +26,7 @@ from dualgit.proxy import hosts
 from dualgit.proxy.relay import BACKLOG, ClientConnection
 from dualgit.proxy.server import IDLE_PER_PORT, Proxy
 from dualgit.proxy.tcp import TcpClient
-from dualgit.worktrees.containers import Container
+from dualgit.worktrees.inventory import Container
 
 HOST = b"main.shop.localhost:3000"
 REQUESTS = [

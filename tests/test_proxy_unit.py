@@ -26,7 +26,7 @@ from dualgit.proxy.http import (
 from dualgit.proxy.relay import ClientConnection
 from dualgit.proxy.server import Proxy
 from dualgit.proxy.upstream import BodyRelay
-from dualgit.worktrees.containers import Container
+from dualgit.worktrees.inventory import Container
 
 
 def container(worktree: str, repo: str = "/src/shop/.git", ports: tuple[int, ...] = (3000,), state: str = "running",

@@ -16,7 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from dualgit.config import Config
     from dualgit.git.locate import Location
-    from dualgit.worktrees.containers import Container
+    from dualgit.worktrees.inventory import Container
 
 PRE_COMMIT_VARS = ("PRE_COMMIT_FROM_REF", "PRE_COMMIT_TO_REF", "PRE_COMMIT_CHECKOUT_TYPE")
 
@@ -130,7 +130,7 @@ def _disabled() -> bool:
 
 def _reconcile_in_background(folder: str) -> None:
     """`git dual gc --quiet`, detached: reaping containers of worktrees removed since the last run
-    needs git's worktree list through pygit2, and `git worktree add` need not wait for it."""
+    needs git's worktree list and the engine's, and `git worktree add` need not wait for them."""
     from dualgit.background import reconcile_later
 
     try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from dualgit.engine.api import DockerAPI
 from dualgit.git.locate import read_head
 from dualgit.naming import dns_label, repo_name
-from dualgit.worktrees.containers import Container, list_all
+from dualgit.worktrees.inventory import Container, list_all
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
 TCP_PORT_BASE, TCP_PORT_SPAN = 20000, 10000

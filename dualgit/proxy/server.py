@@ -25,7 +25,7 @@ from dualgit.proxy.say import log
 from dualgit.proxy.tcp import TcpClient
 from dualgit.proxy.upstream import Upstream
 from dualgit.worktrees import labels
-from dualgit.worktrees.containers import Container, list_all
+from dualgit.worktrees.inventory import Container, list_all
 
 HEAD_RECHECK = 0.25  # seconds between re-reads of the worktrees' HEAD files, while requests come
 WATCH_EVERY = 0.5  # seconds between looks at each repository's worktrees/ folder

@@ -51,7 +51,8 @@ def run(args: list[str]) -> int:
     """`git dual setup-run WORKTREE [--force|--create]`: what the background runner does."""
     from dualgit.engine.api import DockerAPI
     from dualgit.plugins import plugins
-    from dualgit.worktrees.containers import context_for, list_containers
+    from dualgit.worktrees.containers import context_for
+    from dualgit.worktrees.inventory import list_containers
 
     force = "--force" in args
     worktree = next((a for a in args if not a.startswith("--")), ".")

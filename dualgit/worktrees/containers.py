@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import sys
-from dataclasses import dataclass, field
 from typing import Any
 
 from dualgit.config import Config, load
@@ -20,62 +19,10 @@ from dualgit.git.locate import Location, read_head, registered
 from dualgit.hookspecs import ContainerSettings, Context
 from dualgit.naming import container_name, repo_name, volume_name
 from dualgit.worktrees import labels, owner, readonly
+from dualgit.worktrees.inventory import Container, list_containers, remove
 
 FALLBACK_IMAGE = "debian:bookworm-slim"  # when neither .dual.toml nor any plugin names one
 KEEPALIVE = ["tail", "-f", "/dev/null"]  # busybox and coreutils both have it; tini (Init) reaps and forwards
-
-
-@dataclass(frozen=True)
-class Container:
-    id: str
-    name: str
-    state: str  # Docker's word: created, running, exited, paused, ...
-    repo: str
-    worktree: str
-    gitdir: str
-    spec: str
-    image_id: str
-    ports: dict[str, str] = field(default_factory=dict)  # "3000" -> "127.0.0.1:49153"
-    http_ports: tuple[int, ...] = ()  # what its .dual.toml declared, from the labels
-    tcp_ports: tuple[int, ...] = ()
-
-    @classmethod
-    def from_summary(cls, entry: dict[str, Any]) -> Container:
-        """From one entry of the engine's list call (which carries labels, state and ports)."""
-        tags = entry.get("Labels") or {}
-        ports = {}
-        for port in entry.get("Ports") or []:
-            if port.get("PublicPort") and port.get("Type", "tcp") == "tcp" and ":" not in port.get("IP", ""):
-                ports[str(port["PrivatePort"])] = f"{port.get('IP') or '127.0.0.1'}:{port['PublicPort']}"
-        return cls(
-            id=entry["Id"],
-            name=(entry.get("Names") or ["/?"])[0].lstrip("/"),
-            state=entry.get("State", "unknown"),
-            repo=tags.get(labels.REPO, ""),
-            worktree=tags.get(labels.WORKTREE, ""),
-            gitdir=tags.get(labels.GITDIR, ""),
-            spec=tags.get(labels.SPEC, ""),
-            image_id=entry.get("ImageID", ""),
-            ports=dict(sorted(ports.items(), key=lambda kv: int(kv[0]))),
-            http_ports=_port_list(tags.get(labels.PORTS, "")),
-            tcp_ports=_port_list(tags.get(labels.TCP_PORTS, "")),
-        )
-
-
-def _port_list(text: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in text.split(",") if p.strip().isdigit())
-
-
-def list_all(api: DockerAPI) -> list[Container]:
-    """Every dualgit container on this engine, of every repository: one list call."""
-    entries = api.get("/containers/json", {"all": 1, "filters": labels.filters(None)})
-    return [Container.from_summary(e) for e in entries if (e.get("Labels") or {}).get(labels.REPO)]
-
-
-def list_containers(api: DockerAPI, repo: str, worktree: str | None = None) -> list[Container]:
-    """Every container of the repository (or of one worktree): one label-filtered list call."""
-    entries = api.get("/containers/json", {"all": 1, "filters": labels.filters(repo, worktree)})
-    return [Container.from_summary(e) for e in entries if labels.owned(e.get("Labels"), repo)]
 
 
 def context_for(loc: Location, name: str | None = None, config: Config | None = None) -> Context:
@@ -311,35 +258,3 @@ def start(api: DockerAPI, container: Container) -> None:
         f"container {container.name} for {container.worktree} does not start: {message}",
         hint=f"see `docker logs {container.name}`; `git dual up --recreate` makes it anew",
     )
-
-
-def stop(api: DockerAPI, container: Container) -> None:
-    """Stop the container; one that is gone or stopped already (another process's work) is done."""
-    try:
-        api.request("POST", path("/containers/%s/stop", container.id), query={"t": 3})
-    except ApiError as exc:
-        if exc.status != 404:
-            raise DualgitError(f"cannot stop container {container.name}: {exc.message}")
-
-
-def remove(api: DockerAPI, container: Container, volumes: bool = True) -> None:
-    """Remove the container and, with `volumes`, the named volumes dualgit made for its worktree."""
-    try:
-        api.remove(path("/containers/%s", container.id), query={"force": 1, "v": 1})
-    except ApiError as exc:
-        raise DualgitError(f"cannot remove container {container.name}: {exc.message}")
-    if volumes:
-        remove_volumes(api, container.repo, container.worktree)
-
-
-def remove_volumes(api: DockerAPI, repo: str, worktree: str) -> list[str]:
-    found = api.get("/volumes", {"filters": labels.filters(repo, worktree)}).get("Volumes") or []
-    gone = []
-    for volume in found:
-        if labels.owned(volume.get("Labels"), repo):
-            try:
-                if api.remove(path("/volumes/%s", volume["Name"])):
-                    gone.append(volume["Name"])
-            except ApiError:
-                pass  # still in use by a container that is going away; the next reconcile retries
-    return gone

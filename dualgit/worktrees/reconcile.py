@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from dualgit.engine.api import DockerAPI
 from dualgit.git import repository
-from dualgit.worktrees.containers import Container, ensure_running, list_containers, remove
+from dualgit.worktrees.inventory import Container, list_containers, remove
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,8 @@ def reconcile(
         remove(api, action.container, volumes=True)  # caches too: they are keyed by the old path
         removed(action.container)
         if action.moved_to:
+            from dualgit.worktrees.containers import ensure_running  # making one: config, plugins, the image
+
             ensure_running(by_path[action.moved_to].location, api=api)
     return actions
 

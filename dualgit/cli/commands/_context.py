@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dualgit.engine.api import DockerAPI
 from dualgit.errors import EXIT_ERROR, DualgitError
 from dualgit.git import repository
-from dualgit.worktrees.containers import Container, list_containers
+from dualgit.worktrees.inventory import Container, list_containers
 from dualgit.worktrees.reconcile import reconcile
 
 

@@ -6,7 +6,7 @@ from dualgit.cli.commands._context import for_each, reconciled, worktree_for
 from dualgit.engine.api import DockerAPI
 from dualgit.errors import DualgitError
 from dualgit.git import repository
-from dualgit.worktrees.containers import Container, remove, stop
+from dualgit.worktrees.inventory import Container, remove, stop
 
 
 def down(targets: list[str] | None = None, rm: bool = False, every: bool = False) -> int:

@@ -9,7 +9,7 @@ from dualgit.cli.commands._context import reconciled
 from dualgit.git import repository
 from dualgit.naming import container_name
 from dualgit.worktrees import setup_state
-from dualgit.worktrees.containers import Container
+from dualgit.worktrees.inventory import Container
 
 
 def rows(trees: list[repository.Worktree], containers: list[Container]) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dualgit.cli.commands._context import for_each, reconciled, worktree_for
 from dualgit.engine.api import DockerAPI
 from dualgit.git import repository
-from dualgit.worktrees.containers import list_containers, remove
+from dualgit.worktrees.inventory import list_containers, remove
 from dualgit.worktrees.reconcile import removed
 
 

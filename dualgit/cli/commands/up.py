@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dualgit.cli.commands._context import targeted
-from dualgit.worktrees.containers import Container, ensure_running, remove
+from dualgit.worktrees.containers import ensure_running
+from dualgit.worktrees.inventory import Container, remove
 
 
 def describe(branch: str, container: Container) -> str:
