@@ -1,2 +1,2 @@
 """The repository: `locate` reads git's own files with the standard library (the hot paths);
-`repository` builds the full worktree list with pygit2."""
+`repository` opens the repository and lists its worktrees, from the same files."""

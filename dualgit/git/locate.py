@@ -1,6 +1,6 @@
-"""Find the worktree that holds a folder, reading git's files directly (no pygit2, no subprocess).
+"""Find the worktree that holds a folder, reading git's files directly (no subprocess).
 
-This is what the hot paths use; `repository.py` builds the full model with pygit2.
+This is what the hot paths use; `repository.py` builds the worktree list on it.
 """
 
 from __future__ import annotations

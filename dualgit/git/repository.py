@@ -1,17 +1,19 @@
-"""The repository as git sees it: pygit2 for discovery and the worktree list, git itself for the
-few porcelain actions (removing a worktree), always with the guard that keeps our hooks quiet."""
+"""The repository as git sees it: found by `locate` (or as a bare repository), its worktree list
+read from git's own files, and git itself for the few porcelain actions (removing a worktree),
+always with the guard that keeps our hooks quiet."""
 
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
-
-import pygit2
+from typing import TYPE_CHECKING
 
 from dualgit.errors import DualgitError
-from dualgit.git.locate import GUARD, Location, common_dir_of, not_a_repo, read_head
+from dualgit.git.locate import GUARD, Location, common_dir_of, locate, not_a_repo, read_head
 from dualgit.naming import repo_name
+
+if TYPE_CHECKING:
+    import subprocess
 
 
 @dataclass(frozen=True)
@@ -42,30 +44,89 @@ class Repo:
 
 
 def open_repo(folder: str | None = None) -> Repo:
+    """The repository `folder` (here, by default) is in: a worktree of it, or its git dir."""
     start = os.path.realpath(folder or os.getcwd())
-    found = pygit2.discover_repository(start)
-    if found is None:
-        raise not_a_repo(start)
-    gitdir = os.path.realpath(found)
-    common = common_dir_of(gitdir)
-    repo = pygit2.Repository(gitdir)
-    workdir = os.path.realpath(repo.workdir) if repo.workdir else None
-    return Repo(common, repo_name(common), workdir)
+    try:
+        loc = locate(start)
+    except DualgitError:
+        gitdir = _git_dir_around(start)
+        if gitdir is None:
+            raise not_a_repo(start) from None
+        common = common_dir_of(gitdir)
+        return Repo(common, repo_name(common), None)
+    return Repo(loc.common_dir, repo_name(loc.common_dir), loc.worktree)
+
+
+def _git_dir_around(folder: str) -> str | None:
+    """`folder` or the nearest folder above it that is a git dir itself (a bare repository)."""
+    current = folder
+    while True:
+        if os.path.isfile(os.path.join(current, "HEAD")) and all(
+                os.path.isdir(os.path.join(current, sub)) for sub in ("objects", "refs")):
+            return current
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
 
 
 def worktrees(repo: Repo) -> list[Worktree]:
-    """The main worktree (unless bare) and every linked one, each with its branch read now."""
-    common = pygit2.Repository(repo.common_dir)
+    """The main worktree (unless bare) and every linked one, each with its branch read now. A
+    linked worktree is registered while its admin dir says where it is, its folder there or not."""
     found = []
-    if not common.is_bare and common.workdir:
-        found.append(_worktree(os.path.realpath(common.workdir), repo.common_dir, repo.common_dir, main=True))
-    for name in sorted(common.list_worktrees()):
-        gitdir = os.path.join(repo.common_dir, "worktrees", name)
+    main = _main_worktree(repo.common_dir)
+    if main is not None:
+        found.append(_worktree(main, repo.common_dir, repo.common_dir, main=True))
+    admin = os.path.join(repo.common_dir, "worktrees")
+    try:
+        names = sorted(os.listdir(admin))
+    except OSError:
+        names = []
+    for name in names:
+        gitdir = os.path.join(admin, name)
         try:
-            wt_path = common.lookup_worktree(name).path
-        except (pygit2.GitError, KeyError, ValueError):
+            with open(os.path.join(gitdir, "gitdir")) as f:
+                dotgit = f.read().strip()
+        except OSError:
             continue
-        found.append(_worktree(os.path.realpath(wt_path), gitdir, repo.common_dir, main=False))
+        if dotgit:
+            found.append(_worktree(os.path.realpath(os.path.dirname(os.path.join(gitdir, dotgit))), gitdir,
+                                   repo.common_dir, main=False))
+    return found
+
+
+def _main_worktree(common_dir: str) -> str | None:
+    """Where the main worktree is, as git decides it: none when `core.bare` is true, else
+    `core.worktree`, else the folder that holds a `.git` common dir."""
+    core = _core_config(common_dir)
+    if core.get("bare", "").lower() in ("true", "yes", "on", "1"):
+        return None
+    if core.get("worktree"):
+        return os.path.realpath(os.path.join(common_dir, core["worktree"]))
+    if os.path.basename(common_dir) == ".git":
+        return os.path.dirname(common_dir)
+    return None
+
+
+def _core_config(common_dir: str) -> dict[str, str]:
+    """The `[core]` keys of the repository's config file, lowercased, last one winning."""
+    found: dict[str, str] = {}
+    section = ""
+    try:
+        with open(os.path.join(common_dir, "config"), errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("["):
+            section = stripped[1:].split("]", 1)[0].strip().lower()
+            stripped = stripped.split("]", 1)[1].strip() if "]" in stripped else ""
+        if section != "core" or "=" not in stripped or stripped.startswith(("#", ";")):
+            continue
+        key, _, value = stripped.partition("=")
+        value = value.split(" #", 1)[0].split(" ;", 1)[0].strip().strip('"')
+        found[key.strip().lower()] = value
     return found
 
 
@@ -91,6 +152,8 @@ def find_worktree(repo: Repo, target: str) -> Worktree:
 
 
 def run_git(args: list[str], cwd: str) -> subprocess.CompletedProcess[str]:
+    import subprocess  # for the porcelain actions only: `ls` and reconcile do without
+
     env = dict(os.environ, **{GUARD: "1"})
     return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
 
