@@ -1,6 +1,7 @@
 """The paths a user waits on import what they need and nothing heavy: `git dual exec`, a PATH shim's
-routed command and the post-checkout hook. Python's own import log (-X importtime) says what each
-imported; a heavy import there fails here, so the code can stay plain without comments defending it."""
+routed command, the post-checkout hook, and `ls` and `urls` as agents call them. Python's own
+import log (-X importtime) says what each imported; a heavy import there fails here, so the code
+can stay plain without comments defending it."""
 
 from __future__ import annotations
 
@@ -45,3 +46,7 @@ def test_exec_a_shim_and_the_hook_import_nothing_heavy(repo: Path, docker: Docke
     assert added.returncode == 0 and "dualgit" in imported(added.stderr) and "-> container" in added.stderr
     assert imported(added.stderr) & (HEAVY - HOOK_NEEDS) == set(), "the post-checkout hook"
     assert "lean" in git("branch", "--list", "lean", cwd=repo)
+    for command in (["ls"], ["ls", "--json"], ["urls"]):  # what agents call over and over
+        listed = subprocess.run(["git", "dual", *command], cwd=repo, env=env, capture_output=True, text=True)
+        assert listed.returncode == 0 and "dualgit" in imported(listed.stderr), command
+        assert imported(listed.stderr) & HEAVY == set(), command

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from dualgit import __version__
+from dualgit.cli.options import JSON
 
 app = typer.Typer(
     name="git dual",
@@ -70,7 +71,7 @@ def down(
 
 
 @app.command("ls")
-def ls_(as_json: Annotated[bool, typer.Option("--json", help="A JSON array, one object per worktree.")] = False) -> int:
+def ls_(as_json: Annotated[bool, typer.Option(JSON, help="A JSON array, one object per worktree.")] = False) -> int:
     """Every worktree with its branch, container, state and ports."""
     from dualgit.cli.commands.ls import ls
 
@@ -202,11 +203,11 @@ def proxy_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> in
 
 
 @app.command()
-def urls(as_json: Annotated[bool, typer.Option("--json", help="A JSON array of {branch, port, url}.")] = False) -> int:
+def urls(as_json: Annotated[bool, typer.Option(JSON, help="A JSON array of {branch, port, url}.")] = False) -> int:
     """Every branch's URLs: http://<branch>.<repo>.localhost:<port> and tcp://127.0.0.1:<port>."""
-    from dualgit.cli.commands import proxy
+    from dualgit.cli.commands.urls import urls as run
 
-    return proxy.urls(as_json)
+    return run(as_json)
 
 
 @app.command("open")

@@ -1,11 +1,13 @@
-"""Entry point: the fast paths (`exec`, `hook`) before anything heavy is imported, and the error
-boundary: one `error:` line for expected failures (exit 1), 130 on Ctrl-C, 3 and a log for bugs."""
+"""Entry point: the fast paths (`exec`, `route`, `hook`, and `ls` and `urls` as agents call them)
+before typer is imported, and the error boundary: one `error:` line for expected failures (exit
+1), 130 on Ctrl-C, 3 and a log for bugs."""
 
 from __future__ import annotations
 
 import os
 import sys
 
+from dualgit.cli.options import JSON
 from dualgit.errors import EXIT_BUG, EXIT_ERROR, EXIT_INTERRUPTED, DualgitError
 
 
@@ -48,6 +50,14 @@ def _dispatch(args: list[str]) -> int:
         from dualgit.githooks.post_checkout import run_hook
 
         return run_hook(args[1:])
+    if args in (["ls"], ["ls", JSON], ["urls"], ["urls", JSON]):  # anything else (--help, a typo) goes to typer
+        if args[0] == "ls":
+            from dualgit.cli.commands.ls import ls
+
+            return ls(as_json=JSON in args)
+        from dualgit.cli.commands.urls import urls
+
+        return urls(as_json=JSON in args)
     import typer
     from typer.exceptions import TyperException
 

@@ -94,22 +94,6 @@ def _restarts(watching: dict[str, object]) -> str:
     return f"starts it again in {wait:.1f} s (it {watching.get('last_death', 'died')})"
 
 
-def urls(as_json: bool = False) -> int:
-    repo, api, _ = reconciled()
-    rows = hosts.current(api).urls(repo.common_dir)
-    if rows:
-        daemon.ensure_started()  # URLs that answer: after a reboot, the proxy is not back on its own
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    if not rows:
-        print("no container yet: `git dual up` makes this worktree's")
-    width = max((len(str(r["branch"])) for r in rows), default=0)
-    for row in rows:
-        print(f"{str(row['branch']).ljust(width)}  {row['url']}")
-    return 0
-
-
 def open_(target: str | None = None, port: int | None = None) -> int:
     repo, api, _ = reconciled()
     wt = repository.find_worktree(repo, target or repo.workdir or ".")

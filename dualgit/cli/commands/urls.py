@@ -1,0 +1,24 @@
+"""`git dual urls`: every branch's URLs, from the engine's list call and the worktrees' HEADs."""
+
+from __future__ import annotations
+
+import json
+
+from dualgit.cli.commands._context import reconciled
+from dualgit.proxy import daemon, hosts
+
+
+def urls(as_json: bool = False) -> int:
+    repo, api, _ = reconciled()
+    rows = hosts.current(api).urls(repo.common_dir)
+    if rows:
+        daemon.ensure_started()  # URLs that answer: after a reboot, the proxy is not back on its own
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no container yet: `git dual up` makes this worktree's")
+    width = max((len(str(r["branch"])) for r in rows), default=0)
+    for row in rows:
+        print(f"{str(row['branch']).ljust(width)}  {row['url']}")
+    return 0
