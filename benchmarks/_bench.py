@@ -34,9 +34,9 @@ def sh(*args: str, cwd: Path | str, check: bool = True) -> str:
     return subprocess.run(args, cwd=cwd, env=ENV, check=check, capture_output=True, text=True).stdout
 
 
-def timed(*args: str, cwd: Path | str) -> float:
+def timed(*args: str, cwd: Path | str, env: dict[str, str] | None = None) -> float:
     started = time.perf_counter()
-    subprocess.run(args, cwd=cwd, env=ENV, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    subprocess.run(args, cwd=cwd, env=env or ENV, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     return time.perf_counter() - started
 

@@ -9,6 +9,9 @@ Paths measured, each to the same container port:
             dualgit: Host passed on, X-Forwarded-For, -Proto and -Host added (the baseline)
   nginx-bare  the same nginx adding no headers, for reference (less work than dualgit does)
   dualgit   `git dual proxy run`, by Host header
+  caddy     Debian's caddy as a reverse proxy (it passes Host on and adds X-Forwarded-* itself)
+  portless  `portless proxy start --no-tls` plus `portless alias bench PUBLISHED_PORT`, by Host header:
+            a peer that gives dev servers .localhost URLs (npm's portless)
   pipe      for reference: `_pipe.py`, a byte pipe on uvloop that reads no HTTP at all, the most
             that any Python proxy can do here
   dualgit-general  with --general: the proxy with its hot path off (DUALGIT_PROXY_HOT_PATH=0), every
@@ -25,7 +28,8 @@ Docker's port forwarder (`docker-proxy`, a busy process on every path but direct
 rounds by 5 to 10%, and the same front by as much between rounds. Pinning does not settle it: it
 decides who shares a core, and with it the answer (keep-alive 0.97x with one placement, 1.02x with
 another; with wrk alone kept on one CPU, the proxy's added p50 at c=1 went from 26 to 81 us).
-Needs wrk and nginx (Debian's `wrk` and `nginx`).
+Needs wrk and nginx (Debian's `wrk` and `nginx`); caddy (Debian's `caddy`) and portless
+(`npm install -g portless`) join the rounds when they are installed, and are said missing otherwise.
 """
 
 from __future__ import annotations
@@ -47,7 +51,16 @@ from pathlib import Path
 
 from _bench import ENV, cleanup, new_repo, sh
 
-PORT, NGINX_PORT, PIPE_PORT, BARE_PORT = 8080, 8081, 8082, 8083
+PORT, NGINX_PORT, PIPE_PORT, BARE_PORT, CADDY_PORT, PORTLESS_PORT = 8080, 8081, 8082, 8083, 8084, 8085
+CADDYFILE = """{
+  admin off
+  auto_https off
+  log { output discard }
+}
+:%(port)d {
+  reverse_proxy 127.0.0.1:%(up)d
+}
+"""
 BACKEND_CONF = """worker_processes 1; daemon on; pid /tmp/nginx.pid; error_log /dev/null; user root;
 events { worker_connections 4096; }
 http { access_log off; client_body_temp_path /tmp/nb; proxy_temp_path /tmp/np; fastcgi_temp_path /tmp/nf;
@@ -139,6 +152,7 @@ def main() -> None:
             conf = {"dir": conf_dir, "up": published, "port": port, "forwarded": forwarded}
             (conf_dir / "nginx.conf").write_text(FRONT_CONF % conf)
             procs[name] = subprocess.Popen(["nginx", "-c", str(conf_dir / "nginx.conf")])
+        peers = peer_fronts(published, procs)
         procs["dualgit"] = start_proxy(repo, env, hot_path=True)
         running = "dualgit"
         pipe = [sys.executable, str(Path(__file__).parent / "_pipe.py"), str(PIPE_PORT), str(published)]
@@ -151,6 +165,7 @@ def main() -> None:
             "nginx-bare": (f"http://127.0.0.1:{BARE_PORT}/", None),
             "dualgit": (f"http://127.0.0.1:{PORT}/", f"main.bench.localhost:{PORT}"),
             "pipe": (f"http://127.0.0.1:{PIPE_PORT}/", None),
+            **peers,
         }
         if args.general:
             targets["dualgit-general"] = targets["dualgit"]
@@ -208,8 +223,53 @@ def main() -> None:
     finally:
         for proc in procs.values():
             stop(proc)
+        if shutil.which("portless"):
+            subprocess.run(["portless", "proxy", "stop"], env=PORTLESS_ENV, capture_output=True)
+            shutil.rmtree(PORTLESS_ENV["PORTLESS_STATE_DIR"], ignore_errors=True)
         cleanup(repo)
         shutil.rmtree(state, ignore_errors=True)
+
+
+PORTLESS_ENV = {**os.environ, "PORTLESS_STATE_DIR": tempfile.mkdtemp(prefix="dualgit-bench-portless-")}
+
+
+def peer_fronts(published: int, procs: dict[str, subprocess.Popen[bytes]]) -> dict[str, tuple[str, str | None]]:
+    """Caddy and portless in front of the same backend, those of them that are installed."""
+    found: dict[str, tuple[str, str | None]] = {}
+    if shutil.which("caddy"):
+        conf_dir = Path(tempfile.mkdtemp(prefix="dualgit-bench-caddy-"))
+        (conf_dir / "Caddyfile").write_text(CADDYFILE % {"port": CADDY_PORT, "up": published})
+        procs["caddy"] = subprocess.Popen(["caddy", "run", "--config", str(conf_dir / "Caddyfile"), "--adapter",
+                                           "caddyfile"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                          env={**os.environ, "HOME": str(conf_dir), "XDG_DATA_HOME": str(conf_dir)})
+        found["caddy"] = (f"http://127.0.0.1:{CADDY_PORT}/", None)
+    else:
+        print("caddy is missing (apt-get install caddy): left out", file=sys.stderr)
+    if shutil.which("portless"):
+        subprocess.run(["portless", "proxy", "start", "--no-tls", "-p", str(PORTLESS_PORT)], env=PORTLESS_ENV,
+                       check=True, capture_output=True)
+        subprocess.run(["portless", "alias", "bench", str(published), "--force"], env=PORTLESS_ENV, check=True,
+                       capture_output=True)
+        pid = Path(PORTLESS_ENV["PORTLESS_STATE_DIR"], "proxy.pid")
+        if pid.exists():
+            procs["portless"] = PidOnly(int(pid.read_text().strip()))  # type: ignore[assignment]
+        found["portless"] = (f"http://127.0.0.1:{PORTLESS_PORT}/", f"bench.localhost:{PORTLESS_PORT}")
+    else:
+        print("portless is missing (npm install -g portless): left out", file=sys.stderr)
+    return found
+
+
+class PidOnly:
+    """A daemon that another command started: its pid, for the CPU figures; `portless proxy stop` ends it."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def send_signal(self, sig: int) -> None:
+        pass
+
+    def wait(self, timeout: float | None = None) -> int:
+        return 0
 
 
 def start_proxy(repo: Path, env: dict[str, str], hot_path: bool) -> subprocess.Popen[bytes]:
