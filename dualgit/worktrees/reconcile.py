@@ -47,13 +47,16 @@ def reconcile(
     api: DockerAPI | None = None,
     containers: list[Container] | None = None,
     dry_run: bool = False,
+    trees: list[repository.Worktree] | None = None,
 ) -> list[Action]:
+    """`trees`, when given, must have been read after `containers` were listed."""
     api = api or DockerAPI()
     # Containers first, git second: a container is only ever made after git registered its
     # worktree, so nothing listed here can be younger than the git state read below.
     if containers is None:
         containers = list_containers(api, repo.common_dir)
-    trees = repository.worktrees(repo)
+    if trees is None:
+        trees = repository.worktrees(repo)
     actions = plan(containers, trees)
     if dry_run:
         return actions

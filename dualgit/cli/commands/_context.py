@@ -13,19 +13,30 @@ from dualgit.worktrees.inventory import Container, list_containers
 from dualgit.worktrees.reconcile import reconcile
 
 
-def reconciled(target: str | None = None) -> tuple[repository.Repo, DockerAPI, list[Container]]:
+def reconciled(target: str | None = None, listed: list[Container] | None = None,
+               ) -> tuple[repository.Repo, DockerAPI, list[Container]]:
     """Open the repository (the one `target` is in when it is a folder, else this one), reap
-    containers whose worktree is gone, and return what is left."""
+    containers whose worktree is gone, and return what is left. `listed`: every dualgit container,
+    listed already (`list_all`), of which this repository's are taken, for one list call in all."""
+    repo, api, containers, _trees = listing(target, listed)
+    return repo, api, containers
+
+
+def listing(target: str | None = None, listed: list[Container] | None = None,
+            ) -> tuple[repository.Repo, DockerAPI, list[Container], list[repository.Worktree]]:
+    """`reconciled`, and the worktree list it was reconciled with (read once, after the containers)."""
     repo = repository.open_repo(target if target and os.path.isdir(target) else None)
     api = DockerAPI()
-    containers = list_containers(api, repo.common_dir)
-    gone = reconcile(repo, api, containers)
+    containers = (list_containers(api, repo.common_dir) if listed is None
+                  else [c for c in listed if c.repo == repo.common_dir])
+    trees = repository.worktrees(repo)
+    gone = reconcile(repo, api, containers, trees=trees)
     if gone:
         removed = {a.container.id for a in gone}
         containers = [c for c in containers if c.id not in removed]
         if any(a.moved_to for a in gone):
             containers = list_containers(api, repo.common_dir)
-    return repo, api, containers
+    return repo, api, containers, trees
 
 
 def worktree_for(repo: repository.Repo, target: str | None) -> repository.Worktree:

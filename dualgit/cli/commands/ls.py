@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dualgit.cli.commands._context import reconciled
+from dualgit.cli.commands._context import listing
 from dualgit.git import repository
 from dualgit.naming import container_name
 from dualgit.worktrees import setup_state
@@ -45,8 +45,8 @@ def _setup(container: Container | None, name: str) -> dict[str, str | None]:
 
 
 def ls(as_json: bool = False, folder: str | None = None) -> int:
-    repo, _api, containers = reconciled(folder)
-    table = rows(repository.worktrees(repo), containers)
+    _repo, _api, containers, trees = listing(folder)
+    table = rows(trees, containers)
     if as_json:
         print(json.dumps(table, indent=2))
         return 0

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 
-from dualgit.cli.commands._context import reconciled
+from dualgit.cli.commands._context import listing
+from dualgit.engine.api import DockerAPI
 from dualgit.proxy import daemon, hosts
+from dualgit.worktrees.inventory import list_all
 
 
 def urls(as_json: bool = False) -> int:
-    repo, api, _ = reconciled()
-    rows = hosts.current(api).urls(repo.common_dir)
+    every = list_all(DockerAPI())  # the one list call: this repository's, and the others' that names avoid
+    repo, _api, mine, trees = listing(listed=every)
+    others = [c for c in every if c.repo != repo.common_dir]
+    branches = {**hosts.branches_of(others), **{wt.path: wt.branch for wt in trees}}  # ours as read once
+    rows = hosts.build(others + mine, branches).urls(repo.common_dir)
     if rows:
         daemon.ensure_started()  # URLs that answer: after a reboot, the proxy is not back on its own
     if as_json:
