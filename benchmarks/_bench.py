@@ -13,7 +13,9 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 ENV = {
-    **os.environ,
+    # as on a user's machine, Python keeps its compiled modules (a sandbox may say not to: then every
+    # start of an editable install compiles each module it imports again)
+    **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
     "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
     "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
     "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid",
