@@ -55,7 +55,9 @@ PORT, NGINX_PORT, PIPE_PORT, BARE_PORT, CADDY_PORT, PORTLESS_PORT = 8080, 8081, 
 CADDYFILE = """{
   admin off
   auto_https off
-  log { output discard }
+  log {
+    output discard
+  }
 }
 :%(port)d {
   reverse_proxy 127.0.0.1:%(up)d

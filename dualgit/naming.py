@@ -7,7 +7,6 @@ container without asking the engine anything first.
 from __future__ import annotations
 
 import os
-import re
 import zlib
 
 NAME_PREFIX = "dual"
@@ -32,8 +31,13 @@ def slug(text: str) -> str:
         import unicodedata
 
         text = unicodedata.normalize("NFKD", text)
-    folded = text.encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
+    out: list[str] = []
+    for char in text.encode("ascii", "ignore").decode().lower():
+        if char.isalnum():  # ASCII here: a-z and 0-9
+            out.append(char)
+        elif out and out[-1] != "-":
+            out.append("-")
+    return "".join(out).strip("-")
 
 
 def dns_label(text: str, taken: bool = False, limit: int = MAX_NAME, unique: str | None = None) -> str:
