@@ -8,10 +8,11 @@ request, and a hijacked connection for exec streams.
 from __future__ import annotations
 
 import _socket as socket  # the C module: exec's path needs none of socket.py
-import os
 import time
 
 from dualgit import chunked
+from dualgit.engine import find
+from dualgit.engine.find import Endpoint
 from dualgit.errors import DualgitError
 
 TYPE_CHECKING = False
@@ -20,34 +21,11 @@ if TYPE_CHECKING:
 
 SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
 
-DEFAULT_SOCKET = "/var/run/docker.sock"
-ENGINE_HINT = "start the engine (`scripts/setup` here, `sudo dockerd &`, or Docker Desktop), or point DOCKER_HOST at it"
-
-
 class ApiError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"{status}: {message}")
         self.status = status
         self.message = message
-
-
-def _address() -> tuple[int, Any]:
-    host = os.environ.get("DOCKER_HOST", "")
-    if not host:
-        for candidate in (DEFAULT_SOCKET, os.path.expanduser("~/.docker/run/docker.sock")):
-            if os.path.exists(candidate):
-                return socket.AF_UNIX, candidate
-        return socket.AF_UNIX, DEFAULT_SOCKET
-    if host.startswith("unix://"):
-        return socket.AF_UNIX, host[len("unix://"):]
-    if host.startswith("tcp://"):
-        hostport = host[len("tcp://"):].rstrip("/")
-        name, _, port = hostport.rpartition(":")
-        return socket.AF_INET, (name.strip("[]") or "127.0.0.1", int(port or 2375))
-    raise DualgitError(
-        f"DOCKER_HOST={host} is not supported (unix:// and tcp:// are)",
-        hint="set DOCKER_HOST to unix:///path/to/docker.sock or tcp://HOST:PORT",
-    )
 
 
 ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -107,8 +85,10 @@ class Response:
 
 
 class DockerAPI:
-    def __init__(self) -> None:
-        self.family, self.address = _address()
+    def __init__(self, endpoint: Endpoint | None = None) -> None:
+        self.endpoint = endpoint or find.endpoint()
+        self.family = socket.AF_UNIX if self.endpoint.kind == "unix" else socket.AF_INET
+        self.address = self.endpoint.address
 
     def connect(self, timeout: float | None = 30.0) -> socket.SocketType:
         sock = socket.SocketType(self.family, socket.SOCK_STREAM)
@@ -118,7 +98,8 @@ class DockerAPI:
         except OSError as exc:
             sock.close()
             where = self.address if isinstance(self.address, str) else "%s:%s" % self.address
-            raise DualgitError(f"cannot reach the Docker engine ({where}: {exc.strerror or exc})", hint=ENGINE_HINT)
+            raise DualgitError(f"cannot reach the Docker engine ({where}: {exc.strerror or exc})",
+                               hint=f"that address is {self.endpoint.source}; {find.ENGINE_HINT}")
         return sock
 
     @staticmethod
@@ -145,7 +126,7 @@ class DockerAPI:
             sock.sendall(self._head(method, url, body, "Connection: close\r\n"))
             response = _read_response(sock)
         except OSError as exc:
-            raise DualgitError(f"the Docker engine stopped answering ({exc})", hint=ENGINE_HINT)
+            raise DualgitError(f"the Docker engine stopped answering ({exc})", hint=find.ENGINE_HINT)
         finally:
             sock.close()
         if response.status not in ok:
