@@ -51,6 +51,15 @@ def logs(
 
 
 @app.command()
+def doctor(as_json: Annotated[bool, typer.Option(JSON, help="An object: endpoint, source, reachable, server, "
+                                                           "sockets, env.")] = False) -> int:
+    """Which Docker engine dualgit reaches and why that one, whether it answers, what else is here."""
+    from dualgit.cli.commands.doctor import doctor as run
+
+    return run(as_json)
+
+
+@app.command()
 def plugins(as_json: Annotated[bool, typer.Option("--json")] = False) -> int:
     """The plugins loaded: name, distribution, version, hooks (DUALGIT_PLUGINS: a,b, no:NAME)."""
     from dualgit.cli.commands.plugins import plugins as run
