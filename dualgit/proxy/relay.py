@@ -89,7 +89,7 @@ class ClientConnection(asyncio.Protocol):
             transport.close()
             self.state = "closed"
             return
-        self._arm_timer(self.proxy.head_timeout)
+        self._arm_timer(self.proxy.head_timeout())
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state = "closed"
@@ -403,7 +403,7 @@ class ClientConnection(asyncio.Protocol):
             self._release_upstream()
         self.state = "head"
         self.body = None
-        self._arm_timer(self.proxy.idle_timeout if not self.buf else self.proxy.head_timeout)
+        self._arm_timer(self.proxy.idle_timeout() if not self.buf else self.proxy.head_timeout())
         up = self.upstream
         if reusable and not self.buf and self.fast_head is not None and up is not None and up.between_responses():
             self.pinned, self.idle_mark = up, 0
@@ -469,7 +469,7 @@ class ClientConnection(asyncio.Protocol):
         up = self.pinned
         if self.state == "head" and up is not None and (up.requests_sent() != self.idle_mark or up.pending()):
             self.idle_mark = up.requests_sent()  # pinned: requests went by since the last look, or one is under way
-            self._arm_timer(self.proxy.idle_timeout)
+            self._arm_timer(self.proxy.idle_timeout())
             return
         if self.state == "head":
             if self.buf:

@@ -39,8 +39,8 @@ class Proxy:
                  max_connections: int = 8192, status_file: str | None = None, hot_path: bool = True) -> None:
         self.api = api or DockerAPI()
         self.hot_path = hot_path  # pin kept-alive connections (`relay.py`); off only to measure or rule it out
-        self.head_timeout = head_timeout
-        self.idle_timeout = idle_timeout
+        self.head_seconds = head_timeout  # for a request head to arrive whole
+        self.idle_seconds = idle_timeout  # for a kept-alive connection's next request
         self.max_connections = max_connections
         self.status_file = status_file
         self.containers: list[Container] = []
@@ -83,6 +83,12 @@ class Proxy:
     def generation(self) -> int:
         """Bumped whenever the host table changes: a resolution made under an older one is stale."""
         return self.table_generation
+
+    def head_timeout(self) -> float:
+        return self.head_seconds
+
+    def idle_timeout(self) -> float:
+        return self.idle_seconds
 
     def pins(self) -> bool:
         """Whether kept-alive connections take the hot path (`DUALGIT_PROXY_HOT_PATH=0`: never)."""
