@@ -6,6 +6,10 @@ from __future__ import annotations
 import os
 import sys
 
+# How dualgit starts itself. -P keeps the current folder off sys.path: it is often a worktree, which
+# a container writes to, and a `dualgit` package planted there would otherwise run on the host.
+DUALGIT = [sys.executable, "-P", "-m", "dualgit"]
+
 
 def state_dir(*parts: str) -> str:
     """`$XDG_STATE_HOME/dualgit/...`, else `~/.local/state/dualgit/...` (not created here)."""
@@ -20,7 +24,7 @@ def spawn(args: list[str], log: str | None = None, guard: bool = True) -> int:
     out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if log else null
     env = {**os.environ, "DUALGIT_RUNNING": "1"} if guard else dict(os.environ)
     try:
-        return os.posix_spawn(sys.executable, [sys.executable, "-m", "dualgit", *args], env, setsid=True,
+        return os.posix_spawn(sys.executable, [*DUALGIT, *args], env, setsid=True,
                               file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, out, 1),
                                             (os.POSIX_SPAWN_DUP2, out, 2)])
     finally:

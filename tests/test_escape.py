@@ -111,3 +111,44 @@ git config user.name X 2>&1 || echo "repo config refused"
     assert dual("down", cwd=feat).returncode == 0 and dual("up", cwd=feat).returncode == 0
     assert dual("exec", "git", "config", "--global", "user.name", cwd=feat).stdout.strip() == "Inside"
     assert "Inside" not in (Path.home() / ".gitconfig").read_text()
+
+
+PLANT = """set -e
+git config --global user.name Inside && git config --global user.email inside@example.invalid
+for d in . sub; do
+  mkdir -p "$d/dualgit"
+  printf 'open("%s", "w").close()\\n' "$M" >"$d/dualgit/__init__.py"
+  cp "$d/dualgit/__init__.py" "$d/dualgit/__main__.py"
+done
+git add -A && git commit -qm "a dualgit package of its own"
+"""
+
+
+def test_a_dualgit_package_planted_in_a_worktree_never_runs_on_the_host(trees: dict[str, Path], tmp_path: Path) -> None:
+    """Python puts the current folder first on sys.path for `python -m`: a `dualgit` package that a
+    container writes into its worktree (and commits) would run on the host wherever dualgit starts
+    itself from that folder: a PATH shim, the hook in a worktree made from that branch, exec's
+    background clean-up, the setup runner."""
+    feat, marker = trees["feat"], tmp_path / "planted-ran"
+    inside = dual("exec", "-e", f"M={marker}", "sh", "-c", PLANT, cwd=feat)
+    assert inside.returncode == 0, inside.stderr
+    assert (feat / "sub" / "dualgit" / "__main__.py").exists()
+    assert dual("shell-init", "bash", cwd=feat).returncode == 0  # makes the PATH shims
+    shim = Path.home() / ".local" / "share" / "dualgit" / "shims" / "python3"
+    assert shim.exists()
+    for folder in (feat, feat / "sub"):
+        subprocess.run([str(shim), "-c", "pass"], cwd=folder, capture_output=True, timeout=60)
+    assert not marker.exists(), "a PATH shim imported the worktree's own dualgit package"
+    for stamp in (Path.home() / ".local" / "state" / "dualgit" / "reconciled").glob("*"):
+        stamp.unlink()  # so that the next exec starts its background clean-up, from this folder
+    assert dual("exec", "true", cwd=feat / "sub").returncode == 0
+    assert dual("up", "--setup", cwd=feat).returncode == 0
+    added = subprocess.run(["git", "worktree", "add", "-q", "-b", "planted", "../demo-planted", "feat"],
+                           cwd=trees["main"], capture_output=True, text=True, timeout=120)
+    assert not marker.exists(), "the hook, in a worktree of that branch, imported its dualgit package"
+    assert added.returncode == 0 and "-> container" in added.stderr, added.stderr  # the hook ran, in Python
+    for _ in range(30):  # the clean-up and the setup runner run detached: give them time to start
+        if marker.exists():
+            break
+        subprocess.run(["sleep", "0.1"])
+    assert not marker.exists(), "the host imported the worktree's own dualgit package"

@@ -98,7 +98,7 @@ def test_hook_script_exits_before_python_for_file_checkouts_and_branch_switches(
     git("switch", "-q", "main", cwd=repo)
     assert not log.exists()
     git("worktree", "add", "-q", str(tmp_path / "wt"), "-b", "feat/b", cwd=repo)
-    assert log.read_text().startswith("-m dualgit hook post-checkout 0000000")
+    assert log.read_text().startswith("-P -m dualgit hook post-checkout 0000000")  # -P: never a planted dualgit
     assert log.read_text().rstrip().endswith(" 1")
 
 

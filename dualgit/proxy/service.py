@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 
+from dualgit.background import DUALGIT
 from dualgit.errors import DualgitError
 from dualgit.proxy import daemon
 
@@ -27,7 +28,7 @@ def unit_path() -> str:
 
 def command() -> list[str]:
     """What the service runs: this dualgit's proxy, in the foreground (the manager supervises it)."""
-    return [sys.executable, "-m", "dualgit", "proxy", "run"]
+    return [*DUALGIT, "proxy", "run"]
 
 
 def unit_text() -> str:

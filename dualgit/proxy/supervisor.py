@@ -13,11 +13,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 
 from dualgit import __version__
+from dualgit.background import DUALGIT
 from dualgit.proxy import daemon, say
 
 FAST_DEATH = 10.0  # seconds: a proxy that dies sooner after its start counts towards backing off
@@ -71,7 +71,7 @@ def supervise(replace: bool = False) -> int:
     with open(pidfile, "w") as f:
         f.write(f"{os.getpid()} {__version__}\n")
     fast, restarts = 0, 0
-    args = [sys.executable, "-m", "dualgit", "proxy", "run", *(["--replace"] if replace else [])]
+    args = [*DUALGIT, "proxy", "run", *(["--replace"] if replace else [])]
     try:
         while not stopping:
             began = time.monotonic()

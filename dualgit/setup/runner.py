@@ -9,10 +9,10 @@ from __future__ import annotations
 import fcntl
 import os
 import subprocess
-import sys
 import time
 import traceback
 
+from dualgit.background import DUALGIT
 from dualgit.errors import DualgitError
 from dualgit.git.locate import Location, locate
 from dualgit.hookspecs import Context, Step, hookimpl
@@ -133,7 +133,7 @@ class Runner:
         argv = ["sh", "-c", step.command] if isinstance(step.command, str) else list(step.command or ["true"])
         # in this container only: one removed or stopped meanwhile is not brought back by its own setup
         as_root = ["--root"] if step.root else []
-        code = subprocess.call([sys.executable, "-m", "dualgit", "exec", "--no-wait", *as_root, "--", *argv],
+        code = subprocess.call([*DUALGIT, "exec", "--no-wait", *as_root, "--", *argv],
                                cwd=self.ctx.worktree, stdin=subprocess.DEVNULL,
                                env={**os.environ, SETUP_CONTAINER: self.container_id})
         if code != 0:
