@@ -31,3 +31,23 @@ class Reader:
         self.reasons.discard(reason)
         if not self.reasons and self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
+
+
+class Side(asyncio.Protocol):
+    """What either side of a relayed connection (the client's, the upstream's) offers the other:
+    bytes out, and the end of them."""
+
+    __slots__ = ()
+    transport: asyncio.Transport | None
+
+    def send(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def send_eof(self) -> bool:
+        """Half-close this side's writing, where its transport can: whether it did."""
+        transport = self.transport
+        if transport is not None and transport.can_write_eof():
+            transport.write_eof()
+            return True
+        return False

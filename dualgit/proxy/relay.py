@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, cast
 
 from dualgit.proxy import pages
 from dualgit.proxy.fast import plain_get
-from dualgit.proxy.flow import Reader
+from dualgit.proxy.flow import Reader, Side
 from dualgit.proxy.hosts import Backend
 from dualgit.proxy.http import (
     HOP_BY_HOP,
@@ -43,7 +43,7 @@ BACKLOG = 64 * 1024  # pipelined bytes held while a response is under way, befor
 NO_BODY = BodyRelay(Framing("none"))  # done from the start, so never changed: one serves every bodiless request
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(Side):
     __slots__ = ("proxy", "port", "loop", "transport", "reader", "buf", "state", "timer", "timer_at", "deadline", "peer_ip",
                  "upstream", "body", "keep_alive", "method", "local_reply", "advancing", "fast_head", "fast_generation",
                  "fast_suffix", "pinned", "idle_mark")
@@ -133,17 +133,6 @@ class ClientConnection(asyncio.Protocol):
 
     def is_served_by(self, up: Upstream) -> bool:
         return self.upstream is up
-
-    def send(self, data: bytes) -> None:
-        if self.transport is not None:
-            self.transport.write(data)
-
-    def send_eof(self) -> bool:
-        transport = self.transport
-        if transport is not None and transport.can_write_eof():
-            transport.write_eof()
-            return True
-        return False
 
     def close(self) -> None:
         if self.transport is not None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, cast
 
 from dualgit.chunked import BadChunk, Chunked
 from dualgit.proxy.fast import DECLINED, ParserError, ResponseCount, ResponseEnd
-from dualgit.proxy.flow import Reader
+from dualgit.proxy.flow import Reader, Side
 from dualgit.proxy.hosts import Backend
 from dualgit.proxy.http import BadMessage, Framing, response_info
 
@@ -49,7 +49,7 @@ class BodyRelay:
         return len(data)  # "close": everything, until the connection ends
 
 
-class Upstream(asyncio.Protocol):
+class Upstream(Side):
     __slots__ = ("client", "proxy", "backend", "port", "method", "first_head", "transport", "reader", "buf", "state",
                  "body", "reusable", "started", "reused_head", "fast", "response_end", "count", "sent", "heard")
 
@@ -144,17 +144,6 @@ class Upstream(asyncio.Protocol):
         """Its client lets go: a pin with no response under way is left."""
         if self.state == "pinned" and not self.pending():
             self.unpin()
-
-    def send(self, data: bytes) -> None:
-        if self.transport is not None:
-            self.transport.write(data)
-
-    def send_eof(self) -> bool:
-        transport = self.transport
-        if transport is not None and transport.can_write_eof():
-            transport.write_eof()
-            return True
-        return False
 
     def forward(self, head: bytes) -> bool:
         """While pinned: send a plain GET straight on. False when the connection is closing."""
