@@ -35,7 +35,8 @@ while [ -z "$DUALGIT_NO_ROUTE" ] && [ -n "$d" ]; do
           [ -n "$s" ] && case $v in [tT][rR][uU][eE]|[yY][eE][sS]|[oO][nN]|1) on=1 ;; *) on= ;; esac ;;
       esac
     done < "$g/config"
-    [ -n "$on" ] && exec "$py" -P -c 'import sys; from dualgit.cli.main import main; sys.exit(main(["route", *sys.argv[1:]]))' "$n" "$d" "$@"
+    [ -n "$on" ] && exec "$py" -P -c \\
+      'import sys; from dualgit.cli.main import main; sys.exit(main(["route", *sys.argv[1:]]))' "$n" "$d" "$@"
     break
   fi
   d=${{d%/*}}
