@@ -87,19 +87,34 @@ class Response:
 class DockerAPI:
     def __init__(self, endpoint: Endpoint | None = None) -> None:
         self.endpoint = endpoint or find.endpoint()
-        self.family = socket.AF_UNIX if self.endpoint.kind == "unix" else socket.AF_INET
         self.address = self.endpoint.address
+        if self.endpoint.kind == "unix":
+            self.family = socket.AF_UNIX
+        else:
+            self.family = socket.AF_INET6 if ":" in str(self.address[0]) else socket.AF_INET
 
-    def connect(self, timeout: float | None = 30.0) -> socket.SocketType:
+    def connect(self, timeout: float | None = 30.0) -> Any:
+        """A connection to the engine: a socket, or for TLS and ssh a stream with the same calls."""
+        if self.endpoint.kind == "ssh":
+            from dualgit.engine.streams import SshStream
+
+            return SshStream(self.endpoint, timeout)
         sock = socket.SocketType(self.family, socket.SOCK_STREAM)
         sock.settimeout(timeout)
         try:
             sock.connect(self.address)
         except OSError as exc:
             sock.close()
-            where = self.address if isinstance(self.address, str) else "%s:%s" % self.address
-            raise DualgitError(f"cannot reach the Docker engine ({where}: {exc.strerror or exc})",
+            raise DualgitError(f"cannot reach the Docker engine ({self.endpoint.where()}: {exc.strerror or exc})",
                                hint=f"that address is {self.endpoint.source}; {find.ENGINE_HINT}")
+        if self.endpoint.tls is not None:
+            import socket as socket_module
+
+            from dualgit.engine.streams import TlsStream
+
+            plain = socket_module.socket(fileno=sock.detach())
+            plain.settimeout(timeout)
+            return TlsStream(plain, self.endpoint)
         return sock
 
     @staticmethod
@@ -187,7 +202,7 @@ class DockerAPI:
         finally:
             sock.close()
 
-    def hijack(self, url: str, payload: Any, timeout: float | None = None) -> tuple[socket.SocketType, bytes]:
+    def hijack(self, url: str, payload: Any, timeout: float | None = None) -> tuple[Any, bytes]:
         """POST with `Upgrade: tcp`; return the raw stream and any bytes already read past the head."""
         body = dumps(payload).encode()
         sock = self.connect(timeout)
@@ -197,6 +212,50 @@ class DockerAPI:
             sock.close()
             raise ApiError(status, rest.decode(errors="replace").strip())
         return sock, rest
+
+    # The calls of `interface.Engine`, which code above the engine layer makes.
+
+    def version(self) -> Any:
+        return self.get("/version")
+
+    def info(self) -> Any:
+        return self.get("/info")
+
+    def containers(self, filters: dict[str, list[str]]) -> Any:
+        return self.get("/containers/json", {"all": 1, "filters": dumps(filters)})
+
+    def inspect_container(self, name: str) -> Any:
+        return self.get(path("/containers/%s/json", name))
+
+    def create_container(self, body: dict[str, Any], name: str) -> str:
+        return self.request("POST", "/containers/create", body, {"name": name}).scalar("Id")
+
+    def start(self, container: str) -> None:
+        self.request("POST", path("/containers/%s/start", container), {})
+
+    def unpause(self, container: str) -> None:
+        self.request("POST", path("/containers/%s/unpause", container), {})
+
+    def stop(self, container: str, timeout: int) -> None:
+        self.request("POST", path("/containers/%s/stop", container), query={"t": timeout})
+
+    def remove_container(self, container: str) -> bool:
+        return self.remove(path("/containers/%s", container), {"force": 1, "v": 1})
+
+    def volumes(self, filters: dict[str, list[str]]) -> Any:
+        return self.get("/volumes", {"filters": dumps(filters)}).get("Volumes") or []
+
+    def create_volume(self, name: str, labels: dict[str, str]) -> None:
+        self.request("POST", "/volumes/create", {"Name": name, "Labels": labels})
+
+    def remove_volume(self, name: str) -> bool:
+        return self.remove(path("/volumes/%s", name))
+
+    def inspect_image(self, name: str) -> Any:
+        return self.get(path("/images/%s/json", name))
+
+    def events(self, filters: dict[str, list[str]]) -> Any:
+        return self.stream("/events", {"filters": dumps(filters)})
 
     def run(self, container: str, cmd: list[str], user: str | None = None, env: list[str] | None = None,
             timeout: float | None = 30.0, limit: int = 1 << 20) -> tuple[int, bytes]:
@@ -232,7 +291,7 @@ class DockerAPI:
         return int(code) if code.lstrip("-").isdigit() else -1
 
 
-def _read_head(sock: socket.SocketType) -> tuple[int, dict[str, str], bytes]:
+def _read_head(sock: Any) -> tuple[int, dict[str, str], bytes]:
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
@@ -249,7 +308,7 @@ def _read_head(sock: socket.SocketType) -> tuple[int, dict[str, str], bytes]:
     return status, headers, rest
 
 
-def _read_response(sock: socket.SocketType) -> Response:
+def _read_response(sock: Any) -> Response:
     status, headers, data = _read_head(sock)
     chunks = [data]
     while True:
