@@ -136,9 +136,10 @@ def _worktree(path: str, gitdir: str, common: str, main: bool) -> Worktree:
     return Worktree(path, gitdir, common, branch, head, main, locked)
 
 
-def find_worktree(repo: Repo, target: str) -> Worktree:
-    """A worktree named by an existing path (or any folder inside it), else by its branch."""
-    trees = worktrees(repo)
+def find_worktree(repo: Repo, target: str, trees: list[Worktree] | None = None) -> Worktree:
+    """A worktree named by an existing path (or any folder inside it), else by its branch; among
+    `trees` when the caller has read the list already."""
+    trees = worktrees(repo) if trees is None else trees
     if os.path.exists(target):
         real = os.path.realpath(target)
         holding = [wt for wt in trees if real == wt.path or real.startswith(wt.path.rstrip("/") + "/")]

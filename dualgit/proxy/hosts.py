@@ -11,10 +11,13 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field
 
-from dualgit.engine.api import DockerAPI
 from dualgit.git.locate import read_head
 from dualgit.naming import dns_label, repo_name
 from dualgit.worktrees.inventory import Container, list_all
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dualgit.engine.interface import Engine
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
 TCP_PORT_BASE, TCP_PORT_SPAN = 20000, 10000
@@ -136,7 +139,7 @@ def stable_tcp_port(repo: str, branch: str, port: int) -> int:
     return TCP_PORT_BASE + zlib.crc32(f"{repo}\0{branch}\0{port}".encode()) % TCP_PORT_SPAN
 
 
-def current(api: DockerAPI) -> HostTable:
+def current(api: Engine) -> HostTable:
     """The table as it is now: every dualgit container (one list call), branches read from git."""
     containers = list_all(api)
     return build(containers, branches_of(containers))

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dualgit.engine.api import ApiError, DockerAPI
+from dualgit.engine.api import ApiError
 from dualgit.errors import DualgitError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dualgit.engine.interface import Engine
 
 LISTEN = "0A"  # the socket state in /proc/net/tcp
 HEADER = "local_address"
@@ -62,7 +66,7 @@ def explain(found: Listening | None, port: int) -> tuple[str, str] | None:
     return f"nothing listens on port {port} inside the container", ""
 
 
-def read_sockets(api: DockerAPI, container: str, timeout: float = 3.0) -> str:
+def read_sockets(api: Engine, container: str, timeout: float = 3.0) -> str:
     """The container's /proc/net/tcp and tcp6, read by `cat` inside it; "" when that fails (no cat,
     a container stopping, an engine that does not answer)."""
     try:

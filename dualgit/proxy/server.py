@@ -15,8 +15,9 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from dualgit.engine.api import DockerAPI
+from dualgit.engine.dockerpy import DockerPy
 from dualgit.errors import DualgitError
 from dualgit.proxy import hosts, inside
 from dualgit.proxy.hosts import HostTable, Resolution
@@ -27,6 +28,9 @@ from dualgit.proxy.upstream import Upstream
 from dualgit.worktrees import labels
 from dualgit.worktrees.inventory import Container, list_all
 
+if TYPE_CHECKING:
+    from dualgit.engine.interface import Engine
+
 HEAD_RECHECK = 0.25  # seconds between re-reads of the worktrees' HEAD files, while requests come
 WATCH_EVERY = 0.5  # seconds between looks at each repository's worktrees/ folder
 BUSY_RETRY = 5.0  # seconds between tries of the ports that were busy, while any is
@@ -35,9 +39,9 @@ INSIDE_FOR = 1.0  # seconds a look at a container's listening sockets serves 502
 
 
 class Proxy:
-    def __init__(self, api: DockerAPI | None = None, head_timeout: float = 10.0, idle_timeout: float = 30.0,
+    def __init__(self, api: Engine | None = None, head_timeout: float = 10.0, idle_timeout: float = 30.0,
                  max_connections: int = 8192, status_file: str | None = None, hot_path: bool = True) -> None:
-        self.api = api or DockerAPI()
+        self.api = api or DockerPy()
         self.hot_path = hot_path  # pin kept-alive connections (`relay.py`); off only to measure or rule it out
         self.head_seconds = head_timeout  # for a request head to arrive whole
         self.idle_seconds = idle_timeout  # for a kept-alive connection's next request
@@ -294,11 +298,10 @@ class Proxy:
 
     def _watch_events(self, loop: asyncio.AbstractEventLoop) -> None:
         """A thread: the engine's event stream for dualgit containers; each event, a refresh."""
-        query = {"filters": json.dumps({"type": ["container"], "label": [labels.REPO]})}
         delay = 0.5
         while not self.stopping.is_set():
             try:
-                for _event in self.api.stream("/events", query):
+                for _event in self.api.events({"type": ["container"], "label": [labels.REPO]}):
                     delay = 0.5
                     loop.call_soon_threadsafe(self.schedule_refresh)
             except (OSError, DualgitError) as exc:
@@ -316,7 +319,7 @@ class Proxy:
                     stamp = 0.0
                 if self.watched.setdefault(repo, stamp) != stamp:
                     self.watched[repo] = stamp
-                    await asyncio.get_running_loop().run_in_executor(None, reap, repo)
+                    await asyncio.get_running_loop().run_in_executor(None, reap, self.api, repo)
             await asyncio.sleep(WATCH_EVERY)
 
     def _write_status(self) -> None:
@@ -352,13 +355,13 @@ class Proxy:
             transport.close()
 
 
-def reap(repo_dir: str) -> None:
+def reap(api: Engine, repo_dir: str) -> None:
     """Remove the containers of this repository's removed worktrees (the proxy's watcher)."""
     from dualgit.git import repository
     from dualgit.worktrees.reconcile import reconcile
 
     try:
-        for action in reconcile(repository.open_repo(repo_dir)):
+        for action in reconcile(repository.open_repo(repo_dir), api):
             log(action.describe())
     except DualgitError as exc:
         log(f"reconcile {repo_dir}: {exc.message}")

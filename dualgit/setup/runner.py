@@ -24,6 +24,7 @@ def _create(loc: Location) -> int:
     """`setup-run --create`: make the container (pulling its image), whose own runner then sets it
     up once this one lets go of the lock. A failure is recorded as a failed `pull` step, with no
     container id: the next `git dual up` or `exec` tries again in the foreground."""
+    from dualgit.engine.dockerpy import DockerPy
     from dualgit.naming import container_name
     from dualgit.worktrees.containers import ensure_running
 
@@ -32,7 +33,7 @@ def _create(loc: Location) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX)
         step = setup_state.read(name).step or "pull"
         try:
-            ensure_running(loc)
+            ensure_running(loc, api=DockerPy())
         except DualgitError as exc:
             setup_state.write(name, "failed", "", step)
             print(exc.render(), flush=True)
@@ -49,7 +50,7 @@ def steps_for(ctx: Context) -> list[Step]:
 
 def run(args: list[str]) -> int:
     """`git dual setup-run WORKTREE [--force|--create]`: what the background runner does."""
-    from dualgit.engine.api import DockerAPI
+    from dualgit.engine.dockerpy import DockerPy
     from dualgit.plugins import plugins
     from dualgit.worktrees.containers import context_for
     from dualgit.worktrees.inventory import list_containers
@@ -59,7 +60,7 @@ def run(args: list[str]) -> int:
     loc = locate(worktree)
     if "--create" in args:
         return _create(loc)
-    current = list_containers(DockerAPI(), loc.common_dir, loc.worktree)
+    current = list_containers(DockerPy(), loc.common_dir, loc.worktree)
     if not current:
         print("dualgit: no container for this worktree; nothing to set up", flush=True)
         return 1

@@ -10,16 +10,19 @@ import hashlib
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dualgit.config import Config, load
-from dualgit.engine.api import ApiError, DockerAPI, path
+from dualgit.engine.api import ApiError, DockerAPI
 from dualgit.errors import DualgitError
 from dualgit.git.locate import Location, read_head, registered
 from dualgit.hookspecs import ContainerSettings, Context
 from dualgit.naming import container_name, repo_name, volume_name
 from dualgit.worktrees import labels, owner, readonly
 from dualgit.worktrees.inventory import Container, list_containers, remove
+
+if TYPE_CHECKING:
+    from dualgit.engine.interface import Engine
 
 FALLBACK_IMAGE = "debian:bookworm-slim"  # when neither .dual.toml nor any plugin names one
 KEEPALIVE = ["tail", "-f", "/dev/null"]  # busybox and coreutils both have it; tini (Init) reaps and forwards
@@ -97,14 +100,13 @@ def create_body(loc: Location, config: Config, image_id: str, image: str | None 
     return body
 
 
-def ensure_volumes(api: DockerAPI, loc: Location, body: dict[str, Any]) -> None:
+def ensure_volumes(api: Engine, loc: Location, body: dict[str, Any]) -> None:
     """Create the container's named volumes with dualgit's labels (the engine would make them
     unlabelled), so that they go away with the worktree and nothing else."""
     for mount in body["HostConfig"]["Mounts"]:
         if mount["Type"] != "volume":
             continue
-        api.post("/volumes/create", {"Name": mount["Source"], "Labels": {
-            labels.REPO: loc.common_dir, labels.WORKTREE: loc.worktree}})
+        api.create_volume(mount["Source"], {labels.REPO: loc.common_dir, labels.WORKTREE: loc.worktree})
 
 
 def _inside(child: str, parent: str) -> bool:
@@ -120,10 +122,10 @@ class ImageNotHere(DualgitError):
         self.image = image
 
 
-def image_id(api: DockerAPI, image: str, pull: bool = True) -> str:
+def image_id(api: Engine, image: str, pull: bool = True) -> str:
     """The local image's id; pulled first when it isn't here (said on stderr: it can take minutes)."""
     try:
-        return str(api.get(path("/images/%s/json", image))["Id"])
+        return str(api.inspect_image(image)["Id"])
     except ApiError as exc:
         if exc.status != 404:
             raise DualgitError(f"cannot inspect image {image}: {exc.message}")
@@ -132,7 +134,7 @@ def image_id(api: DockerAPI, image: str, pull: bool = True) -> str:
     print(f"dualgit: pulling {image} (not on this machine) ...", file=sys.stderr, flush=True)
     reason = _pull(api, image)
     try:
-        return str(api.get(path("/images/%s/json", image))["Id"])
+        return str(api.inspect_image(image)["Id"])
     except ApiError:
         raise DualgitError(
             f"image {image} is not on this machine and could not be pulled ({reason})",
@@ -141,25 +143,20 @@ def image_id(api: DockerAPI, image: str, pull: bool = True) -> str:
         ) from None
 
 
-def _pull(api: DockerAPI, image: str) -> str:
+def _pull(api: Engine, image: str) -> str:
     name, tag = image, "latest"
     if "@" not in image and ":" in image.rsplit("/", 1)[-1]:
         name, tag = image.rsplit(":", 1)
+    from dualgit.engine.dockerpy import DockerPy  # pulls are docker-py's: registry auth, its progress stream
+
     try:
-        response = api.request("POST", "/images/create", None, {"fromImage": name, "tag": tag}, timeout=600)
+        DockerPy(api.endpoint, timeout=600).pull(name, tag)
     except ApiError as exc:
         return exc.message
-    for line in response.body.splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if "error" in event:
-            return str(event["error"])
     return "no error given"
 
 
-def ensure_running(loc: Location, config: Config | None = None, api: DockerAPI | None = None,
+def ensure_running(loc: Location, config: Config | None = None, api: Engine | None = None,
                    pull: bool = True) -> Container:
     """Idempotent `up`: create the worktree's container, or start it, or recreate it when what it is
     made from (image, ports, env, mounts, plugin settings) changed. Concurrent callers are settled by
@@ -188,19 +185,19 @@ def ensure_running(loc: Location, config: Config | None = None, api: DockerAPI |
         else:
             ensure_volumes(api, loc, body)
             try:
-                created = api.post(path("/containers/create"), body, {"name": name})
+                created = api.create_container(body, name)
             except ApiError as exc:
                 if exc.status == 409:  # another dualgit run won the race: adopt its container
                     _check_name_is_ours(api, name, loc.common_dir)
                     continue
                 raise DualgitError(f"cannot create container {name}: {exc.message}")
             made = True
-            start(api, Container(created["Id"], name, "created", loc.common_dir, loc.worktree, loc.gitdir, "", "", {}))
+            start(api, Container(created, name, "created", loc.common_dir, loc.worktree, loc.gitdir, "", "", {}))
             if remap:
                 try:
-                    owner.prepare(api, created["Id"], extra.user)
+                    owner.prepare(api, created, extra.user)
                 except DualgitError:
-                    remove(api, Container(created["Id"], name, "running", loc.common_dir, loc.worktree, loc.gitdir,
+                    remove(api, Container(created, name, "running", loc.common_dir, loc.worktree, loc.gitdir,
                                           "", ""), volumes=False)  # made anew by the next try
                     raise
         found = list_containers(api, loc.common_dir, loc.worktree)
@@ -214,7 +211,7 @@ def gone_worktree(loc: Location) -> DualgitError:
                         hint="`git worktree list` shows the worktrees; `git worktree add` makes one anew")
 
 
-def _after(api: DockerAPI, loc: Location, container: Container, made: bool) -> Container:
+def _after(api: Engine, loc: Location, container: Container, made: bool) -> Container:
     if not registered(loc):  # removed while we made it: reconcile wins, the container goes too
         remove(api, container, volumes=True)
         raise gone_worktree(loc)
@@ -225,9 +222,9 @@ def _after(api: DockerAPI, loc: Location, container: Container, made: bool) -> C
     return container
 
 
-def _check_name_is_ours(api: DockerAPI, name: str, repo: str) -> None:
+def _check_name_is_ours(api: Engine, name: str, repo: str) -> None:
     try:
-        info = api.get(path("/containers/%s/json", name))
+        info = api.inspect_container(name)
     except ApiError:
         return  # gone again: the next round creates it
     if not labels.owned(info.get("Config", {}).get("Labels"), repo):
@@ -237,11 +234,11 @@ def _check_name_is_ours(api: DockerAPI, name: str, repo: str) -> None:
         )
 
 
-def start(api: DockerAPI, container: Container) -> None:
+def start(api: Engine, container: Container) -> None:
     message = ""
     for attempt in range(4):
         try:
-            api.post(path("/containers/%s/start", container.id))
+            api.start(container.id)
             return
         except ApiError as exc:
             message = exc.message
@@ -252,7 +249,7 @@ def start(api: DockerAPI, container: Container) -> None:
 
         time.sleep(0.05 * (attempt + 1))
     if container.state == "paused":
-        api.post(path("/containers/%s/unpause", container.id))
+        api.unpause(container.id)
         return
     raise DualgitError(
         f"container {container.name} for {container.worktree} does not start: {message}",

@@ -5,11 +5,14 @@ and the proxy only need this, and none of what making one takes (config, plugins
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dualgit.engine.api import ApiError, DockerAPI, path
+from dualgit.engine.api import ApiError
 from dualgit.errors import DualgitError
 from dualgit.worktrees import labels
+
+if TYPE_CHECKING:
+    from dualgit.engine.interface import Engine
 
 
 @dataclass(frozen=True)
@@ -53,44 +56,44 @@ def _port_list(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in text.split(",") if p.strip().isdigit())
 
 
-def list_all(api: DockerAPI) -> list[Container]:
+def list_all(api: Engine) -> list[Container]:
     """Every dualgit container on this engine, of every repository: one list call."""
-    entries = api.get("/containers/json", {"all": 1, "filters": labels.filters(None)})
+    entries = api.containers(labels.filters(None))
     return [Container.from_summary(e) for e in entries if (e.get("Labels") or {}).get(labels.REPO)]
 
 
-def list_containers(api: DockerAPI, repo: str, worktree: str | None = None) -> list[Container]:
+def list_containers(api: Engine, repo: str, worktree: str | None = None) -> list[Container]:
     """Every container of the repository (or of one worktree): one label-filtered list call."""
-    entries = api.get("/containers/json", {"all": 1, "filters": labels.filters(repo, worktree)})
+    entries = api.containers(labels.filters(repo, worktree))
     return [Container.from_summary(e) for e in entries if labels.owned(e.get("Labels"), repo)]
 
 
-def stop(api: DockerAPI, container: Container) -> None:
+def stop(api: Engine, container: Container) -> None:
     """Stop the container; one that is gone or stopped already (another process's work) is done."""
     try:
-        api.request("POST", path("/containers/%s/stop", container.id), query={"t": 3})
+        api.stop(container.id, 3)
     except ApiError as exc:
         if exc.status != 404:
             raise DualgitError(f"cannot stop container {container.name}: {exc.message}")
 
 
-def remove(api: DockerAPI, container: Container, volumes: bool = True) -> None:
+def remove(api: Engine, container: Container, volumes: bool = True) -> None:
     """Remove the container and, with `volumes`, the named volumes dualgit made for its worktree."""
     try:
-        api.remove(path("/containers/%s", container.id), query={"force": 1, "v": 1})
+        api.remove_container(container.id)
     except ApiError as exc:
         raise DualgitError(f"cannot remove container {container.name}: {exc.message}")
     if volumes:
         remove_volumes(api, container.repo, container.worktree)
 
 
-def remove_volumes(api: DockerAPI, repo: str, worktree: str) -> list[str]:
-    found = api.get("/volumes", {"filters": labels.filters(repo, worktree)}).get("Volumes") or []
+def remove_volumes(api: Engine, repo: str, worktree: str) -> list[str]:
+    found = api.volumes(labels.filters(repo, worktree))
     gone = []
     for volume in found:
         if labels.owned(volume.get("Labels"), repo):
             try:
-                if api.remove(path("/volumes/%s", volume["Name"])):
+                if api.remove_volume(volume["Name"]):
                     gone.append(volume["Name"])
             except ApiError:
                 pass  # still in use by a container that is going away; the next reconcile retries

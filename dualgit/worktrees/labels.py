@@ -10,15 +10,13 @@ PORTS = "dualgit.ports"  # the HTTP ports it declares, comma-separated: the prox
 TCP_PORTS = "dualgit.tcp_ports"  # the raw TCP ports it declares
 
 
-def filters(repo: str | None, worktree: str | None = None) -> str:
-    """The engine's JSON `filters` argument that selects one repository's objects (or one worktree's,
+def filters(repo: str | None, worktree: str | None = None) -> dict[str, list[str]]:
+    """The engine's `filters` argument that selects one repository's objects (or one worktree's,
     or with no repository, every dualgit object)."""
-    import json
-
     wanted = [f"{REPO}={repo}" if repo is not None else REPO]
     if worktree is not None:
         wanted.append(f"{WORKTREE}={worktree}")
-    return json.dumps({"label": wanted})
+    return {"label": wanted}
 
 
 def owned(labels: dict[str, str] | None, repo: str) -> bool:

@@ -15,8 +15,12 @@ from __future__ import annotations
 import os
 import sys
 
-from dualgit.engine.api import ApiError, DockerAPI
+from dualgit.engine.api import ApiError
 from dualgit.errors import DualgitError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dualgit.engine.interface import Engine
 
 ROOT = "0:0"
 
@@ -44,20 +48,20 @@ echo "$name $home"
 """
 
 
-def engine_maps_owners(api: DockerAPI) -> bool:
+def engine_maps_owners(api: Engine) -> bool:
     """Whether files a container makes in a bind mount come out as the host user's already: a
     rootless engine, or a desktop VM's file share."""
     if sys.platform != "linux":
         return True
     try:
-        info = api.get("/info")
+        info = api.info()
     except ApiError:
         return False
     options = " ".join(str(o) for o in info.get("SecurityOptions") or [])
     return "name=rootless" in options or "Docker Desktop" in str(info.get("OperatingSystem", ""))
 
 
-def container_user(api: DockerAPI, named: str | None) -> tuple[str | None, bool]:
+def container_user(api: Engine, named: str | None) -> tuple[str | None, bool]:
     """The container's `User`, and whether the image's user must be remapped to the host's ids once
     it is made. `named` is `remoteUser` or a plugin's `user`: it wins, remapped where owners need it."""
     uid = os.getuid()
@@ -66,7 +70,7 @@ def container_user(api: DockerAPI, named: str | None) -> tuple[str | None, bool]
     return (named or f"{uid}:{os.getgid()}"), True
 
 
-def prepare(api: DockerAPI, container: str, named: str | None) -> None:
+def prepare(api: Engine, container: str, named: str | None) -> None:
     """Remap (or make) the container's user for the host's uid and gid, with a writable HOME: run as
     root in a container just made, before any exec of a person's or a setup step's."""
     env = [f"DUALGIT_UID={os.getuid()}", f"DUALGIT_GID={os.getgid()}", f"DUALGIT_USER={named or ''}"]

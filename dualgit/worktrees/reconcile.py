@@ -15,6 +15,10 @@ from dualgit.engine.api import DockerAPI
 from dualgit.git import repository
 from dualgit.worktrees.inventory import Container, list_containers, remove
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dualgit.engine.interface import Engine
+
 
 @dataclass(frozen=True)
 class Action:
@@ -44,7 +48,7 @@ def plan(containers: list[Container], trees: list[repository.Worktree]) -> list[
 
 def reconcile(
     repo: repository.Repo,
-    api: DockerAPI | None = None,
+    api: Engine | None = None,
     containers: list[Container] | None = None,
     dry_run: bool = False,
     trees: list[repository.Worktree] | None = None,

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from dualgit.cli.commands._context import for_each, reconciled, worktree_for
-from dualgit.engine.api import DockerAPI
+from dualgit.cli.commands._context import for_each, listing, worktree_for
+from dualgit.engine.dockerpy import DockerPy
 from dualgit.errors import DualgitError
-from dualgit.git import repository
 from dualgit.worktrees.inventory import Container, remove, stop
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dualgit.engine.interface import Engine
 
 
 def down(targets: list[str] | None = None, rm: bool = False, every: bool = False) -> int:
     """Stop (or remove) the containers of the worktrees named, or of every worktree with `every`."""
     if every and targets:
         raise DualgitError("name worktrees or give --all, not both", hint="`git dual down --all` stops every container here")
-    repo, api, containers = reconciled(targets[0] if targets else None)
+    repo, api, containers, trees = listing(targets[0] if targets else None, api=DockerPy())
     if every:
-        labels = {wt.path: wt.label for wt in repository.worktrees(repo)}
+        labels = {wt.path: wt.label for wt in trees}
         chosen = [c for c in containers if rm or c.state != "exited"]
         for container in chosen:
             _down(api, labels.get(container.worktree, container.worktree), container, rm)
@@ -24,7 +27,7 @@ def down(targets: list[str] | None = None, rm: bool = False, every: bool = False
         return 0
 
     def one(target: str | None) -> None:
-        wt = worktree_for(repo, target)
+        wt = worktree_for(repo, target, trees)
         mine = [c for c in containers if c.worktree == wt.path]
         if not mine:
             raise DualgitError(f"{wt.label} ({wt.path}) has no container", hint="`git dual up` creates it")
@@ -34,7 +37,7 @@ def down(targets: list[str] | None = None, rm: bool = False, every: bool = False
     return for_each(targets, one)
 
 
-def _down(api: DockerAPI, label: str, container: Container, rm: bool) -> None:
+def _down(api: Engine, label: str, container: Container, rm: bool) -> None:
     if rm:
         remove(api, container, volumes=False)
         print(f"{label}: {container.name} removed (the worktree's files are untouched)")

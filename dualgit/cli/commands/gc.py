@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dualgit.engine.api import DockerAPI
+from dualgit.engine.dockerpy import DockerPy
 from dualgit.git import repository
 from dualgit.worktrees.reconcile import reconcile
 
 
 def gc(dry_run: bool = False, quiet: bool = False, folder: str | None = None) -> int:
     repo = repository.open_repo(folder)
-    actions = reconcile(repo, DockerAPI(), dry_run=dry_run)
+    actions = reconcile(repo, DockerPy(), dry_run=dry_run)
     if quiet:
         return 0
     for action in actions:

@@ -7,9 +7,8 @@ import os
 import shutil
 
 from dualgit import __version__
-from dualgit.cli.commands._context import reconciled
+from dualgit.cli.commands._context import listing, worktree_for
 from dualgit.errors import DualgitError
-from dualgit.git import repository
 from dualgit.proxy import daemon, hosts
 
 
@@ -95,8 +94,8 @@ def _restarts(watching: dict[str, object]) -> str:
 
 
 def open_(target: str | None = None, port: int | None = None) -> int:
-    repo, api, _ = reconciled()
-    wt = repository.find_worktree(repo, target or repo.workdir or ".")
+    repo, api, _, trees = listing()
+    wt = worktree_for(repo, target, trees)
     rows = [r for r in hosts.current(api).urls(repo.common_dir) if r["branch"] == (wt.branch or os.path.basename(wt.path))]
     served = [r for r in rows if str(r["url"]).startswith("http")]
     if not served:
