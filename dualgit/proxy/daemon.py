@@ -73,9 +73,10 @@ def supervisor_status() -> dict[str, object] | None:
     return info
 
 
-def running() -> tuple[int, str] | None:
-    """The running proxy's pid and dualgit version ("": from before the pid file named one). A proxy
-    runs while it holds its lock: a pid file left by one that died (kill -9) names no proxy."""
+def running() -> tuple[int, str, str] | None:
+    """The running proxy's pid, dualgit version and engine URL ("": from before the pid file named
+    them). A proxy runs while it holds its lock: a pid file left by one that died (kill -9) names
+    no proxy."""
     try:
         with open(files()[0]) as f:
             fields = f.read().split()
@@ -85,7 +86,31 @@ def running() -> tuple[int, str] | None:
         return None
     if not locked(lock_file()):
         return None
-    return pid, fields[1] if len(fields) > 1 else ""
+    return pid, fields[1] if len(fields) > 1 else "", " ".join(fields[2:])
+
+
+def engine_here() -> str:
+    """The URL of the engine this process would serve ("" when none can be named)."""
+    from dualgit.engine import find
+
+    try:
+        return find.endpoint().url()
+    except DualgitError:
+        return ""
+
+
+def replaceable(found: tuple[int, str, str]) -> bool:
+    """Whether a running proxy gives way to one started here: it is an older dualgit's, or it
+    serves another engine than this process's environment names (`git dual proxy start`)."""
+    return older(found[1]) or bool(found[2] and found[2] != engine_here())
+
+
+def other_engine(found: tuple[int, str, str] | None, engine: str) -> str | None:
+    """The one line that says a running proxy serves another engine than `engine`, or None."""
+    if found is None or not found[2] or not engine or found[2] == engine:
+        return None
+    return (f"dualgit: the proxy serves the engine at {found[2]}, not this command's ({engine}), so this "
+            "branch's URLs do not answer; `git dual proxy start` replaces it")
 
 
 def running_pid() -> int | None:
@@ -120,7 +145,7 @@ def run(head_timeout: float | None = None, replace: bool = False) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         other = running()
-        if not (replace and other is not None and older(other[1])):
+        if not (replace and other is not None and replaceable(other)):
             raise DualgitError(f"the proxy already runs{f' (pid {other[0]})' if other else ''}",
                                hint="`git dual proxy stop` stops it") from None
         log(f"replacing the proxy of dualgit {other[1] or '(older)'} (pid {other[0]}) with {__version__}'s")
@@ -139,7 +164,7 @@ def run(head_timeout: float | None = None, replace: bool = False) -> int:
 
     def ready() -> None:
         with open(pidfile, "w") as f:
-            f.write(f"{os.getpid()} {__version__}\n")
+            f.write(f"{os.getpid()} {__version__} {proxy.api.endpoint.url()}\n")
         try:
             os.remove(starting_marker())
         except OSError:
@@ -163,7 +188,7 @@ def start(wait: float = 10.0) -> int | None:
     """Start the daemon, under its supervisor (`supervisor.py`), unless it runs (one of an older
     dualgit is replaced); return its pid once it is ready (None: not waited for)."""
     found = running()
-    if found is not None and not older(found[1]):
+    if found is not None and not replaceable(found):
         return found[0]
     _, _, logfile = files()
     args = ["proxy", "supervise"] if found is None else ["proxy", "supervise", "--replace"]
@@ -206,12 +231,19 @@ def _claim_start() -> bool:
     return True
 
 
-def ensure_started() -> bool:
+def ensure_started(engine: str = "") -> bool:
     """What `up` and the hooks call: start the proxy when it isn't running (never fails them).
-    Whether the proxy is on: False when DUALGIT_PROXY=0 turns it off."""
+    Whether the proxy is on: False when DUALGIT_PROXY=0 turns it off. With `engine`, the caller's
+    engine URL, a proxy that serves another engine is said on stderr (it is left running: another
+    shell's commands may be using it)."""
     if os.environ.get(DISABLE_ENV) == "0":
         return False
     found = running()
+    said = other_engine(found, engine)
+    if said:
+        import sys
+
+        print(said, file=sys.stderr)
     if found is None or older(found[1]):  # not running, or left running by an older dualgit
         try:
             start(wait=0)
@@ -249,7 +281,7 @@ def status() -> dict[str, object]:
     found = running()
     info: dict[str, object] = {"running": found is not None, "pid": found[0] if found else None, "log": logfile}
     if found is not None:
-        info["version"] = found[1]
+        info["version"], info["engine"] = found[1], found[2] or None
         import json  # not at the top: exec imports this module to check that the proxy runs
 
         try:

@@ -52,7 +52,7 @@ def supervise(replace: bool = False) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         other = daemon.running()
-        if not (replace and other is not None and daemon.older(other[1])):
+        if not (replace and other is not None and daemon.replaceable(other)):
             return 0  # another supervisor runs, with its proxy
         log(f"replacing the proxy of dualgit {other[1] or '(older)'} (pid {other[0]}) with {__version__}'s")
         daemon.stop()  # the older supervisor and its proxy

@@ -41,6 +41,9 @@ and setup is waited for.
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 SHELL = ["sh", "-c", "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi"]
 NOT_FOUND_MARKS = (b"executable file not found", b"no such file or directory")
+# How an engine's runtime says it could not start the program: Docker's (exit 126), and Podman's
+# (exit 127, followed by a line about the attach socket it closed).
+RUNTIME_FAILED = (b"OCI runtime exec failed", b"Error: runc: exec failed", b"Error: crun: ")
 
 
 class ExecRequest:
@@ -142,7 +145,7 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
             return failed
     if not pinned:  # a person's or an agent's command; a setup step's needs neither
         _reconcile_now_and_then(loc)
-        _proxy_up()
+        _proxy_up(api.endpoint.url())
     return Session(api, exec_id, tty, attach_stdin, request.cmd[0]).run()
 
 
@@ -172,13 +175,13 @@ def _reconcile_now_and_then(loc: Location) -> None:
         pass  # the next command reconciles
 
 
-def _proxy_up() -> None:
+def _proxy_up(engine: str) -> None:
     """The engine brings the containers back after a reboot (they restart unless stopped), but not the
     proxy, a user process: the dev server started here answers at its URL without a `git dual up`
     first. One pid file read while the proxy runs."""
     from dualgit.proxy.daemon import ensure_started
 
-    ensure_started()
+    ensure_started(engine)
 
 
 def _text_only(cmd: list[str], env: list[str], cwd: str) -> None:
@@ -305,8 +308,8 @@ class Session:
                 if len(buffer) < 8 + size:
                     break
                 payload, buffer = buffer[8 : 8 + size], buffer[8 + size :]
-                if first and payload.startswith(b"OCI runtime exec failed"):
-                    self.held += payload
+                if (first and payload.startswith(RUNTIME_FAILED)) or self.held:
+                    self.held += payload  # the runtime's words, not the program's (which never ran)
                 else:
                     _write_all(2 if kind == 2 else 1, payload)
                 first = False
@@ -319,7 +322,7 @@ class Session:
         code = max(self.api.exit_code(self.exec_id), 0)
         if self.held:
             lowered = self.held.lower()
-            if code == 126 and any(mark in lowered for mark in NOT_FOUND_MARKS):
+            if code in (126, 127) and any(mark in lowered for mark in NOT_FOUND_MARKS):
                 sys.stderr.write(f"{self.program}: command not found\n")
                 return 127
             _write_all(2, self.held)

@@ -30,7 +30,7 @@ def up(target: str | None = None, recreate: bool = False, setup: bool = False) -
     from dualgit.proxy.daemon import ensure_started
     from dualgit.proxy.hosts import current
 
-    if ensure_started():
+    if ensure_started(api.endpoint.url()):
         for row in current(api).urls(worktree=wt.path):
             print(f"  {row['url']}")
     return 0

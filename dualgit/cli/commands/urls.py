@@ -11,13 +11,14 @@ from dualgit.worktrees.inventory import list_all
 
 
 def urls(as_json: bool = False) -> int:
-    every = list_all(DockerAPI())  # the one list call: this repository's, and the others' that names avoid
-    repo, _api, mine, trees = listing(listed=every)
+    api = DockerAPI()
+    every = list_all(api)  # the one list call: this repository's, and the others' that names avoid
+    repo, _api, mine, trees = listing(listed=every, api=api)
     others = [c for c in every if c.repo != repo.common_dir]
     branches = {**hosts.branches_of(others), **{wt.path: wt.branch for wt in trees}}  # ours as read once
     rows = hosts.build(others + mine, branches).urls(repo.common_dir)
     if rows:
-        daemon.ensure_started()  # URLs that answer: after a reboot, the proxy is not back on its own
+        daemon.ensure_started(api.endpoint.url())  # URLs that answer: after a reboot, the proxy is not back on its own
     if as_json:
         print(json.dumps(rows, indent=2))
         return 0
