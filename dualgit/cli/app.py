@@ -51,9 +51,12 @@ def logs(
 
 
 @app.command()
-def doctor(as_json: Annotated[bool, typer.Option(JSON, help="An object: endpoint, source, reachable, server, "
-                                                           "sockets, env.")] = False) -> int:
-    """Which Docker engine dualgit reaches and why that one, whether it answers, what else is here."""
+def doctor(as_json: Annotated[bool, typer.Option(JSON, help="An object: endpoint, source, tls, reachable, server, "
+                                                           "checks (name, ok, detail, fix), proxy, sockets, "
+                                                           "others, env.")] = False) -> int:
+    """Which engine dualgit reaches and why; whether it answers, sees this worktree through a bind
+    mount and publishes ports to this host, and whether the proxy runs for it. Exits 1 when a check
+    fails, each with its fix."""
     from dualgit.cli.commands.doctor import doctor as run
 
     return run(as_json)
