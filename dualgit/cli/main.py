@@ -20,10 +20,21 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        return EXIT_ERROR
+    except BrokenPipeError as exc:
+        if _reader_gone():
+            return EXIT_ERROR  # `git dual ls | head`: nobody reads the rest
+        return _bug(exc, args)  # a pipe of ours broke (an engine's, a subprocess's): say so
     except Exception as exc:  # a bug: say so, keep the details for a report
         return _bug(exc, args)
+
+
+def _reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (the write end then polls as an error)."""
+    import select
+
+    poller = select.poll()
+    poller.register(1, select.POLLOUT)
+    return any(events & select.POLLERR for _fd, events in poller.poll(0))
 
 
 def _dispatch(args: list[str]) -> int:
