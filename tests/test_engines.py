@@ -92,10 +92,12 @@ def test_the_context_the_cli_uses_is_the_engine(repo: Path, relay: Relay) -> Non
     assert code == 0 and found["endpoint"] != f"unix://{relay.path}"
 
 
-def test_engines_dualgit_cannot_speak_to_get_one_line_that_says_how(repo: Path, tmp_path: Path) -> None:
+def test_engines_dualgit_cannot_reach_get_one_line_that_says_how(repo: Path, tmp_path: Path) -> None:
+    home_ca = tmp_path / "home" / ".docker" / "ca.pem"
     cases = {
-        "tls": ({"DOCKER_HOST": "tcp://127.0.0.1:2376", "DOCKER_TLS_VERIFY": "1"}, "error: DOCKER_HOST asks for TLS"),
-        "ssh": ({"DOCKER_HOST": "ssh://me@build-box"}, "error: DOCKER_HOST is an ssh engine"),
+        "tls": ({"DOCKER_HOST": "tcp://127.0.0.1:2376", "DOCKER_TLS_VERIFY": "1"},
+                f"error: DOCKER_TLS_VERIFY asks for a checked TLS engine, and {home_ca} is not there"),
+        "ssh": ({"DOCKER_HOST": "ssh://me@build-box.invalid"}, "error: cannot reach the engine at ssh://me@build-box.invalid"),
         "odd": ({"DOCKER_HOST": "npipe:////./pipe/docker_engine"}, "error: DOCKER_HOST=npipe:"),
         "no context": ({"DOCKER_CONTEXT": "nowhere"}, "error: the Docker context 'nowhere' is not there"),
     }
@@ -109,7 +111,7 @@ def test_engines_dualgit_cannot_speak_to_get_one_line_that_says_how(repo: Path, 
     assert code == 1 and found["reachable"] is False and str(gone) in str(found["error"]), found
     assert found["source"] == "from DOCKER_HOST" and found["env"] == {"DOCKER_HOST": f"unix://{gone}"}
     text = dual("doctor", cwd=repo, env={"DOCKER_HOST": f"unix://{gone}"})
-    assert text.returncode == 1 and "does not answer" in text.stdout and "hint:" in text.stdout
+    assert text.returncode == 1 and "FAIL engine: does not answer" in text.stdout and "fix:" in text.stdout
 
 
 def test_doctor_names_the_engine_that_answers(repo: Path, docker: DockerAPI) -> None:
@@ -117,4 +119,50 @@ def test_doctor_names_the_engine_that_answers(repo: Path, docker: DockerAPI) -> 
     assert code == 0 and found["reachable"] is True
     server = found["server"]
     assert isinstance(server, dict) and server["apiversion"] and server["os"] == "linux"
+    checks = {c["name"]: c for c in found["checks"]}  # type: ignore[attr-defined]
+    assert [n for n, c in checks.items() if c["ok"] is not True] == [], checks
+    assert checks["bind mount"]["detail"] == f"a container sees {repo.resolve()}'s files"
+    assert checks["published port"]["detail"].startswith("a port published on 127.0.0.1:")
+    assert not labelled_by_doctor(docker)  # its throwaway container is gone
     assert any(s["path"] == docker.address for s in found["sockets"]) or not os.path.exists(str(docker.address))
+
+
+def labelled_by_doctor(docker: DockerAPI) -> list[str]:
+    return [c["Id"] for c in docker.containers({"label": ["dualgit.doctor"]})]
+
+
+def test_with_no_answer_on_the_default_socket_the_first_socket_that_answers_is_the_engine(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's default first; then, in the README's order, a socket that answers (a socket file
+    left behind by an engine that stopped is passed over)."""
+    from dualgit.engine import find
+
+    for key in ("DOCKER_HOST", "DOCKER_CONTEXT"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr(find, "DEFAULT_SOCKET", str(tmp_path / "no-docker.sock"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    home = Path(os.environ["HOME"])
+    listeners = []
+
+    def listen(path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(path))
+        server.listen()
+        listeners.append(server)
+
+    try:
+        gone = home / ".docker" / "run" / "docker.sock"  # Docker Desktop's, left behind by a stopped one
+        listen(gone)
+        listeners.pop().close()
+        listen(tmp_path / "run" / "podman" / "podman.sock")
+        assert find.endpoint().source == "the Podman socket found"
+        listen(home / ".colima" / "default" / "docker.sock")
+        chosen = find.endpoint()
+        assert (chosen.address, chosen.source) == (str(home / ".colima" / "default" / "docker.sock"),
+                                                   "the colima socket found")
+        assert [engine for engine, path in find.candidates() if os.path.exists(path)] == ["Docker Desktop", "colima",
+                                                                                          "Podman"]
+    finally:
+        for server in listeners:
+            server.close()

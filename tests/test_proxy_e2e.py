@@ -607,7 +607,8 @@ def test_the_daemon_starts_once_and_stops(repo: Path, tmp_path: Path) -> None:
         assert started.returncode == 0, started.stderr
         pid_text = (state / "dualgit" / "proxy.pid").read_text()
         pid = int(pid_text.split()[0])
-        assert pid_text == f"{pid} {__version__}\n"  # its dualgit's version too: an upgrade replaces it
+        # its dualgit's version and engine too: an upgrade, or `proxy start` for another engine, replaces it
+        assert pid_text == f"{pid} {__version__} {DockerAPI().endpoint.url()}\n"
         assert started.stdout == f"proxy running (pid {pid}); log: {state / 'dualgit' / 'proxy.log'}\n"
         supervisor = int((state / "dualgit" / "proxy.supervisor.pid").read_text().split()[0])
         assert os.getsid(pid) == supervisor == os.getsid(supervisor)  # a session of its own: it outlives the shell
@@ -694,7 +695,7 @@ def test_after_an_upgrade_the_older_proxy_is_replaced_and_a_newer_one_kept(repo:
         status = dual("proxy", "status", cwd=repo, env=env).stdout
         assert f"proxy running (pid {old}, dualgit (older))" in status and "replaces the proxy" in status, status
         assert dual("up", cwd=repo, env=env).returncode == 0
-        wait_for(lambda: pidfile.exists() and pidfile.read_text().endswith(f" {__version__}\n") and not alive(old))
+        wait_for(lambda: pidfile.exists() and pidfile.read_text().split()[1:2] == [__version__] and not alive(old))
         new = int(pidfile.read_text().split()[0])
         log = (state / "dualgit" / "proxy.log").read_text()
         assert f"replacing the proxy of dualgit (older) (pid {old}) with {__version__}'s" in log, log

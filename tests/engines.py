@@ -1,0 +1,213 @@
+"""Engines other than the default socket, each started for real from Debian's packages, on
+loopback or on a socket in a temporary folder:
+
+- `TlsFront`: the Docker engine behind `socat`'s TLS listener on 127.0.0.1, which asks for a
+  client certificate signed by a CA this module makes with `openssl`;
+- `PodmanService`: `podman system service` on a socket of its own, with busybox copied in from
+  Docker (`docker save | podman load`): no registry is needed;
+- `SshServer`: Debian's sshd on a loopback port with keys made here, through which
+  `ssh://root@127.0.0.1` reaches the Docker engine (`docker system dial-stdio`, as the CLI does).
+
+`scripts/setup --tests` installs what these need; a missing one skips its tests off CI and fails
+them on CI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests_support import wait_for
+
+IN_CI = bool(os.environ.get("CI"))
+
+
+def need(*programs: str) -> None:
+    missing = [p for p in programs if not shutil.which(p) and not os.path.exists(p)]
+    if missing:
+        message = f"{', '.join(missing)} missing: run scripts/setup --tests"
+        pytest.fail(message) if IN_CI else pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def listening(address: str | tuple[str, int]) -> bool:
+    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+    with socket.socket(family) as s:
+        try:
+            s.connect(address)
+        except OSError:
+            return False
+    return True
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_ca(folder: Path, name: str) -> None:
+    """`name`.pem and `name`-key.pem: a CA."""
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+            "-subj", f"/CN={name}", "-keyout", f"{name}-key.pem", "-out", f"{name}.pem", cwd=folder)
+
+
+def sign(folder: Path, ca: str, name: str, extension: str) -> None:
+    """`name`.pem and `name`-key.pem: a certificate the CA `ca` signs, with `extension` (x509v3 lines)."""
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", f"/CN={name}",
+            "-keyout", f"{name}-key.pem", "-out", f"{name}.csr", cwd=folder)
+    (folder / f"{name}.ext").write_text(extension)
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}-key.pem", "-CAcreateserial",
+            "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem", cwd=folder)
+
+
+class TlsFront:
+    """The engine on `tcp://127.0.0.1:PORT` behind TLS that requires a client certificate.
+    `certs` holds ca.pem, cert.pem and key.pem as DOCKER_CERT_PATH wants them; `rogue` holds a
+    client certificate from a CA the engine does not trust, and `wrong_ca` the right client
+    certificate with a CA that did not sign the engine's."""
+
+    def __init__(self, base: Path, engine_socket: str) -> None:
+        need("openssl", "socat")
+        self.base = base
+        work = base / "pki"
+        work.mkdir(parents=True)
+        make_ca(work, "ca")
+        make_ca(work, "other-ca")
+        sign(work, "ca", "server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+        sign(work, "ca", "client", "extendedKeyUsage=clientAuth\n")
+        sign(work, "other-ca", "stranger", "extendedKeyUsage=clientAuth\n")
+        self.certs = self._folder("certs", "ca", "client")
+        self.rogue = self._folder("rogue", "ca", "stranger")
+        self.wrong_ca = self._folder("wrong-ca", "other-ca", "client")
+        self.port = free_port()
+        listen = (f"OPENSSL-LISTEN:{self.port},bind=127.0.0.1,reuseaddr,fork,cert={work / 'server.pem'},"
+                  f"key={work / 'server-key.pem'},cafile={work / 'ca.pem'},verify=1")
+        # -t: after one side ends (stdin's end of an exec), the other streams on as long as it needs
+        self.proc = subprocess.Popen(["socat", "-t", "120", listen, f"UNIX-CONNECT:{engine_socket}"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_for(lambda: listening(("127.0.0.1", self.port)))
+
+    def _folder(self, name: str, ca: str, client: str) -> Path:
+        folder = self.base / name
+        folder.mkdir()
+        for source, target in ((f"{ca}.pem", "ca.pem"), (f"{client}.pem", "cert.pem"), (f"{client}-key.pem", "key.pem")):
+            shutil.copy(self.base / "pki" / source, folder / target)
+        return folder
+
+    @property
+    def host(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        stop(self.proc)
+
+
+class PodmanService:
+    """`podman system service` on `socket`, with this machine's hard limits (below Podman's
+    defaults) in its containers.conf, and busybox:latest loaded from the Docker engine."""
+
+    def __init__(self, base: Path) -> None:
+        need("podman", "/usr/libexec/podman/catatonit")
+        base.mkdir(parents=True, exist_ok=True)
+        import resource
+
+        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        nofile = 20000 if nofile == resource.RLIM_INFINITY else nofile
+        conf = base / "containers.conf"
+        conf.write_text(f'[containers]\ndefault_ulimits = ["nofile={nofile}:{nofile}", "nproc=4096:4096"]\n')
+        self.env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+        self.socket = str(base / "podman.sock")
+        self.proc = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{self.socket}"],
+                                     env=self.env, stdout=subprocess.DEVNULL, stderr=open(base / "service.log", "wb"),
+                                     start_new_session=True)
+        wait_for(lambda: listening(self.socket), timeout=60)
+        if subprocess.run(["podman", "image", "exists", "busybox:latest"], env=self.env).returncode != 0:
+            saved = subprocess.run(["docker", "save", "busybox:latest"], check=True, capture_output=True).stdout
+            subprocess.run(["podman", "load"], input=saved, env=self.env, check=True, capture_output=True)
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket}"
+
+    def _labelled(self) -> list[dict[str, Any]]:
+        ran = subprocess.run(["podman", "ps", "-a", "--filter", "label=dualgit.repo", "--format", "json"],
+                             env=self.env, check=True, capture_output=True, text=True)
+        return list(json.loads(ran.stdout or "[]"))
+
+    def containers_of(self, worktree: Path) -> list[str]:
+        """Ids of the containers dualgit labelled for `worktree`, as Podman's own CLI lists them."""
+        return [c["Id"] for c in self._labelled() if (c.get("Labels") or {}).get("dualgit.worktree") == str(worktree)]
+
+    def remove_labelled(self, under: Path) -> None:
+        prefix = str(under.resolve())
+        for container in [c["Id"] for c in self._labelled()
+                          if (c.get("Labels") or {}).get("dualgit.repo", "").startswith(prefix)]:
+            subprocess.run(["podman", "rm", "-f", "-v", container], env=self.env, capture_output=True)
+        ran = subprocess.run(["podman", "volume", "ls", "--filter", "label=dualgit.repo", "--format", "json"],
+                             env=self.env, capture_output=True, text=True)
+        for volume in json.loads(ran.stdout or "[]"):
+            if (volume.get("Labels") or {}).get("dualgit.repo", "").startswith(prefix):
+                subprocess.run(["podman", "volume", "rm", "-f", volume["Name"]], env=self.env, capture_output=True)
+
+    def close(self) -> None:
+        stop(self.proc)
+
+
+class SshServer:
+    """sshd on 127.0.0.1:`port`, letting root in with a key made here. `bin` holds an `ssh` that
+    uses this server's client config (as a user's ~/.ssh/config would), to put first on PATH."""
+
+    def __init__(self, base: Path) -> None:
+        need("/usr/sbin/sshd", "ssh", "ssh-keygen", "docker")
+        base.mkdir(parents=True, exist_ok=True)
+        for key in ("host", "client"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(base / key)], check=True)
+        (base / "authorized_keys").write_text((base / "client.pub").read_text())
+        os.chmod(base / "authorized_keys", 0o600)
+        self.port = free_port()
+        (base / "sshd_config").write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {base / 'host'}\nPidFile {base / 'sshd.pid'}\n"
+            f"AuthorizedKeysFile {base / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+            "AcceptEnv LANG\n")
+        os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation folder
+        self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(base / "sshd_config")],
+                                     stdout=subprocess.DEVNULL, stderr=open(base / "sshd.log", "wb"),
+                                     start_new_session=True)
+        wait_for(lambda: listening(("127.0.0.1", self.port)))
+        (base / "ssh_config").write_text(
+            f"Host 127.0.0.1\n  IdentityFile {base / 'client'}\n  IdentitiesOnly yes\n"
+            f"  UserKnownHostsFile {base / 'known_hosts'}\n  StrictHostKeyChecking accept-new\n  LogLevel ERROR\n")
+        self.bin = base / "bin"
+        self.bin.mkdir()
+        wrapper = self.bin / "ssh"
+        wrapper.write_text(f'#!/bin/sh\nexec {shutil.which("ssh")} -F {base / "ssh_config"} "$@"\n')
+        wrapper.chmod(0o755)
+
+    @property
+    def host(self) -> str:
+        return f"ssh://root@127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        stop(self.proc)
