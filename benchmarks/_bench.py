@@ -10,6 +10,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 BIN = Path(sys.executable).parent
 ENV = {
@@ -25,11 +26,27 @@ ENV = {
 
 def rounds_arg(default: int) -> int:
     """`--rounds N` from the command line."""
+    return int(args(default).rounds)
+
+
+def args(rounds: int) -> Any:
+    """`--rounds N`, and `--against REV`: a commit whose regular install is timed in the same run,
+    for "no slower than before this change"."""
     import argparse
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=default)
-    return int(parser.parse_args().rounds)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--against", default=None, help="a git revision to time beside this checkout")
+    return parser.parse_args()
+
+
+def checkout_of(rev: str) -> Path:
+    """A detached worktree of `rev` of this repository, in a temporary folder (remove it with
+    `git worktree remove --force`)."""
+    root = Path(__file__).resolve().parent.parent
+    target = Path(tempfile.mkdtemp(prefix="dualgit-bench-rev-")) / "tree"
+    subprocess.run(["git", "worktree", "add", "-q", "--detach", str(target), rev], cwd=root, check=True)
+    return target
 
 
 def sh(*args: str, cwd: Path | str, check: bool = True) -> str:
@@ -91,7 +108,7 @@ def cleanup(repo: Path) -> None:
     shutil.rmtree(repo.parent, ignore_errors=True)
 
 
-def installed_copy() -> Path:
+def installed_copy(source: Path | None = None) -> Path:
     """A regular (non-editable) install of this checkout in a temporary venv, as `pip install dualgit`
     gives users; its dependencies come from the current venv through a .pth file. An editable
     install's import hook adds ~8 ms to every start, which users never pay."""
@@ -100,7 +117,7 @@ def installed_copy() -> Path:
     root = Path(tempfile.mkdtemp(prefix="dualgit-bench-venv-"))
     subprocess.run([sys.executable, "-m", "venv", str(root)], check=True)
     python = root / "bin" / "python"
-    source = Path(__file__).resolve().parent.parent
+    source = source or Path(__file__).resolve().parent.parent
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(source)], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],

@@ -1,7 +1,9 @@
 """`git dual exec true` against `docker exec C true`, and `git dual ls` and `urls` with 50 worktrees
 against the `docker ps` that lists their containers.
 
-    .venv/bin/python benchmarks/exec_and_ls.py [--rounds 30]
+    .venv/bin/python benchmarks/exec_and_ls.py [--rounds 30] [--against REV]
+
+With `--against REV`, a regular install of that commit is timed in the same run too.
 """
 
 from __future__ import annotations
@@ -9,17 +11,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+from pathlib import Path
 
-from _bench import ENV, cleanup, installed_copy, interleaved, new_repo, report, rounds_arg, sh, timed
+from _bench import ENV, args, checkout_of, cleanup, installed_copy, interleaved, new_repo, report, sh, timed
 
 WORKTREES = 50
 
 
 def main() -> None:
-    rounds = rounds_arg(30)
+    given = args(30)
+    rounds = given.rounds
 
     repo = new_repo()
     installed = installed_copy()
+    earlier = checkout_of(given.against) if given.against else None
+    before = installed_copy(earlier) if earlier else None
     regular = {**ENV, "PATH": f"{installed}{os.pathsep}{ENV['PATH']}"}  # `git dual` finds the installed copy
     try:
         sh("git", "dual", "up", cwd=repo)
@@ -28,6 +35,8 @@ def main() -> None:
             {
                 "docker exec C true": lambda: timed("docker", "exec", name, "true", cwd=repo),
                 "git-dual exec true (pip install)": lambda: timed(str(installed / "git-dual"), "exec", "true", cwd=repo),
+                **({f"git-dual exec true ({given.against}, pip install)":
+                    lambda: timed(str(before / "git-dual"), "exec", "true", cwd=repo)} if before else {}),
                 "git dual exec true (pip install, through git)": lambda: timed("git", "dual", "exec", "true", cwd=repo,
                                                                                env=regular),
                 "git-dual exec true (editable dev install)": lambda: timed("git-dual", "exec", "true", cwd=repo),
@@ -56,6 +65,10 @@ def main() -> None:
     finally:
         cleanup(repo)
         shutil.rmtree(installed.parent, ignore_errors=True)
+        if before is not None and earlier is not None:
+            shutil.rmtree(before.parent, ignore_errors=True)
+            subprocess.run(["git", "worktree", "remove", "--force", str(earlier)], cwd=Path(__file__).parent,
+                           capture_output=True)
 
 
 if __name__ == "__main__":

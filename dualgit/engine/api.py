@@ -86,7 +86,10 @@ class Response:
 
 class DockerAPI:
     def __init__(self, endpoint: Endpoint | None = None) -> None:
-        self.endpoint = endpoint or find.endpoint()
+        self._use(endpoint or find.endpoint())
+
+    def _use(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
         self.address = self.endpoint.address
         if self.endpoint.kind == "unix":
             self.family = socket.AF_UNIX
@@ -105,6 +108,10 @@ class DockerAPI:
             sock.connect(self.address)
         except OSError as exc:
             sock.close()
+            other = find.fallback() if self.endpoint.source == find.DEFAULT_SOURCE else None
+            if other is not None:  # the default socket is dead: the next engine that answers, as `endpoint` says
+                self._use(other)
+                return self.connect(timeout)
             raise DualgitError(f"cannot reach the Docker engine ({self.endpoint.where()}: {exc.strerror or exc})",
                                hint=f"that address is {self.endpoint.source}; {find.ENGINE_HINT}")
         if self.endpoint.tls is not None:

@@ -50,7 +50,7 @@ class _Client(docker.APIClient):  # type: ignore[misc]  # docker-py has no type 
 
 class DockerPy:
     def __init__(self, endpoint: Endpoint | None = None, timeout: int = 60) -> None:
-        self.endpoint = endpoint or find.endpoint()
+        self.endpoint = endpoint or find.settled(find.endpoint())
         kwargs: dict[str, Any] = {}
         tls = self.endpoint.tls
         if tls is not None:

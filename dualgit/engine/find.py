@@ -123,12 +123,29 @@ def endpoint() -> Endpoint:
     context = os.environ.get("DOCKER_CONTEXT") or _current_context()
     if context and context != "default":
         return _from_context(context)
-    if _answers(DEFAULT_SOCKET):
-        return Endpoint("unix", DEFAULT_SOCKET, "the default socket")
+    if os.path.exists(DEFAULT_SOCKET):  # whether it answers is asked by connecting: see `fallback`
+        return Endpoint("unix", DEFAULT_SOCKET, DEFAULT_SOURCE)
+    return fallback() or Endpoint("unix", DEFAULT_SOCKET, "the default socket (no engine answers on the usual sockets)")
+
+
+DEFAULT_SOURCE = "the default socket"
+
+
+def fallback() -> Endpoint | None:
+    """When nothing named an engine and the default socket does not answer: the first of the other
+    usual sockets that answers (None: none does). The lean client asks this only after its connect
+    to the default socket failed, so the usual run makes no probe connection."""
     for engine, path in candidates()[1:]:
         if _answers(path):
             return Endpoint("unix", path, f"the {engine} socket found")
-    return Endpoint("unix", DEFAULT_SOCKET, "the default socket (no engine answers on the usual sockets)")
+    return None
+
+
+def settled(found: Endpoint) -> Endpoint:
+    """`found`, or, for a default socket that does not answer, the engine `fallback` finds."""
+    if found.source == DEFAULT_SOURCE and not _answers(DEFAULT_SOCKET):
+        return fallback() or found
+    return found
 
 
 def _answers(path: str) -> bool:

@@ -37,7 +37,7 @@ def report(folder: str | None = None) -> dict[str, Any]:
     }
     checks: list[dict[str, Any]] = found["checks"]
     try:
-        endpoint = find.endpoint()
+        endpoint = find.settled(find.endpoint())
         found["endpoint"], found["source"] = endpoint.url(), endpoint.source
         found["tls"] = endpoint.tls.as_dict() if endpoint.tls is not None else None
         found["others"] = [s for s in sockets if endpoint.kind != "unix" or s["path"] != endpoint.address]
