@@ -163,6 +163,13 @@ def test_with_no_answer_on_the_default_socket_the_first_socket_that_answers_is_t
                                                    "the colima socket found")
         assert [engine for engine, path in find.candidates() if os.path.exists(path)] == ["Docker Desktop", "colima",
                                                                                           "Podman"]
+        listen(tmp_path / "no-docker.sock")  # a default socket that exists, and then stops answering
+        assert find.endpoint().source == "the default socket"
+        listeners.pop().close()
+        client = DockerAPI()
+        client.connect().close()
+        assert client.endpoint.source == "the colima socket found"
+        assert find.settled(find.endpoint()).source == "the colima socket found"
     finally:
         for server in listeners:
             server.close()

@@ -1,4 +1,5 @@
-"""A small Docker Engine API client over the engine's socket.
+"""A small Docker Engine API client over the engine's socket, with the standard library alone
+(json, and ssl for TLS in `streams`).
 
 `git dual exec` and the post-checkout hook stay off docker-py (`tests/test_lean.py` pins what they
 import), so container work speaks HTTP/1.1 to the engine directly: one short connection per
@@ -8,6 +9,7 @@ request, and a hijacked connection for exec streams.
 from __future__ import annotations
 
 import _socket as socket  # the C module: exec's path needs none of socket.py
+import json
 import time
 
 from dualgit import chunked
@@ -26,23 +28,6 @@ class ApiError(Exception):
         super().__init__(f"{status}: {message}")
         self.status = status
         self.message = message
-
-
-ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def dumps(value: Any) -> str:
-    """JSON for request bodies (dicts, lists, strings, numbers, booleans, None), so that exec's
-    path does without the json module (`benchmarks/exec_and_ls.py` measures that path)."""
-    if isinstance(value, str):
-        return '"' + "".join(ESCAPES.get(c) or (c if c >= " " else "\\u%04x" % ord(c)) for c in value) + '"'
-    if value is True or value is False or value is None:
-        return {True: "true", False: "false", None: "null"}[value]
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, dict):
-        return "{" + ",".join(dumps(str(k)) + ":" + dumps(v) for k, v in value.items()) + "}"
-    return "[" + ",".join(dumps(v) for v in value) + "]"
 
 
 def quote(text: str) -> str:
@@ -66,22 +51,7 @@ class Response:
         self.body = body
 
     def json(self) -> Any:
-        import json
-
         return json.loads(self.body) if self.body else None
-
-    def scalar(self, key: str) -> str:
-        """The raw value of a scalar `key` that occurs once in the answer (a number, true/false, or
-        a string without escapes: ids), read without the json module; for the exec path's answers."""
-        marker = ('"%s":' % key).encode()
-        start = self.body.find(marker)
-        if start < 0:
-            return ""
-        rest = self.body[start + len(marker) :].lstrip()
-        if rest[:1] == b'"':
-            return rest[1 : rest.index(b'"', 1)].decode()
-        end = min((i for i in (rest.find(b","), rest.find(b"}")) if i >= 0), default=len(rest))
-        return rest[:end].strip().decode()
 
 
 class DockerAPI:
@@ -142,7 +112,7 @@ class DockerAPI:
     ) -> Response:
         if query:
             url += "?" + urlencode(query)
-        body = None if payload is None else dumps(payload).encode()
+        body = None if payload is None else json.dumps(payload).encode()
         sock = self.connect(timeout)
         try:
             sock.sendall(self._head(method, url, body, "Connection: close\r\n"))
@@ -180,8 +150,6 @@ class DockerAPI:
 
     def stream(self, url: str, query: dict[str, Any] | None = None) -> Any:
         """GET a streaming endpoint (`/events`): yield each JSON document as it arrives."""
-        import json
-
         if query:
             url += "?" + urlencode(query)
         sock = self.connect(None)
@@ -211,7 +179,7 @@ class DockerAPI:
 
     def hijack(self, url: str, payload: Any, timeout: float | None = None) -> tuple[Any, bytes]:
         """POST with `Upgrade: tcp`; return the raw stream and any bytes already read past the head."""
-        body = dumps(payload).encode()
+        body = json.dumps(payload).encode()
         sock = self.connect(timeout)
         sock.sendall(self._head("POST", url, body, "Connection: Upgrade\r\nUpgrade: tcp\r\n"))
         status, _, rest = _read_head(sock)
@@ -229,13 +197,13 @@ class DockerAPI:
         return self.get("/info")
 
     def containers(self, filters: dict[str, list[str]]) -> Any:
-        return self.get("/containers/json", {"all": 1, "filters": dumps(filters)})
+        return self.get("/containers/json", {"all": 1, "filters": json.dumps(filters)})
 
     def inspect_container(self, name: str) -> Any:
         return self.get(path("/containers/%s/json", name))
 
     def create_container(self, body: dict[str, Any], name: str) -> str:
-        return self.request("POST", "/containers/create", body, {"name": name}).scalar("Id")
+        return str(self.request("POST", "/containers/create", body, {"name": name}).json()["Id"])
 
     def start(self, container: str) -> None:
         self.request("POST", path("/containers/%s/start", container), {})
@@ -250,7 +218,7 @@ class DockerAPI:
         return self.remove(path("/containers/%s", container), {"force": 1, "v": 1})
 
     def volumes(self, filters: dict[str, list[str]]) -> Any:
-        return self.get("/volumes", {"filters": dumps(filters)}).get("Volumes") or []
+        return self.get("/volumes", {"filters": json.dumps(filters)}).get("Volumes") or []
 
     def create_volume(self, name: str, labels: dict[str, str]) -> None:
         self.request("POST", "/volumes/create", {"Name": name, "Labels": labels})
@@ -262,7 +230,7 @@ class DockerAPI:
         return self.get(path("/images/%s/json", name))
 
     def events(self, filters: dict[str, list[str]]) -> Any:
-        return self.stream("/events", {"filters": dumps(filters)})
+        return self.stream("/events", {"filters": json.dumps(filters)})
 
     def run(self, container: str, cmd: list[str], user: str | None = None, env: list[str] | None = None,
             timeout: float | None = 30.0, limit: int = 1 << 20) -> tuple[int, bytes]:
@@ -274,7 +242,7 @@ class DockerAPI:
         if user is not None:
             body["User"] = user
         created = self.request("POST", path("/containers/%s/exec", container), body, timeout=timeout)
-        exec_id = created.scalar("Id")
+        exec_id = created.json()["Id"]
         sock, data = self.hijack(path("/exec/%s/start", exec_id), {"Detach": False, "Tty": True}, timeout)
         try:
             while len(data) < limit:
@@ -290,12 +258,12 @@ class DockerAPI:
         """An ended exec's exit code (-1: none recorded). Its stream can end a moment before the
         engine records the exit, so a running one is asked again for up to 2 s."""
         for _ in range(100):
-            info = self.request("GET", path("/exec/%s/json", exec_id))
-            if info.scalar("Running") != "true":
+            info = self.request("GET", path("/exec/%s/json", exec_id)).json()
+            if not info.get("Running"):
                 break
             time.sleep(0.02)
-        code = info.scalar("ExitCode")
-        return int(code) if code.lstrip("-").isdigit() else -1
+        code = info.get("ExitCode")
+        return code if isinstance(code, int) else -1
 
 
 def _read_head(sock: Any) -> tuple[int, dict[str, str], bytes]:

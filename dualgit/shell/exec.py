@@ -222,7 +222,7 @@ def _create_exec(api: DockerAPI, name: str, body: dict[str, Any], loc: Location 
     url = path("/containers/%s/exec", name)
     for attempt in range(3):
         try:
-            return api.request("POST", url, body).scalar("Id"), attempt > 0
+            return api.request("POST", url, body).json()["Id"], attempt > 0
         except ApiError as exc:
             if attempt == 2 or exc.status not in (404, 409) or loc is None:
                 raise DualgitError(f"cannot run in container {name}: {exc.message}") from None
@@ -293,8 +293,9 @@ class Session:
             info = self.api.request("GET", path("/exec/%s/json", self.exec_id))
         except (ApiError, DualgitError):
             return
-        pid = int(info.scalar("Pid") or 0)
-        if pid and _in_container(pid, info.scalar("ContainerID")):
+        found = info.json()
+        pid = int(found.get("Pid") or 0)
+        if pid and _in_container(pid, str(found.get("ContainerID") or "")):
             try:
                 os.killpg(pid, signum) if os.getpgid(pid) == pid else os.kill(pid, signum)
             except ProcessLookupError:
