@@ -29,6 +29,7 @@ class TlsStream:
         self.tls = endpoint.tls.context().wrap_bio(self.incoming, self.outgoing, server_hostname=host)
         self.lock = threading.Lock()
         self.where = endpoint.where()
+        self.answered = False  # whether the engine has sent anything past the handshake
         self._handshake(endpoint)
 
     def _handshake(self, endpoint: Endpoint) -> None:
@@ -53,12 +54,12 @@ class TlsStream:
                                    hint="is that port TLS? without DOCKER_TLS_VERIFY, dualgit speaks plain tcp")
             self.incoming.write(data)
 
-    def _refused(self, exc: ssl.SSLError) -> DualgitError:
+    def _refused(self, exc: ssl.SSLError | str) -> DualgitError:
         """The engine's "no" to our certificate; with TLS 1.3 it comes after the handshake, as an
         alert on the first read."""
         files = self.tls_files
         sent = f"the client certificate {files.cert}" if files.cert else "no client certificate"
-        reason = str(exc.reason or exc).replace("_", " ").lower()
+        reason = exc if isinstance(exc, str) else str(exc.reason or exc).replace("_", " ").lower()
         return DualgitError(f"the engine at {self.where} refused the TLS connection, with {sent} "
                             f"(from {files.named_by}): {reason}", hint=TLS_HINT)
 
@@ -84,8 +85,16 @@ class TlsStream:
             if pending:
                 self.sock.sendall(pending)
             if data is not None:
+                self.answered = True
                 return data
-            raw = self.sock.recv(65536)
+            try:
+                raw = self.sock.recv(65536)
+            except ConnectionResetError:
+                if self.answered:
+                    raise
+                # TLS 1.3: an engine that refuses our certificate may reset rather than send its alert
+                raise self._refused("it closed the connection after the handshake, as an engine does that "
+                                    "does not accept the certificate") from None
             if not raw:
                 return b""
             with self.lock:
