@@ -14,21 +14,27 @@ from dualgit.errors import DualgitError
 
 FILENAME = ".dual.toml"
 DEFAULT_PORTS = (3000,)
-KNOWN_KEYS = ("image", "ports", "tcp_ports", "env", "strict", "route", "host", "env_pass", "env_block")  # plugins add theirs
+KNOWN_KEYS = ("image", "ports", "tcp_ports", "serve", "env", "strict", "route", "host", "env_pass",
+              "env_block")  # plugins add theirs
 
 TEMPLATE = '''\
 # dualgit: every worktree of this repository gets its own container, made from this file.
 # Each worktree reads the copy on its own branch, so a branch can try another image.
 
-# The image for each worktree's container; it needs `tail` (busybox or coreutils) to stay up.
+# The image for each worktree's container (any: dualgit's agent, a static busybox, keeps it up).
 # Unset, it comes from .devcontainer/devcontainer.json, else from the repository's files
 # (package.json: node, pyproject.toml: python, go.mod: golang, ...; else debian:bookworm-slim).
 # image = "busybox:latest"
 
 # HTTP ports. Every branch can bind the same port: each container has its own network. Each
-# branch's port opens at http://<branch>.<repo>.localhost:<port> through dualgit's proxy. The server
-# must listen on 0.0.0.0 inside, not on localhost (`vite --host 0.0.0.0`, `runserver 0.0.0.0:3000`).
+# branch's port opens at http://<branch>.<repo>.localhost:<port> through dualgit's proxy, whether
+# the server listens on 0.0.0.0 or, as Vite, Django and Flask do by default, on localhost inside.
 ports = [3000]
+
+# The branch's dev server, started in its container once setup is done, and again whenever the
+# container starts; restarted when it exits (`git dual serve`, `git dual logs --serve`). PORT is
+# the first port above, or for several servers a table: [serve] 3000 = "npm run dev".
+# serve = "npm run dev"
 
 # Raw TCP ports (databases and the like): each branch gets a stable host port for each,
 # `git dual urls` lists them as tcp://127.0.0.1:<port>.
@@ -67,6 +73,7 @@ class Config:
     ports: tuple[int, ...] = DEFAULT_PORTS
     tcp_ports: tuple[int, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    serve: dict[int, str] = field(default_factory=dict)  # port -> the branch's dev server command there
     strict: bool = False
     source: str | None = None  # the file it came from; None when defaults
     data: dict[str, Any] = field(default_factory=dict)  # the whole file, for plugins' keys
@@ -105,11 +112,13 @@ def parse(text: str, file: str = FILENAME, plugin_keys: dict[str, Any] | list[st
             close = difflib.get_close_matches(key, known, n=1)
             guess = f" (did you mean `{close[0]}`?)" if close else f" (known: {', '.join(known)})"
             print(f"dualgit: warning: {file}: unknown key `{key}`{guess}", file=sys.stderr)
+    ports = _ports(doc.get("ports", list(DEFAULT_PORTS)), _at(file, text, "ports"))
     return Config(
         image=_image(doc["image"], _at(file, text, "image")) if "image" in doc else None,
-        ports=_ports(doc.get("ports", list(DEFAULT_PORTS)), _at(file, text, "ports")),
+        ports=ports,
         tcp_ports=_ports(doc.get("tcp_ports", []), _at(file, text, "tcp_ports"), "tcp_ports"),
         env=_env(doc.get("env", {}), _at(file, text, "env")),
+        serve=_serve(doc.get("serve", {}), file, text, ports),
         strict=_bool(doc.get("strict", False), "strict", _at(file, text, "strict")),
         source=file,
         data=doc,
@@ -244,6 +253,28 @@ def _ports(value: Any, file: str, key: str = "ports") -> tuple[int, ...]:
         if port not in ports:
             ports.append(port)
     return tuple(ports)
+
+
+def _serve(value: Any, file: str, text: str, ports: tuple[int, ...]) -> dict[int, str]:
+    """`serve`: one command (for the first declared port), or a table of declared ports to commands."""
+    if isinstance(value, str):
+        if not value.strip():
+            raise _bad(_at(file, text, "serve"), "serve", 'a command such as "npm run dev"', value)
+        if not ports:
+            raise _bad(_at(file, text, "ports"), "ports", "a list with the port `serve` listens on", [])
+        return {ports[0]: value}
+    if not isinstance(value, dict):
+        raise _bad(_at(file, text, "serve"), "serve", 'a command such as "npm run dev", or a table of ports '
+                   'to commands such as [serve] 3000 = "npm run dev"', value)
+    found = {}
+    for key, command in value.items():
+        at = _at(file, text, f"serve.{key}")
+        if not (isinstance(key, str) and key.isdigit() and int(key) in ports):
+            raise _bad(at, f"serve.{key}", f"a declared port (ports = {list(ports)}); add {key} to `ports`", key)
+        if not isinstance(command, str) or not command.strip():
+            raise _bad(at, f"serve.{key}", 'a command such as "npm run dev"', command)
+        found[int(key)] = command
+    return found
 
 
 def _env(value: Any, file: str) -> dict[str, str]:

@@ -214,6 +214,10 @@ class DockerAPI:
     def stop(self, container: str, timeout: int) -> None:
         self.request("POST", path("/containers/%s/stop", container), query={"t": timeout})
 
+    def wait(self, container: str) -> int:
+        """Until the container exits: its exit code."""
+        return int(self.request("POST", path("/containers/%s/wait", container), {}, timeout=120).json()["StatusCode"])
+
     def remove_container(self, container: str) -> bool:
         return self.remove(path("/containers/%s", container), {"force": 1, "v": 1})
 

@@ -113,6 +113,10 @@ class DockerPy:
         self.api.stop(container, timeout=timeout)
 
     @_speaks
+    def wait(self, container: str) -> int:
+        return int(self.api.wait(container)["StatusCode"])
+
+    @_speaks
     def remove_container(self, container: str) -> bool:
         """Idempotent, as the lean client's: gone already, or going, counts as done (False)."""
         try:

@@ -16,7 +16,7 @@ from dualgit.background import DUALGIT
 from dualgit.errors import DualgitError
 from dualgit.git.locate import Location, locate
 from dualgit.hookspecs import Context, Step, hookimpl
-from dualgit.worktrees import setup_state
+from dualgit.worktrees import agent, setup_state
 from dualgit.worktrees.setup_state import SETUP_CONTAINER
 
 
@@ -88,6 +88,10 @@ def run(args: list[str]) -> int:
         finally:
             pm.unregister(runner)
         setup_state.write(container.name, "done", container.id)
+        try:
+            agent.setup_done(container.name, True)  # its `serve` starts now
+        except DualgitError as exc:
+            print(f"==> serve does not start: {exc.message}", flush=True)
         print(f"==> setup done ({len(runner.ran)} steps in {time.monotonic() - runner.started:.1f}s)", flush=True)
     return 0
 

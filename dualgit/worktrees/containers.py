@@ -18,7 +18,7 @@ from dualgit.errors import DualgitError
 from dualgit.git.locate import Location, read_head, registered
 from dualgit.hookspecs import ContainerSettings, Context
 from dualgit.naming import container_name, repo_name, volume_name
-from dualgit.worktrees import labels, owner, readonly
+from dualgit.worktrees import agent, labels, owner, readonly
 from dualgit.worktrees.inventory import Container, list_containers, remove
 
 if TYPE_CHECKING:
@@ -57,9 +57,10 @@ def settings_for(ctx: Context, config: Config) -> tuple[str, ContainerSettings]:
 
 
 def create_body(loc: Location, config: Config, image_id: str, image: str | None = None,
-                extra: ContainerSettings | None = None, user: str | None = None) -> dict[str, Any]:
+                extra: ContainerSettings | None = None, user: str | None = None,
+                tools: str | None = None) -> dict[str, Any]:
     """What the container is made from. `user` is who runs inside (`owner.container_user`); None
-    keeps the image's."""
+    keeps the image's. With `tools` (the tools volume), the agent is its main process."""
     extra = extra or ContainerSettings()
     name = container_name(loc.common_dir, loc.worktree)
     binds = [f"{loc.worktree}:{loc.worktree}"]
@@ -69,6 +70,11 @@ def create_body(loc: Location, config: Config, image_id: str, image: str | None 
     http_ports = [*config.ports, *(p for p in extra.ports if p not in config.ports)]
     exposed: dict[str, dict[str, str]] = {f"{p}/tcp": {} for p in (*http_ports, *config.tcp_ports)}
     env = {**extra.env, **config.env}
+    parts = agent.body_parts(name, loc.worktree, tuple(http_ports), tools) if tools else None
+    if parts is not None:
+        env.update(parts.env)
+        binds += parts.binds
+        exposed.update({p: {} for p in parts.ports})
     body: dict[str, Any] = {
         "Image": image or config.image or FALLBACK_IMAGE,
         "Entrypoint": KEEPALIVE[:1],
@@ -81,11 +87,14 @@ def create_body(loc: Location, config: Config, image_id: str, image: str | None 
             "Init": True,
             "Binds": binds,
             "Mounts": [{"Type": "volume", "Source": volume_name(name, key), "Target": target}
-                       for key, target in sorted(extra.volumes.items())] + readonly.mounts(loc),
+                       for key, target in sorted(extra.volumes.items())] + readonly.mounts(loc)
+                      + (parts.mounts if parts else []),
             "PortBindings": {p: [{"HostIp": "127.0.0.1", "HostPort": ""}] for p in exposed},
             "RestartPolicy": {"Name": "unless-stopped"},
         },
     }
+    if parts is not None:
+        body["Entrypoint"], body["Cmd"] = parts.entrypoint, []
     if user:
         body["User"] = user
     spec = hashlib.sha256(json.dumps([body, image_id], sort_keys=True).encode()).hexdigest()[:16]
@@ -97,6 +106,8 @@ def create_body(loc: Location, config: Config, image_id: str, image: str | None 
         labels.PORTS: ",".join(map(str, http_ports)),
         labels.TCP_PORTS: ",".join(map(str, config.tcp_ports)),
     }
+    if parts is not None:
+        body["Labels"][labels.AGENT] = "1"
     return body
 
 
@@ -171,7 +182,16 @@ def ensure_running(loc: Location, config: Config | None = None, api: Engine | No
     ctx = context_for(loc, name, config)
     image, extra = settings_for(ctx, config)
     user, remap = owner.container_user(api, extra.user)
-    body = create_body(loc, config, image_id(api, image, pull), image, extra, user)
+    tools = agent.tools_volume(api)
+    if tools is None:
+        print(f"dualgit: no {agent.TOOLS_IMAGE} image here or to pull: {name} goes without its agent "
+              "(no `serve`, and a server on 127.0.0.1 inside is not reached)", file=sys.stderr)
+    body = create_body(loc, config, image_id(api, image, pull), image, extra, user, tools)
+    if tools is not None:
+        try:
+            agent.write_serve(name, config.serve)
+        except DualgitError as exc:
+            print(f"dualgit: warning: {exc.message}", file=sys.stderr)
     made = False
     for _ in range(3):
         current = list_containers(api, loc.common_dir, loc.worktree)
@@ -184,6 +204,7 @@ def ensure_running(loc: Location, config: Config | None = None, api: Engine | No
             start(api, current[0])
         else:
             ensure_volumes(api, loc, body)
+            agent.setup_done(name, False)  # a new container: `serve` waits for its setup
             try:
                 created = api.create_container(body, name)
             except ApiError as exc:
