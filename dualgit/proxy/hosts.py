@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from dualgit.git.locate import read_head
 from dualgit.naming import dns_label, repo_name
+from dualgit.worktrees import agent
 from dualgit.worktrees.inventory import Container, list_all
 
 TYPE_CHECKING = False
@@ -41,6 +42,11 @@ class Backend:
         """The loopback port Docker published for the container's `port`, if it runs."""
         where = self.container.ports.get(str(port))
         return int(where.rsplit(":", 1)[1]) if where else None
+
+    def relayed(self, port: int) -> int | None:
+        """The loopback port of the agent's relay to the container's 127.0.0.1:`port` (None: none)."""
+        relay = agent.relay_ports(self.container.http_ports).get(port)
+        return self.published(relay) if relay is not None else None
 
 
 @dataclass(frozen=True)

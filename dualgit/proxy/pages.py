@@ -59,5 +59,15 @@ def bad_gateway(backend: Backend, port: int, why: str, fix: str = "") -> bytes:
     )
 
 
+def waiting(backend: Backend, port: int, doing: str) -> bytes:
+    """While setup runs, or `serve` starts: what is under way, and a page that reloads itself until
+    the branch answers."""
+    page = _page(f"{backend.branch_name}: {doing}",
+                 f"<p>Branch <b>{escape(backend.branch_name)}</b> is not ready on :{port} yet: {escape(doing)}. "
+                 f"This page reloads itself.</p><p class=dim><code>cd {escape(backend.container.worktree)} "
+                 "&amp;&amp; git dual logs -f</code> follows it.</p>")
+    return page.replace(b"<head>", b"<head><meta http-equiv=refresh content=1>", 1)
+
+
 def message(title: str, text: str) -> bytes:
     return _page(title, f"<p>{escape(text)}</p>")

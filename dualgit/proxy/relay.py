@@ -258,7 +258,7 @@ class ClientConnection(Side):
             self._reply(404, "Not Found", pages.not_found(resolution.reason, resolution.candidates, self.port))
             return
         backend = resolution.backend
-        published = backend.published(self.port) if backend.running else None
+        published = self.proxy.upstream_port(backend, self.port) if backend.running else None
         if published is None:
             self._bad_gateway(backend, f"the container is {backend.container.state}")
             return
@@ -368,7 +368,13 @@ class ClientConnection(Side):
             self._give_bad_gateway(backend, *(answer or (why, "")))
 
     def _give_bad_gateway(self, backend: Backend, why: str, fix: str = "") -> None:
-        self.local_reply = simple_response(502, "Bad Gateway", pages.bad_gateway(backend, self.port, why, fix), close=True)
+        doing = self.proxy.under_way(backend, self.port)
+        if doing:
+            self.local_reply = simple_response(503, "Service Unavailable", pages.waiting(backend, self.port, doing),
+                                               close=True, extra=[("Retry-After", "1")])
+        else:
+            self.local_reply = simple_response(502, "Bad Gateway", pages.bad_gateway(backend, self.port, why, fix),
+                                               close=True)
         if self.body is not None and self.body.done:
             self._write_reply(self.local_reply)
         else:

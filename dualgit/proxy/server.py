@@ -25,7 +25,7 @@ from dualgit.proxy.relay import ClientConnection
 from dualgit.proxy.say import log
 from dualgit.proxy.tcp import TcpClient
 from dualgit.proxy.upstream import Upstream
-from dualgit.worktrees import labels
+from dualgit.worktrees import agent, labels
 from dualgit.worktrees.inventory import Container, list_all
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ HEAD_RECHECK = 0.25  # seconds between re-reads of the worktrees' HEAD files, wh
 WATCH_EVERY = 0.5  # seconds between looks at each repository's worktrees/ folder
 BUSY_RETRY = 5.0  # seconds between tries of the ports that were busy, while any is
 IDLE_PER_PORT = 64  # pooled upstream connections kept per published port
+LISTEN_FOR = 1.0  # seconds a read of a container's `listen` file (the agent's) routes its requests
 INSIDE_FOR = 1.0  # seconds a look at a container's listening sockets serves 502 pages
 
 
@@ -70,6 +71,7 @@ class Proxy:
         # What listens inside a container on a port, for 502 pages: one look per container and port
         # every INSIDE_FOR seconds, shared by the requests that fail meanwhile (a page reloading).
         self.looks: dict[tuple[str, int], tuple[float, asyncio.Future[tuple[str, str] | None]]] = {}
+        self.listeners: dict[str, tuple[float, dict[int, str]]] = {}  # the agent's `listen`, by container
 
     # connections
 
@@ -125,7 +127,38 @@ class Proxy:
         if up in stack:
             stack.remove(up)
 
+    # where a request goes: the published port, or the agent's relay to a server on loopback
+
+    def upstream_port(self, backend: hosts.Backend, port: int) -> int | None:
+        """The host port for `backend`'s `port`: Docker's published one, or, while the agent sees
+        a server there on loopback only (`agent.listening`, read at most once a second), its relay's."""
+        relayed = backend.relayed(port)
+        if relayed is None:
+            return backend.published(port)
+        name, now = backend.container.name, asyncio.get_running_loop().time()
+        seen = self.listeners.get(name)
+        if seen is None or now > seen[0]:
+            seen = (now + LISTEN_FOR, agent.listening(name))
+            self.listeners[name] = seen
+        return relayed if seen[1].get(port) == "loop" else backend.published(port)
+
     # 502 pages
+
+    def under_way(self, backend: hosts.Backend, port: int) -> str:
+        """What keeps `backend` from answering for now ("": nothing): its setup, naming the step,
+        or its `serve` on `port` starting. Read only when a request fails."""
+        from dualgit.worktrees import setup_state
+
+        name = backend.container.name
+        state = setup_state.read(name)
+        if state.status == "running" and state.container_id in ("", backend.container.id):
+            return f"setup is running (step: {state.step})" if state.step else "setup is running"
+        for serve in agent.serve_states(name, [p for p in agent.serve_ports(name) if p == port]):
+            if serve.state in ("waiting", "starting") or (serve.state == "running" and not serve.listening):
+                return f"its dev server (`serve`) is starting on :{port}"
+            if serve.state == "exited":
+                return f"its dev server (`serve`) {serve.describe()}"
+        return ""
 
     def why_nothing_answers(self, backend: hosts.Backend, port: int) -> asyncio.Future[tuple[str, str] | None]:
         """Why `backend`'s container does not answer on `port`, and what to do (`inside.explain`),
