@@ -42,12 +42,27 @@ def up(
 @app.command()
 def logs(
     target: PathArg = None,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until setup ends.")] = False,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing (setup's: until it ends).")] = False,
+    serve: Annotated[bool, typer.Option("--serve", help="The dev server's output (`serve`), not setup's.")] = False,
 ) -> int:
-    """The setup steps' output for this worktree."""
+    """The setup steps' output for this worktree, or with --serve its dev server's."""
     from dualgit.cli.commands.logs import logs as run
 
-    return run(target, follow)
+    return run(target, follow, serve)
+
+
+@app.command()
+def serve(
+    target: PathArg = None,
+    restart: Annotated[bool, typer.Option("--restart", help="Restart it (a crash loop's too).")] = False,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop it until `git dual serve`, or the next start.")] = False,
+    as_json: Annotated[bool, typer.Option(JSON, help="A list: port, state, detail, code.")] = False,
+) -> int:
+    """The branch's dev server (`serve` in .dual.toml), which runs in its container: how it stands,
+    or start (after a stop or a crash loop), restart or stop it."""
+    from dualgit.cli.commands.serve import serve as run
+
+    return run(target, restart, stop, as_json)
 
 
 @app.command()

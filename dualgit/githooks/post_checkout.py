@@ -104,7 +104,9 @@ def _where(container: Container) -> str:
     """`; http://<branch>.<repo>.localhost:3000/` through the proxy (started here if need be), or
     the published loopback ports when the proxy is turned off."""
     if not _proxy_up():
-        ports = ", ".join(f":{p} at http://{host}/" for p, host in container.ports.items())
+        from dualgit.worktrees.agent import own_ports
+
+        ports = ", ".join(f":{p} at http://{host}/" for p, host in own_ports(container).items())
         return f"; {ports}" if ports else ""
     from dualgit.engine.api import DockerAPI
     from dualgit.proxy.hosts import current

@@ -9,12 +9,14 @@ import time
 from dualgit.cli.commands._context import targeted
 from dualgit.errors import DualgitError
 from dualgit.naming import container_name
-from dualgit.worktrees import setup_state
+from dualgit.worktrees import agent, setup_state
 
 
-def logs(target: str | None = None, follow: bool = False) -> int:
+def logs(target: str | None = None, follow: bool = False, serve: bool = False) -> int:
     _repo, _api, wt, mine = targeted(target)
     name = mine[0].name if mine else container_name(wt.common_dir, wt.path)
+    if serve:
+        return _serve_logs(wt.label, name, follow)
     if not mine and not setup_state.read(name).before_container:
         raise DualgitError(f"{wt.label} has no container, so no setup log", hint="`git dual up` makes it")
     log_file = setup_state.paths(name)[1]
@@ -33,3 +35,24 @@ def logs(target: str | None = None, follow: bool = False) -> int:
             time.sleep(0.2)
     state = setup_state.read(name)
     return 1 if state.status == "failed" else 0
+
+
+def _serve_logs(label: str, name: str, follow: bool) -> int:
+    """Each `serve` port's output (the agent's log in the shared folder), followed with `follow`."""
+    ports = agent.serve_ports(name)
+    if not ports:
+        raise DualgitError(f"{label} has no `serve` output", hint='`serve = "npm run dev"` in .dual.toml runs a dev server')
+    offsets = dict.fromkeys(ports, 0)
+    while True:
+        for port in ports:
+            text = agent.read_from(name, f"serve/{port}.log", offsets[port])
+            if text:
+                offsets[port] += len(text)
+                prefix = f"[:{port}] " if len(ports) > 1 else ""
+                sys.stdout.write("".join(prefix + line for line in text.decode(errors="replace").splitlines(True)))
+                sys.stdout.flush()
+        if not follow:
+            break
+        time.sleep(0.3)
+    states = agent.serve_states(name, ports)
+    return 1 if any(s.state in ("exited", "crashloop") for s in states) else 0

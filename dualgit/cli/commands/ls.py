@@ -8,7 +8,7 @@ from typing import Any
 from dualgit.cli.commands._context import listing
 from dualgit.git import repository
 from dualgit.naming import container_name
-from dualgit.worktrees import setup_state
+from dualgit.worktrees import agent, setup_state
 from dualgit.worktrees.inventory import Container
 
 
@@ -26,8 +26,10 @@ def rows(trees: list[repository.Worktree], containers: list[Container]) -> list[
                 "locked": wt.locked,
                 "container": container.name if container else container_name(wt.common_dir, wt.path),
                 "state": container.state if container else "missing",
-                "ports": container.ports if container else {},
+                "ports": agent.own_ports(container) if container else {},
                 **_setup(container, container_name(wt.common_dir, wt.path)),
+                **(agent.seen(container.name, container.http_ports, container.tcp_ports) if container
+                   else {"serve": [], "undeclared": [], "declare": {}}),
             }
         )
     return out
@@ -50,13 +52,25 @@ def ls(as_json: bool = False, folder: str | None = None) -> int:
     if as_json:
         print(json.dumps(table, indent=2))
         return 0
-    lines = [("BRANCH", "STATE", "SETUP", "CONTAINER", "PORTS", "WORKTREE")]
+    lines = [("BRANCH", "STATE", "SETUP", "SERVE", "CONTAINER", "PORTS", "WORKTREE")]
+    notes = []
     for row in table:
         branch = row["branch"] if row["branch"] is not None else f"(detached {row['head'][:7]})"
         ports = " ".join(f"{p}->{h}" for p, h in row["ports"].items()) or "-"
         setup = row["setup"] if row["setup"] != "failed" else f"failed: {row['setup_step']}"
-        lines.append((branch, row["state"], "-" if setup == "none" else setup, row["container"], ports, row["worktree"]))
-    widths = [max(len(line[i]) for line in lines) for i in range(5)]
+        serve = ", ".join(s["detail"] for s in row["serve"]) if row["state"] == "running" else ""
+        lines.append((branch, row["state"], "-" if setup == "none" else setup, serve or "-", row["container"], ports,
+                      row["worktree"]))
+        for s in row["serve"]:
+            if s["last_lines"]:
+                notes.append(f"{branch}: serve :{s['port']} {s['detail']}; its last lines:")
+                notes.extend(f"    {line}" for line in s["last_lines"])
+        for port in row["undeclared"]:
+            notes.append(f"{branch}: something listens on :{port} inside, which .dual.toml does not declare, so it "
+                         f"has no URL: write `{row['declare'][str(port)]}` in .dual.toml, then `git dual up`")
+    widths = [max(len(line[i]) for line in lines) for i in range(6)]
     for line in lines:
-        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line[:5])) + "  " + line[5])
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line[:6])) + "  " + line[6])
+    for note in notes:
+        print(note)
     return 0

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dualgit.cli.commands._context import targeted
+from dualgit.worktrees import agent
 from dualgit.worktrees.containers import ensure_running
 from dualgit.worktrees.inventory import Container, remove
 
 
 def describe(branch: str, container: Container) -> str:
-    ports = ", ".join(f":{p} -> {host}" for p, host in container.ports.items())
+    ports = ", ".join(f":{p} -> {host}" for p, host in agent.own_ports(container).items())
     return f"{branch}: {container.name} {container.state}" + (f" ({ports})" if ports else "")
 
 
