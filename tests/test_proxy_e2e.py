@@ -51,8 +51,8 @@ def serve(tree: Path, name: str) -> None:
 
 
 class Proxy:
-    def __init__(self, cwd: Path, log: Path, wrapper: tuple[str, ...] = ()) -> None:
-        self.cwd, self.log = cwd, log
+    def __init__(self, cwd: Path, log: Path, wrapper: tuple[str, ...] = (), port: int = PORT) -> None:
+        self.cwd, self.log, self.port = cwd, log, port
         self.wrapper = wrapper  # a command the proxy runs under (say, one that drops a capability)
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -62,7 +62,7 @@ class Proxy:
                                          env={**os.environ, "DUALGIT_PROXY_HEAD_TIMEOUT": "3",
                                               "DUALGIT_PROXY_IDLE_TIMEOUT": str(IDLE)})
         # ready when its own status says it listens (not just anything on the port: say, a stray proxy)
-        wait_for(lambda: PORT in json.loads(dual("proxy", "status", "--json", cwd=self.cwd).stdout).get("http_ports", []))
+        wait_for(lambda: self.port in json.loads(dual("proxy", "status", "--json", cwd=self.cwd).stdout).get("http_ports", []))
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -1,0 +1,126 @@
+"""Dev servers as people start them, checked in a real browser: headless Chromium (Debian's),
+driven by Playwright, on a real Vite app on two branches. One branch runs Vite exactly as
+`npm run dev` starts it, from `serve`, listening on loopback inside its container; the other with
+`--host`. Each page shows its own branch, and an edit on the host reaches the page through HMR,
+without a reload. Vite's npm packages are installed once, pinned, by the test set-up; the image
+is `dualgit/node:20`, which `scripts/setup --tests` makes from the host's node."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import IN_CI, dual, git, need_image
+from dualgit.engine.api import DockerAPI
+from dualgit.worktrees import agent
+from test_proxy_e2e import Proxy
+from tests_support import wait_for
+
+VITE = "8.3.8"
+NODE_IMAGE = "dualgit/node:20"
+PORT = 5173
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+APP = {
+    "package.json": json.dumps({"name": "demo", "private": True, "type": "module", "scripts": {"dev": "vite"}}),
+    "index.html": '<!doctype html><html><body><h1 id="title">?</h1><p id="count">0</p>'
+                  '<button id="more">more</button><script type="module" src="/main.js"></script></body></html>\n',
+    "main.js": 'import { message } from "./message.js";\n'
+               'const title = document.querySelector("#title"), count = document.querySelector("#count");\n'
+               'title.textContent = message;\n'
+               'document.querySelector("#more").onclick = () => { count.textContent = String(Number(count.textContent) + 1); };\n'
+               'if (import.meta.hot) import.meta.hot.accept("./message.js", (m) => { title.textContent = m.message; });\n',
+    ".gitignore": "node_modules\n",
+}
+
+
+def skip_or_fail(message: str) -> None:
+    pytest.fail(message) if IN_CI else pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def vite_modules(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """node_modules with Vite, pinned, installed once by npm on the host (no registry: skipped off CI)."""
+    if not shutil.which("npm"):
+        skip_or_fail("npm is missing: the browser tests need it to install Vite")
+    cache = Path(os.environ.get("DUALGIT_TEST_CACHE", Path.home() / ".cache" / "dualgit-tests")) / f"vite-{VITE}"
+    if not (cache / "node_modules" / "vite" / "package.json").exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        (cache / "package.json").write_text(json.dumps({"name": "vite-cache", "private": True}))
+        ran = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "-D", "-E", f"vite@{VITE}"], cwd=cache,
+                             capture_output=True, text=True)
+        if ran.returncode != 0:
+            skip_or_fail(f"npm could not install vite@{VITE}: {ran.stderr.strip()[-300:]}")
+    return cache / "node_modules"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not os.path.exists(CHROMIUM):
+        skip_or_fail("Chromium is missing: run scripts/setup --tests (Debian's chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        skip_or_fail("playwright is missing: pip install -e '.[test]'")
+    with sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def app(tree: Path, branch: str, modules: Path, serve: str) -> None:
+    for name, text in APP.items():
+        (tree / name).write_text(text)
+    (tree / "message.js").write_text(f'export const message = "hello from {branch}";\n')
+    (tree / ".dual.toml").write_text(f'image = "{NODE_IMAGE}"\nports = [{PORT}]\nserve = "{serve}"\n')
+    if not (tree / "node_modules").exists():
+        subprocess.run(["cp", "-al", str(modules), str(tree / "node_modules")], check=True)
+
+
+def test_vite_on_two_branches_in_chromium(repo: Path, tmp_path: Path, docker: DockerAPI, vite_modules: Path,
+                                          browser: object) -> None:
+    need_image(docker, NODE_IMAGE)
+    app(repo, "main", vite_modules, "npm run dev")  # Vite's default: loopback inside the container
+    git("add", ".", cwd=repo)
+    git("commit", "-q", "-m", "vite app", cwd=repo)
+    assert dual("install", cwd=repo).returncode == 0
+    assert dual("up", cwd=repo).returncode == 0
+    feat = repo.parent / "demo-feat"
+    git("worktree", "add", "-q", str(feat), "-b", "feat", cwd=repo)  # the hook makes its container
+    app(feat, "feat", vite_modules, f"npm run dev -- --host 0.0.0.0 --port {PORT}")
+    assert dual("serve", "--restart", cwd=feat).returncode == 0  # its changed `serve`, and its node_modules
+    proxy = Proxy(repo, tmp_path / "proxy.log", port=PORT)
+    proxy.start()
+    try:
+        for tree in (repo, feat):
+            wait_for(lambda tree=tree: "listening on" in dual("serve", cwd=tree).stdout, timeout=60)
+        rows = {r["branch"]: r for r in json.loads(dual("ls", "--json", cwd=repo).stdout)}
+        assert agent.listening(rows["main"]["container"]).get(PORT) == "loop"  # as `npm run dev` started it
+        assert agent.listening(rows["feat"]["container"]).get(PORT) == "wild"
+        pages = {}
+        for branch in ("main", "feat"):
+            tab = browser.new_page()  # type: ignore[attr-defined]
+            tab.goto(f"http://{branch}.demo.localhost:{PORT}/")
+            tab.wait_for_function(f"document.querySelector('#title').textContent === 'hello from {branch}'",
+                                  timeout=30_000)
+            pages[branch] = tab
+        main = pages["main"]
+        main.click("#more")
+        main.click("#more")
+        assert main.text_content("#count") == "2"
+        main.evaluate("window.__kept = 'no reload'")
+        (repo / "message.js").write_text('export const message = "edited on the host";\n')
+        main.wait_for_function("document.querySelector('#title').textContent === 'edited on the host'",
+                               timeout=20_000)
+        assert main.evaluate("window.__kept") == "no reload"  # HMR, not a reload
+        assert main.text_content("#count") == "2"  # the page's state stayed
+        assert pages["feat"].text_content("#title") == "hello from feat"  # the other branch is untouched
+        states = {r["branch"]: r["serve"] for r in json.loads(dual("ls", "--json", cwd=repo).stdout)}
+        assert [s["detail"] for s in states["main"]] == [f"listening on :{PORT}"]
+    finally:
+        proxy.stop()
