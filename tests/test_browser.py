@@ -59,8 +59,10 @@ def vite_modules(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cache / "node_modules"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[object]:
+    """Chromium, for one test: Playwright's sync API keeps an event loop running while it is open,
+    which the asyncio tests after this one could not start theirs beside."""
     if not os.path.exists(CHROMIUM):
         skip_or_fail("Chromium is missing: run scripts/setup --tests (Debian's chromium)")
     try:

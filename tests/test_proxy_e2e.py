@@ -505,12 +505,10 @@ def test_pages_people_see(site: tuple[Proxy, dict[str, Path]], docker: DockerAPI
     assert b"feat/auth" in page and b"dual-demo-demo-auth-" in page and b"git dual exec" in page
     assert b"nothing listens on port 3000 inside the container" in page  # as the container's sockets say
     # a server listening on 127.0.0.1 inside (Vite's, Django's and Flask's default), which Docker's
-    # published port cannot reach: the page says so, and how to listen on 0.0.0.0
+    # published port cannot reach: the agent's relay does, so it answers at its URL
     local = f"nohup python3 -m http.server {PORT} --bind 127.0.0.1 >/dev/null 2>&1 &"
     assert dual("exec", "sh", "-c", local, cwd=trees["feat/auth"]).returncode == 0
-    status, _, page = wait_for(lambda: (r := request("feat-auth.demo.localhost"))[0] == 502 and b"127.0.0.1" in r[2] and r)
-    assert b"a server listens on 127.0.0.1:3000 inside the container" in page
-    assert b"<code>vite --host 0.0.0.0</code>" in page and b"git dual exec" not in page
+    wait_for(lambda: request("feat-auth.demo.localhost")[0] == 200)
     # a stopped container: 502 saying how to start it
     assert dual("down", cwd=trees["feat/cart"]).returncode == 0
     status, _, page = wait_for(lambda: (r := request("feat-cart.demo.localhost"))[0] == 502 and b"exited" in r[2] and r)

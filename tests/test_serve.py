@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import add_worktree, dual, need_image, write_config
+from conftest import add_worktree, dual, git, need_image, write_config
 from dualgit.engine.api import DockerAPI
 from dualgit.worktrees import agent
 from test_proxy_e2e import Proxy, request
@@ -141,3 +141,20 @@ def test_the_host_never_writes_through_a_symlink_the_container_planted(repo: Pat
 
 
 pytestmark = pytest.mark.docker
+
+
+def test_a_new_worktree_with_serve_answers_at_its_url_with_no_further_command(repo: Path, docker: DockerAPI,
+                                                                               tmp_path: Path) -> None:
+    (repo / "www").mkdir()
+    (repo / "www" / "index.html").write_text("from the branch\n")
+    write_config(repo, 'image = "busybox:latest"\nports = [3000]\nserve = "httpd -f -p 127.0.0.1:$PORT -h www"\n')
+    git("add", ".", cwd=repo)
+    git("commit", "-q", "-m", "serve", cwd=repo)
+    assert dual("install", cwd=repo).returncode == 0
+    add_worktree(repo, "demo-new", "feat/new")  # the hook, and nothing else
+    proxy = Proxy(repo, tmp_path / "proxy.log")  # the daemon, as the hook would start it, in the foreground here
+    proxy.start()
+    try:
+        wait_for(lambda: request("feat-new.demo.localhost")[2] == b"from the branch\n", timeout=30)
+    finally:
+        proxy.stop()

@@ -8,9 +8,7 @@ writes go to a fresh file that is then renamed into place."""
 
 from __future__ import annotations
 
-import hashlib
 import os
-import secrets
 import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -59,6 +57,9 @@ def tools_volume(api: Engine) -> str | None:
             image = str(api.inspect_image(TOOLS_IMAGE)["Id"])
         except (ApiError, OSError, Exception):  # noqa: BLE001 - any failure: no agent, said by the caller
             return None
+    import hashlib
+    import secrets
+
     name = "dualgit-tools-" + hashlib.sha256(script() + image.encode()).hexdigest()[:12]
     if any(v.get("Name") == name for v in api.volumes({"label": [TOOLS_LABEL]})):
         return name
@@ -190,6 +191,8 @@ def write(name: str, relative: str, text: str | None) -> None:
 
 
 def _write(name: str, relative: str, text: str | None) -> None:
+    import secrets
+
     *parts, leaf = relative.split("/")
     root = _root(name)
     try:
