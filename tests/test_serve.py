@@ -158,3 +158,23 @@ def test_a_new_worktree_with_serve_answers_at_its_url_with_no_further_command(re
         wait_for(lambda: request("feat-new.demo.localhost")[2] == b"from the branch\n", timeout=30)
     finally:
         proxy.stop()
+
+
+def test_up_gives_a_changed_serve_its_new_command(repo: Path, docker: DockerAPI, tmp_path: Path) -> None:
+    for folder, text in (("old", "old page\n"), ("new", "new page\n")):
+        (repo / folder).mkdir()
+        (repo / folder / "index.html").write_text(text)
+    serve = 'image = "busybox:latest"\nports = [3000]\nserve = "httpd -f -p 127.0.0.1:$PORT -h {}"\n'
+    write_config(repo, serve.format("old"))
+    assert dual("up", cwd=repo).returncode == 0
+    first = docker.inspect_container(str(row(repo)["container"]))["Id"]
+    proxy = Proxy(repo, tmp_path / "proxy.log")
+    proxy.start()
+    try:
+        wait_for(lambda: request("main.demo.localhost")[2] == b"old page\n", timeout=30)
+        write_config(repo, serve.format("new"))
+        assert dual("up", cwd=repo).returncode == 0
+        wait_for(lambda: request("main.demo.localhost")[2] == b"new page\n", timeout=30)
+        assert docker.inspect_container(str(row(repo)["container"]))["Id"] == first  # only its server is new
+    finally:
+        proxy.stop()

@@ -299,6 +299,18 @@ def _names(name: str, relative: str) -> list[str]:
         os.close(root)
 
 
+def end_serve(api: Engine, name: str, container: str, ports: list[int], again: bool) -> None:
+    """End each running `serve` of these ports (its whole process group); with `again`, the agent
+    starts it anew at once (a crash loop's too), else it stays stopped until `again`."""
+    write(name, "serve.want", None if again else "stop\n")
+    if again:
+        for port in ports:
+            write(name, f"serve/{port}.restart", "1\n")
+    pids = " ".join(f"{STATE}/serve/{port}.pid" for port in ports)
+    api.run(container, [BUSYBOX, "sh", "-c", f'for f in {pids}; do p=$({BUSYBOX} cat "$f" 2>/dev/null) && '
+                                              'kill -TERM -"$p" 2>/dev/null; done; true'])
+
+
 def setup_done(name: str, done: bool) -> None:
     """Tell the agent whether setup has finished (it starts `serve` after that)."""
     write(name, "setup-done", "1\n" if done else None)

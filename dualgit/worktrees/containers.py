@@ -187,9 +187,10 @@ def ensure_running(loc: Location, config: Config | None = None, api: Engine | No
         print(f"dualgit: no {agent.TOOLS_IMAGE} image here or to pull: {name} goes without its agent "
               "(no `serve`, and a server on 127.0.0.1 inside is not reached)", file=sys.stderr)
     body = create_body(loc, config, image_id(api, image, pull), image, extra, user, tools)
+    serve_changed = False
     if tools is not None:
         try:
-            agent.write_serve(name, config.serve)
+            serve_changed = agent.write_serve(name, config.serve)
         except DualgitError as exc:
             print(f"dualgit: warning: {exc.message}", file=sys.stderr)
     made = False
@@ -199,6 +200,8 @@ def ensure_running(loc: Location, config: Config | None = None, api: Engine | No
             remove(api, current[0], volumes=False)
             current = []
         if current and current[0].state == "running":
+            if serve_changed and not made:  # a running container: its `serve` takes the new command now
+                agent.end_serve(api, name, current[0].id, sorted(config.serve), again=True)
             return _after(api, loc, current[0], made)
         if current:
             start(api, current[0])

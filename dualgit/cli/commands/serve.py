@@ -13,10 +13,6 @@ from dualgit.errors import DualgitError
 from dualgit.worktrees import agent
 from dualgit.worktrees.inventory import Container
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from dualgit.engine.interface import Engine
-
 
 def serve(target: str | None = None, restart: bool = False, stop: bool = False, as_json: bool = False) -> int:
     if restart and stop:
@@ -36,14 +32,10 @@ def serve(target: str | None = None, restart: bool = False, stop: bool = False, 
     if agent.write_serve(container.name, config.serve):
         restart = restart or not stop  # a changed command takes effect now
     if stop:
-        agent.write(container.name, "serve.want", "stop\n")
-        _signal(api, container, config.serve)
+        agent.end_serve(api, container.name, container.id, sorted(config.serve), again=False)
         time.sleep(0.5)
     elif restart or _ended(container):
-        agent.write(container.name, "serve.want", None)
-        for port in config.serve:
-            agent.write(container.name, f"serve/{port}.restart", "1\n")
-        _signal(api, container, config.serve)
+        agent.end_serve(api, container.name, container.id, sorted(config.serve), again=True)
         time.sleep(1.2)  # the agent looks once a second
     states = agent.serve_states(container.name, sorted(config.serve))
     if as_json:
@@ -58,11 +50,3 @@ def serve(target: str | None = None, restart: bool = False, stop: bool = False, 
 def _ended(container: Container) -> bool:
     return any(s.state in ("crashloop", "stopped", "removed")
                for s in agent.serve_states(container.name, agent.serve_ports(container.name)))
-
-
-def _signal(api: Engine, container: Container, serve: dict[int, str]) -> None:
-    """End each running `serve` (its whole process group); the agent starts it again, or not."""
-    pids = " ".join(f"{agent.STATE}/serve/{port}.pid" for port in serve)
-    api.run(container.id, [agent.BUSYBOX, "sh", "-c",
-                           f'for f in {pids}; do p=$({agent.BUSYBOX} cat "$f" 2>/dev/null) && '
-                           'kill -TERM -"$p" 2>/dev/null; done; true'])
