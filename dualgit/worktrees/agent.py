@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dualgit.background import state_dir
 from dualgit.engine.api import ApiError
@@ -333,7 +333,7 @@ def serve_ports(name: str) -> list[int]:
     return sorted(int(n) for n in _names(name, "serve.d") if n.isdigit())
 
 
-def seen(name: str, http_ports: tuple[int, ...], tcp_ports: tuple[int, ...]) -> dict[str, object]:
+def seen(name: str, http_ports: tuple[int, ...], tcp_ports: tuple[int, ...]) -> dict[str, Any]:
     """What `ls` and `urls` show of a container's agent, from files it wrote (no engine call):
     `serve`, each port's state (with the last lines of its output when it exited), and
     `undeclared`, ports something listens on inside that `.dual.toml` does not declare."""

@@ -57,8 +57,30 @@ def report(folder: str | None = None) -> dict[str, Any]:
     checks.append(check("engine", True, f"{server['name']} {server['version']}, API {server['apiversion']}, "
                                         f"{server['os']}/{server['arch']}"))
     checks.extend(_probe(api, endpoint, folder))
+    checks.extend(_undeclared(api))
     found["proxy"], proxy_check = _proxy(endpoint.url())
     checks.append(proxy_check)
+    return found
+
+
+def _undeclared(api: DockerPy) -> list[dict[str, Any]]:
+    """Servers in this worktree's container on ports .dual.toml does not declare (no URL reaches them)."""
+    from dualgit.git.locate import locate
+    from dualgit.worktrees import agent
+    from dualgit.worktrees.inventory import list_containers
+
+    try:
+        loc = locate()
+        mine = list_containers(api, loc.common_dir, loc.worktree)
+    except (DualgitError, ApiError):
+        return []
+    found = []
+    for container in mine:
+        seen = agent.seen(container.name, container.http_ports, container.tcp_ports)
+        for port in seen["undeclared"]:
+            found.append(check("ports", True, f"something listens on :{port} in {container.name}, which .dual.toml "
+                                              f"does not declare, so no URL reaches it: write "
+                                              f"`{seen['declare'][str(port)]}` in .dual.toml, then `git dual up`"))
     return found
 
 

@@ -7,6 +7,7 @@ import json
 from dualgit.cli.commands._context import listing
 from dualgit.engine.api import DockerAPI
 from dualgit.proxy import daemon, hosts
+from dualgit.worktrees import agent
 from dualgit.worktrees.inventory import list_all
 
 
@@ -27,4 +28,10 @@ def urls(as_json: bool = False) -> int:
     width = max((len(str(r["branch"])) for r in rows), default=0)
     for row in rows:
         print(f"{str(row['branch']).ljust(width)}  {row['url']}")
+    labels = {wt.path: wt.label for wt in trees}
+    for container in mine:  # a server with no URL: said here, from the agent's files (no engine call)
+        seen = agent.seen(container.name, container.http_ports, container.tcp_ports)
+        for port in seen["undeclared"]:
+            print(f"{labels.get(container.worktree, container.worktree)}: something listens on :{port} inside, with "
+                  f"no URL: write `{seen['declare'][str(port)]}` in .dual.toml, then `git dual up`")
     return 0
