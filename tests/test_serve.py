@@ -159,6 +159,11 @@ def test_a_new_worktree_with_serve_answers_at_its_url_with_no_further_command(re
         wait_for(lambda: request("feat-new.demo.localhost")[2] == b"from the branch\n", timeout=30)
     finally:
         proxy.stop()
+    new = repo.parent / "demo-new"
+    folder = Path(agent.folder(str(row(new)["container"])))
+    assert (folder / "listen").exists()
+    assert dual("rm", "--force", str(new), cwd=repo).returncode == 0
+    assert not folder.exists()  # its state folder went with it
 
 
 def test_up_gives_a_changed_serve_its_new_command(repo: Path, docker: DockerAPI, tmp_path: Path) -> None:

@@ -311,6 +311,13 @@ def end_serve(api: Engine, name: str, container: str, ports: list[int], again: b
                                               'kill -TERM -"$p" 2>/dev/null; done; true'])
 
 
+def forget(name: str) -> None:
+    """Remove the state folder of a container that is gone (links in it are removed, not followed)."""
+    import shutil
+
+    shutil.rmtree(folder(name), ignore_errors=True)
+
+
 def setup_done(name: str, done: bool) -> None:
     """Tell the agent whether setup has finished (it starts `serve` after that)."""
     write(name, "setup-done", "1\n" if done else None)

@@ -76,13 +76,14 @@ def reconcile(
 
 
 def removed(container: Container) -> None:
-    """Tell plugins, and forget the container's setup state."""
+    """Tell plugins, and forget the container's setup state and its agent's state folder."""
     from dualgit.hookspecs import Context
     from dualgit.naming import repo_name
     from dualgit.plugins import plugins
-    from dualgit.worktrees import setup_state
+    from dualgit.worktrees import agent, setup_state
 
     setup_state.forget(container.name)
+    agent.forget(container.name)
     main = os.path.dirname(container.repo) if os.path.basename(container.repo) == ".git" else None
     ctx = Context(container.repo, repo_name(container.repo), main, container.worktree, None, container.name, {})
     plugins().call("dualgit_container_removed", ctx=ctx)
