@@ -45,7 +45,7 @@ class Backend:
 
     def relayed(self, port: int) -> int | None:
         """The loopback port of the agent's relay to the container's 127.0.0.1:`port` (None: none)."""
-        relay = agent.relay_ports(self.container.http_ports).get(port)
+        relay = agent.relay_port(self.container.http_ports, port)  # per request: no dict built
         return self.published(relay) if relay is not None else None
 
 

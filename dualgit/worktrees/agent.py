@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +35,11 @@ READ_LIMIT = 1 << 16
 def script() -> bytes:
     with open(os.path.join(os.path.dirname(__file__), "agent.sh"), "rb") as f:
         return f.read()
+
+
+def relay_port(http_ports: tuple[int, ...], port: int) -> int | None:
+    """The agent's port inside the container that relays to `port` (None: not a declared one)."""
+    return RELAY_TOP - http_ports.index(port) if port in http_ports else None
 
 
 def relay_ports(http_ports: tuple[int, ...] | list[int]) -> dict[int, int]:
@@ -104,25 +111,43 @@ def body_parts(name: str, worktree: str, http_ports: tuple[int, ...], tools: str
 
 # The shared folder: safe reads and writes.
 
-def _root(name: str) -> int:
-    path = folder(name)
-    os.makedirs(path, exist_ok=True)
-    return os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-
-
-def _sub(root: int, parts: list[str], make: bool) -> int:
-    fd = root
-    for part in parts:
-        if make:
-            try:
-                os.mkdir(part, 0o755, dir_fd=fd)
-            except FileExistsError:
-                pass
-        child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-        if fd != root:
+@contextmanager
+def _folder(name: str, parts: list[str], make: bool) -> Iterator[int]:
+    """A descriptor of the state folder's subfolder `parts`, reached through no symlink (made first
+    with `make`, the host's writes; a read makes nothing). OSError when it is not there."""
+    if make:
+        os.makedirs(folder(name), exist_ok=True)
+    fd = os.open(folder(name), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts:
+            if make:
+                try:
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                except FileExistsError:
+                    pass
+            child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
             os.close(fd)
-        fd = child
-    return fd
+            fd = child
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def read_from(name: str, relative: str, offset: int, limit: int = 1 << 20) -> bytes:
+    """The bytes of a file there from `offset` on (a negative one counts from the end); b"" when
+    it is not there, or is anything but a plain file (a FIFO or device the container put there)."""
+    *parts, leaf = relative.split("/")
+    try:
+        with _folder(name, parts, make=False) as where:
+            fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=where)
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return b""
+            f.seek(max(info.st_size + offset, 0) if offset < 0 else offset)
+            return f.read(limit)
+    except OSError:
+        return b""
 
 
 def read(name: str, relative: str) -> str | None:
@@ -130,53 +155,12 @@ def read(name: str, relative: str) -> str | None:
     for a log); None when it is not there, or is anything but a plain file."""
     *parts, leaf = relative.split("/")
     try:
-        root = _root(name)
+        with _folder(name, parts, make=False) as where:
+            if not stat.S_ISREG(os.stat(leaf, dir_fd=where, follow_symlinks=False).st_mode):
+                return None
     except OSError:
         return None
-    try:
-        where = _sub(root, parts, make=False)
-        fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=where)
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                return None  # a FIFO or device the container put there
-            size = info.st_size
-            if size > READ_LIMIT:
-                os.lseek(fd, size - READ_LIMIT, os.SEEK_SET)
-            return os.read(fd, READ_LIMIT).decode(errors="replace")
-        finally:
-            os.close(fd)
-            if where != root:
-                os.close(where)
-    except OSError:
-        return None
-    finally:
-        os.close(root)
-
-
-def read_from(name: str, relative: str, offset: int) -> bytes:
-    """The bytes of a file there from `offset` on (b"": none, or not a plain file)."""
-    *parts, leaf = relative.split("/")
-    try:
-        root = _root(name)
-    except OSError:
-        return b""
-    try:
-        where = _sub(root, parts, make=False)
-        try:
-            fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=where)
-        finally:
-            if where != root:
-                os.close(where)
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                return b""
-            f.seek(offset)
-            return f.read(1 << 20)
-    except OSError:
-        return b""
-    finally:
-        os.close(root)
+    return read_from(name, relative, -READ_LIMIT, READ_LIMIT).decode(errors="replace")
 
 
 def write(name: str, relative: str, text: str | None) -> None:
@@ -194,26 +178,18 @@ def _write(name: str, relative: str, text: str | None) -> None:
     import secrets
 
     *parts, leaf = relative.split("/")
-    root = _root(name)
-    try:
-        where = _sub(root, parts, make=True)
-        try:
-            if text is None:
-                try:
-                    os.unlink(leaf, dir_fd=where)
-                except FileNotFoundError:
-                    pass
-                return
-            temp = f".{leaf}.{secrets.token_hex(4)}"
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=where)
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.replace(temp, leaf, src_dir_fd=where, dst_dir_fd=where)
-        finally:
-            if where != root:
-                os.close(where)
-    finally:
-        os.close(root)
+    with _folder(name, parts, make=True) as where:
+        if text is None:
+            try:
+                os.unlink(leaf, dir_fd=where)
+            except FileNotFoundError:
+                pass
+            return
+        temp = f".{leaf}.{secrets.token_hex(4)}"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=where)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(temp, leaf, src_dir_fd=where, dst_dir_fd=where)
 
 
 def listening(name: str) -> dict[int, str]:
@@ -284,19 +260,10 @@ def write_serve(name: str, serve: dict[int, str]) -> bool:
 
 def _names(name: str, relative: str) -> list[str]:
     try:
-        root = _root(name)
-    except OSError:
-        return []
-    try:
-        where = _sub(root, [relative], make=False)
-        try:
+        with _folder(name, [relative], make=False) as where:
             return [n for n in os.listdir(where) if not n.startswith(".")]
-        finally:
-            os.close(where)
     except OSError:
         return []
-    finally:
-        os.close(root)
 
 
 def end_serve(api: Engine, name: str, container: str, ports: list[int], again: bool) -> None:
