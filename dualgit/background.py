@@ -17,6 +17,12 @@ def state_dir(*parts: str) -> str:
     return os.path.join(base, "dualgit", *parts)
 
 
+def user_config_file() -> str:
+    """`$XDG_CONFIG_HOME/dualgit/config.toml`, else `~/.config/dualgit/config.toml`: the user's defaults."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "dualgit", "config.toml")
+
+
 def spawn(args: list[str], log: str | None = None, guard: bool = True) -> int:
     """Start `python -m dualgit ARGS` in a session of its own, stdin from /dev/null and output to
     `log` (appended) or /dev/null; the caller does not wait. `guard` keeps its git calls hook-free."""

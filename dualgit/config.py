@@ -10,12 +10,21 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from dualgit.background import user_config_file
 from dualgit.errors import DualgitError
 
 FILENAME = ".dual.toml"
 DEFAULT_PORTS = (3000,)
 KNOWN_KEYS = ("image", "ports", "tcp_ports", "serve", "env", "strict", "route", "host", "env_pass",
-              "env_block")  # plugins add theirs
+              "env_block", "idle_after", "cpus", "memory")  # plugins add theirs
+USER_KEYS = ("idle_after", "cpus", "memory", "max_running")  # the user-wide file's: defaults, and the cap
+DEFAULT_IDLE_WITH_SERVE = 30 * 60  # seconds: a branch with `serve` sleeps after this; one without, never
+DURATION = re.compile(r"(?:(\d+)([smhd]))+")
+DURATION_PART = re.compile(r"(\d+)([smhd])")
+DURATION_FORMS = 'a duration such as "90s", "30m", "2h" or "1h30m", or a whole number of seconds (0: never)'
+MEMORY = re.compile(r"(\d+(?:\.\d+)?)([bkmg]?)b?", re.IGNORECASE)
+MEMORY_FORMS = 'a size as Docker writes it, such as "512m" or "2g" (b, k, m, g), of 6m or more'
+MIN_MEMORY = 6 * 1024 * 1024  # Docker's smallest memory cap
 
 TEMPLATE = '''\
 # dualgit: every worktree of this repository gets its own container, made from this file.
@@ -35,6 +44,15 @@ ports = [3000]
 # container starts; restarted when it exits (`git dual serve`, `git dual logs --serve`). PORT is
 # the first port above, or for several servers a table: [serve] 3000 = "npm run dev".
 # serve = "npm run dev"
+
+# Caps for this branch's container, as Docker writes them; applied live by `git dual up`.
+# memory = "2g"
+# cpus = 1.5
+
+# A branch untouched for this long (no request at its URLs, no exec, no file change) sleeps: its
+# container stops, its memory is freed, and its next request or exec wakes it, `serve` and all.
+# "90s", "30m", "2h" or seconds; 0: never. Default: "30m" with `serve`, else never.
+# idle_after = "30m"
 
 # Raw TCP ports (databases and the like): each branch gets a stable host port for each,
 # `git dual urls` lists them as tcp://127.0.0.1:<port>.
@@ -75,6 +93,9 @@ class Config:
     env: dict[str, str] = field(default_factory=dict)
     serve: dict[int, str] = field(default_factory=dict)  # port -> the branch's dev server command there
     strict: bool = False
+    idle_after: int | None = None  # seconds (0: never); None: the user's default, else DEFAULT_IDLE_WITH_SERVE
+    cpus: float | None = None  # None: no cap (or the user's default)
+    memory: int | None = None  # bytes
     source: str | None = None  # the file it came from; None when defaults
     data: dict[str, Any] = field(default_factory=dict)  # the whole file, for plugins' keys
 
@@ -82,13 +103,9 @@ class Config:
 def load(worktree: str) -> Config:
     """The worktree's config; defaults when it has no `.dual.toml`. Keys that plugins read are known."""
     file = os.path.join(worktree, FILENAME)
-    try:
-        with open(file, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
+    text = _read(file)
+    if text is None:
         return Config()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DualgitError(f"cannot read {file}: {exc}")
     from dualgit.plugins import plugins
 
     return parse(text, file, plugins().config_keys())
@@ -106,12 +123,11 @@ def parse(text: str, file: str = FILENAME, plugin_keys: dict[str, Any] | list[st
                 path, value, kind = problem
                 raise _bad(_at(file, text, path), path, kind, value)
     for key in doc:
+        if key == "max_running":
+            raise DualgitError(f"{_at(file, text, key)}: `max_running` is user-wide, not a branch's",
+                               hint=f"move it to {user_config_file()} (one cap for all your branches)")
         if key not in known:
-            import difflib
-
-            close = difflib.get_close_matches(key, known, n=1)
-            guess = f" (did you mean `{close[0]}`?)" if close else f" (known: {', '.join(known)})"
-            print(f"dualgit: warning: {file}: unknown key `{key}`{guess}", file=sys.stderr)
+            _unknown(key, known, file)
     ports = _ports(doc.get("ports", list(DEFAULT_PORTS)), _at(file, text, "ports"))
     return Config(
         image=_image(doc["image"], _at(file, text, "image")) if "image" in doc else None,
@@ -120,9 +136,126 @@ def parse(text: str, file: str = FILENAME, plugin_keys: dict[str, Any] | list[st
         env=_env(doc.get("env", {}), _at(file, text, "env")),
         serve=_serve(doc.get("serve", {}), file, text, ports),
         strict=_bool(doc.get("strict", False), "strict", _at(file, text, "strict")),
+        **_caps(doc, file, text),
         source=file,
         data=doc,
     )
+
+
+def _caps(doc: dict[str, Any], file: str, text: str) -> dict[str, Any]:
+    """`idle_after`, `cpus` and `memory`, where set: the keys `.dual.toml` and the user's file share."""
+    found: dict[str, Any] = {}
+    if "idle_after" in doc:
+        found["idle_after"] = duration(doc["idle_after"], _at(file, text, "idle_after"), "idle_after")
+    if "cpus" in doc:
+        found["cpus"] = cpus(doc["cpus"], _at(file, text, "cpus"))
+    if "memory" in doc:
+        found["memory"] = memory(doc["memory"], _at(file, text, "memory"))
+    return found
+
+
+def duration(value: Any, at: str, key: str) -> int:
+    """Seconds, from "90s", "30m", "2h", "1h30m" or a whole number of seconds."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    if isinstance(value, str) and DURATION.fullmatch(value.strip().lower()):
+        scale = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+        return sum(int(n) * scale[unit] for n, unit in DURATION_PART.findall(value.strip().lower()))
+    raise _bad(at, key, DURATION_FORMS, value)
+
+
+def memory(value: Any, at: str) -> int:
+    """Bytes, from Docker's way of writing a size: "512m", "2g", "1.5g", or a number of bytes."""
+    found = MEMORY.fullmatch(value.strip()) if isinstance(value, str) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    elif found:
+        size = int(float(found[1]) * 1024 ** "bkmg".index((found[2] or "b").lower()))
+    else:
+        raise _bad(at, "memory", MEMORY_FORMS, value)
+    if size < MIN_MEMORY:
+        raise _bad(at, "memory", MEMORY_FORMS, value)
+    return size
+
+
+def cpus(value: Any, at: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1024:
+        raise _bad(at, "cpus", "a number of CPUs above 0, such as 0.5 or 2", value)
+    return float(value)
+
+
+def show_memory(size: int) -> str:
+    """Bytes as Docker writes them: 536870912 is "512m"."""
+    for unit, scale in (("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale}{unit}"
+    return f"{size / (1 << 20):.1f}m" if size >= 1 << 20 else f"{size}b"
+
+
+@dataclass(frozen=True)
+class UserConfig:
+    """`$XDG_CONFIG_HOME/dualgit/config.toml`: defaults for every branch's `idle_after`, `cpus` and
+    `memory` (a branch's `.dual.toml` wins), and `max_running`, the user-wide cap (None: none)."""
+    idle_after: int | None = None
+    cpus: float | None = None
+    memory: int | None = None
+    max_running: int | None = None
+    source: str | None = None
+
+
+def load_user() -> UserConfig:
+    file = user_config_file()
+    text = _read(file)
+    return UserConfig() if text is None else parse_user(text, file)
+
+
+def _read(file: str) -> str | None:
+    """The file's text; None when there is none."""
+    try:
+        with open(file, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DualgitError(f"cannot read {file}: {exc}")
+
+
+def parse_user(text: str, file: str) -> UserConfig:
+    doc = read_toml(text, file)
+    for key in doc:
+        if key not in USER_KEYS:
+            _unknown(key, USER_KEYS, file)
+    cap = doc.get("max_running")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0):
+        raise _bad(_at(file, text, "max_running"), "max_running", "a whole number of branches (0: no cap)", cap)
+    return UserConfig(**_caps(doc, file, text), max_running=cap or None, source=file)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a branch gets once its `.dual.toml` and the user's defaults are merged."""
+    idle_after: int  # seconds; 0: never sleeps
+    cpus: float | None
+    memory: int | None
+
+
+def limits(config: Config, user: UserConfig) -> Limits:
+    idle = config.idle_after if config.idle_after is not None else user.idle_after
+    if idle is None:
+        idle = DEFAULT_IDLE_WITH_SERVE if config.serve else 0
+    return Limits(idle, config.cpus if config.cpus is not None else user.cpus,
+                  config.memory if config.memory is not None else user.memory)
+
+
+def _unknown(key: str, known: tuple[str, ...], file: str) -> None:
+    """A warning, not an error: a key from a newer dualgit, or a plugin not installed here."""
+    import difflib
+
+    close = difflib.get_close_matches(key, known, n=1)
+    guess = f" (did you mean `{close[0]}`?)" if close else f" (known: {', '.join(known)})"
+    print(f"dualgit: warning: {file}: unknown key `{key}`{guess}", file=sys.stderr)
 
 
 def read_toml(text: str, file: str = FILENAME) -> dict[str, Any]:
