@@ -211,6 +211,10 @@ class DockerAPI:
     def unpause(self, container: str) -> None:
         self.request("POST", path("/containers/%s/unpause", container), {})
 
+    def update_container(self, container: str, resources: dict[str, Any]) -> None:
+        """Change a container's resources (Memory, MemorySwap, NanoCpus) while it runs."""
+        self.request("POST", path("/containers/%s/update", container), resources)
+
     def stop(self, container: str, timeout: int) -> None:
         self.request("POST", path("/containers/%s/stop", container), query={"t": timeout})
 

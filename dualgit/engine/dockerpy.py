@@ -109,6 +109,11 @@ class DockerPy:
         self.api.unpause(container)
 
     @_speaks
+    def update_container(self, container: str, resources: dict[str, Any]) -> None:
+        api = self.api
+        api._raise_for_status(api._post_json(api._url("/containers/{0}/update", container), data=resources))
+
+    @_speaks
     def stop(self, container: str, timeout: int) -> None:
         self.api.stop(container, timeout=timeout)
 

@@ -17,6 +17,7 @@ from dualgit.engine.api import ApiError, DockerAPI, path
 from dualgit.errors import DualgitError
 from dualgit.git.locate import Location, locate
 from dualgit.naming import container_name
+from dualgit.worktrees.idle import Use
 from dualgit.worktrees.setup_state import SETUP_CONTAINER
 
 TYPE_CHECKING = False
@@ -134,19 +135,20 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
     api = DockerAPI()
     pinned = os.environ.get(SETUP_CONTAINER)  # a setup step's exec: that container, never another
     name = pinned or container_name(loc.common_dir, loc.worktree)
-    if request.wait:
-        failed = _wait_for_setup(name)
-        if failed is not None:
-            return failed
-    exec_id, brought_up = _create_exec(api, name, body, None if pinned else loc)
-    if brought_up and request.wait:  # a container made just now: its setup has just begun
-        failed = _wait_for_setup(name)
-        if failed is not None:
-            return failed
-    if not pinned:  # a person's or an agent's command; a setup step's needs neither
-        _reconcile_now_and_then(loc)
-        _proxy_up(api.endpoint.url())
-    return Session(api, exec_id, tty, attach_stdin, request.cmd[0]).run()
+    with Use(name):  # keeps the branch awake while it runs; waits while the proxy puts it to sleep
+        if request.wait:
+            failed = _wait_for_setup(name)
+            if failed is not None:
+                return failed
+        exec_id, brought_up = _create_exec(api, name, body, None if pinned else loc)
+        if brought_up and request.wait:  # a container made just now: its setup has just begun
+            failed = _wait_for_setup(name)
+            if failed is not None:
+                return failed
+        if not pinned:  # a person's or an agent's command; a setup step's needs neither
+            _reconcile_now_and_then(loc)
+            _proxy_up(api.endpoint.url())
+        return Session(api, exec_id, tty, attach_stdin, request.cmd[0]).run()
 
 
 RECONCILE_EVERY = 30.0  # seconds: exec is the hot path, so it reaps gone worktrees' containers at most this often

@@ -12,13 +12,13 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from dualgit.config import Config, load
+from dualgit.config import Config, Limits, limits, load, load_user
 from dualgit.engine.api import ApiError, DockerAPI
 from dualgit.errors import DualgitError
 from dualgit.git.locate import Location, read_head, registered
 from dualgit.hookspecs import ContainerSettings, Context
 from dualgit.naming import container_name, repo_name, volume_name
-from dualgit.worktrees import agent, labels, owner, readonly
+from dualgit.worktrees import agent, idle, labels, owner, readonly
 from dualgit.worktrees.inventory import Container, list_containers, remove
 
 if TYPE_CHECKING:
@@ -58,9 +58,10 @@ def settings_for(ctx: Context, config: Config) -> tuple[str, ContainerSettings]:
 
 def create_body(loc: Location, config: Config, image_id: str, image: str | None = None,
                 extra: ContainerSettings | None = None, user: str | None = None,
-                tools: str | None = None) -> dict[str, Any]:
+                tools: str | None = None, caps: Limits | None = None) -> dict[str, Any]:
     """What the container is made from. `user` is who runs inside (`owner.container_user`); None
-    keeps the image's. With `tools` (the tools volume), the agent is its main process."""
+    keeps the image's. With `tools` (the tools volume), the agent is its main process. `caps`: its
+    memory and CPU caps."""
     extra = extra or ContainerSettings()
     name = container_name(loc.common_dir, loc.worktree)
     binds = [f"{loc.worktree}:{loc.worktree}"]
@@ -98,6 +99,8 @@ def create_body(loc: Location, config: Config, image_id: str, image: str | None 
     if user:
         body["User"] = user
     spec = hashlib.sha256(json.dumps([body, image_id], sort_keys=True).encode()).hexdigest()[:16]
+    if caps:  # not in the spec: a change of caps is applied live (`apply_caps`), not by making it anew
+        body["HostConfig"].update(resources(caps))
     body["Labels"] = {
         labels.REPO: loc.common_dir,
         labels.WORKTREE: loc.worktree,
@@ -109,6 +112,46 @@ def create_body(loc: Location, config: Config, image_id: str, image: str | None 
     if parts is not None:
         body["Labels"][labels.AGENT] = "1"
     return body
+
+
+def resources(caps: Limits) -> dict[str, Any]:
+    """The engine's resource fields for `caps`. Swap is as Docker's `--memory` alone gives it: as
+    much again. Unset caps are left out (an engine cannot lift a memory cap live)."""
+    found: dict[str, Any] = {}
+    if caps.memory is not None:
+        found["Memory"], found["MemorySwap"] = caps.memory, 2 * caps.memory
+    if caps.cpus is not None:
+        found["NanoCpus"] = int(caps.cpus * 1e9)
+    return found
+
+
+def caps_text(caps: Limits) -> str:
+    return f"{caps.memory or 0} {caps.cpus or 0}"
+
+
+def apply_caps(api: Engine, container: Container, caps: Limits) -> None:
+    """Bring a running container's caps to `caps`, live (`docker update`), when they changed since
+    they were last applied; said on stderr when the engine will not."""
+    wanted = caps_text(caps)
+    before = idle.applied_caps(container.name)
+    if before == wanted or (before is None and caps.memory is None and caps.cpus is None):
+        return
+    lifted = before is not None and before.split()[0] != "0" and caps.memory is None
+    update = resources(caps)
+    if caps.cpus is None and before is not None and before.split()[-1] != "0":
+        update["NanoCpus"] = 0  # no CPU cap any longer
+    try:
+        if update:
+            api.update_container(container.id, update)
+    except ApiError as exc:
+        print(f"dualgit: warning: cannot change {container.name}'s caps while it runs: {exc.message} "
+              "(`git dual up --recreate` makes it anew with them)", file=sys.stderr)
+        return
+    if lifted:
+        print(f"dualgit: {container.name}'s memory cap stays until it is made anew: `git dual up --recreate` "
+              "(the engine cannot lift one while it runs)", file=sys.stderr)
+        return
+    idle.record_caps(container.name, wanted)
 
 
 def ensure_volumes(api: Engine, loc: Location, body: dict[str, Any]) -> None:
@@ -186,7 +229,8 @@ def ensure_running(loc: Location, config: Config | None = None, api: Engine | No
     if tools is None:
         print(f"dualgit: no {agent.TOOLS_IMAGE} image here or to pull: {name} goes without its agent "
               "(no `serve`, and a server on 127.0.0.1 inside is not reached)", file=sys.stderr)
-    body = create_body(loc, config, image_id(api, image, pull), image, extra, user, tools)
+    caps = limits(config, load_user())
+    body = create_body(loc, config, image_id(api, image, pull), image, extra, user, tools, caps)
     serve_changed = False
     if tools is not None:
         try:
@@ -202,6 +246,8 @@ def ensure_running(loc: Location, config: Config | None = None, api: Engine | No
         if current and current[0].state == "running":
             if serve_changed and not made:  # a running container: its `serve` takes the new command now
                 agent.end_serve(api, name, current[0].id, sorted(config.serve), again=True)
+            if not made:
+                apply_caps(api, current[0], caps)
             return _after(api, loc, current[0], made)
         if current:
             start(api, current[0])
@@ -216,6 +262,7 @@ def ensure_running(loc: Location, config: Config | None = None, api: Engine | No
                     continue
                 raise DualgitError(f"cannot create container {name}: {exc.message}")
             made = True
+            idle.record_caps(name, caps_text(caps))
             start(api, Container(created, name, "created", loc.common_dir, loc.worktree, loc.gitdir, "", "", {}))
             if remap:
                 try:
@@ -263,6 +310,7 @@ def start(api: Engine, container: Container) -> None:
     for attempt in range(4):
         try:
             api.start(container.id)
+            idle.woke(container.name)
             return
         except ApiError as exc:
             message = exc.message
@@ -274,6 +322,7 @@ def start(api: Engine, container: Container) -> None:
         time.sleep(0.05 * (attempt + 1))
     if container.state == "paused":
         api.unpause(container.id)
+        idle.woke(container.name)
         return
     raise DualgitError(
         f"container {container.name} for {container.worktree} does not start: {message}",

@@ -83,6 +83,9 @@ def log_tail(container: str, lines: int = 15) -> str:
 
 
 def forget(container: str) -> None:
+    from dualgit.worktrees import idle
+
+    idle.forget(container)
     for path in paths(container):
         try:
             os.remove(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dualgit.cli.commands._context import for_each, listing, worktree_for
 from dualgit.engine.dockerpy import DockerPy
 from dualgit.errors import DualgitError
+from dualgit.worktrees import idle
 from dualgit.worktrees.inventory import Container, remove, stop
 
 TYPE_CHECKING = False
@@ -19,7 +20,7 @@ def down(targets: list[str] | None = None, rm: bool = False, every: bool = False
     repo, api, containers, trees = listing(targets[0] if targets else None, api=DockerPy())
     if every:
         labels = {wt.path: wt.label for wt in trees}
-        chosen = [c for c in containers if rm or c.state != "exited"]
+        chosen = [c for c in containers if rm or c.state != "exited" or idle.asleep_since(c.name) is not None]
         for container in chosen:
             _down(api, labels.get(container.worktree, container.worktree), container, rm)
         if not chosen:
@@ -38,6 +39,7 @@ def down(targets: list[str] | None = None, rm: bool = False, every: bool = False
 
 
 def _down(api: Engine, label: str, container: Container, rm: bool) -> None:
+    idle.woke(container.name)  # stopped by the user: not asleep, so no request wakes it; `up` does
     if rm:
         remove(api, container, volumes=False)
         print(f"{label}: {container.name} removed (the worktree's files are untouched)")
