@@ -18,10 +18,25 @@ from dualgit.worktrees.inventory import Container, list_all
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from dualgit.engine.interface import Engine
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
 TCP_PORT_BASE, TCP_PORT_SPAN = 20000, 10000
+
+
+class Mark:
+    """Set by the proxy's connections while bytes move for a branch; the idle clock (`sleep.py`)
+    reads and clears it once a second. One attribute store per arrival: the hot path can afford it."""
+
+    __slots__ = ("hot",)
+
+    def __init__(self) -> None:
+        self.hot = False
+
+
+QUIET = Mark()  # for the connections that must not keep a branch awake (`sleep.quiet`): never read
 
 
 @dataclass(frozen=True)
@@ -30,6 +45,7 @@ class Backend:
     repo: str  # the repository's slug
     branch: str  # the branch's slug (or the folder's, when detached)
     branch_name: str  # the branch as git says it, for pages
+    mark: Mark = field(default_factory=Mark, compare=False)  # its container's, kept across rebuilds
 
     @property
     def running(self) -> bool:
@@ -67,9 +83,11 @@ class HostTable:
         for b in self.backends:
             self.by_branch.setdefault(b.branch, []).append(b)
 
-    def http_ports(self) -> set[int]:
-        """The ports the proxy listens on: every port a running container declares."""
-        return {p for b in self.backends if b.running for p in b.container.http_ports}
+    def http_ports(self, asleep: Callable[[Backend], bool] | None = None) -> set[int]:
+        """The ports the proxy listens on: every port a running container declares, and an asleep one's
+        (`asleep`: whether a stopped backend sleeps, so that its next request wakes it)."""
+        return {p for b in self.backends if b.running or (asleep is not None and asleep(b))
+                for p in b.container.http_ports}
 
     def serving(self, port: int) -> list[Backend]:
         return [b for b in self.backends if port in b.container.http_ports]
@@ -156,9 +174,11 @@ def branches_of(containers: list[Container]) -> dict[str, str | None]:
     return {c.worktree: read_head(c.gitdir)[0] for c in containers}
 
 
-def build(containers: list[Container], branches: dict[str, str | None]) -> HostTable:
+def build(containers: list[Container], branches: dict[str, str | None],
+          marks: dict[str, Mark] | None = None) -> HostTable:
     """Backends with their slugs. `branches` maps a worktree path to its branch (None: detached),
-    read live from git by the caller."""
+    read live from git by the caller. `marks`: each container's activity mark, by name (made here
+    for a container that has none yet)."""
     import os
 
     repos: dict[str, str] = {}
@@ -173,5 +193,6 @@ def build(containers: list[Container], branches: dict[str, str | None]) -> HostT
         used = taken.setdefault(c.repo, set())
         slug = dns_label(shown, taken=dns_label(shown) in used, unique=f"{shown}\0{c.worktree}")
         used.add(slug)
-        backends.append(Backend(c, repos[c.repo], slug, shown))
+        mark = marks.setdefault(c.name, Mark()) if marks is not None else Mark()
+        backends.append(Backend(c, repos[c.repo], slug, shown, mark))
     return HostTable(backends)

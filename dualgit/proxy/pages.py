@@ -71,3 +71,13 @@ def waiting(backend: Backend, port: int, doing: str) -> bytes:
 
 def message(title: str, text: str) -> bytes:
     return _page(title, f"<p>{escape(text)}</p>")
+
+
+def waking(backend: Backend, port: int, doing: str = "waking") -> bytes:
+    """For a branch that slept: a page that reloads itself until the branch answers."""
+    title = f"{doing.capitalize()} {backend.branch_name}\u2026"
+    page = _page(title, f"<p>Branch <b>{escape(backend.branch_name)}</b> was asleep (idle), and is starting again "
+                 f"with its dev server. This page reloads itself until it answers on :{port}.</p>"
+                 f"<p class=dim><code>cd {escape(backend.container.worktree)} &amp;&amp; git dual logs --serve"
+                 "</code> shows its server starting.</p>")
+    return page.replace(b"<head>", b"<head><meta http-equiv=refresh content=1>", 1)

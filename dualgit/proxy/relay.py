@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, cast
 from dualgit.proxy import pages
 from dualgit.proxy.fast import plain_get
 from dualgit.proxy.flow import Reader, Side
-from dualgit.proxy.hosts import Backend
+from dualgit.proxy.hosts import QUIET, Backend
 from dualgit.proxy.http import (
     HOP_BY_HOP,
     MAX_HEAD,
@@ -34,6 +34,7 @@ from dualgit.proxy.http import (
     simple_response,
 )
 from dualgit.proxy.say import log
+from dualgit.proxy.sleep import HOLD_FOR, navigation, quiet
 from dualgit.proxy.upstream import BodyRelay, Upstream
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ NO_BODY = BodyRelay(Framing("none"))  # done from the start, so never changed: o
 class ClientConnection(Side):
     __slots__ = ("proxy", "port", "loop", "transport", "reader", "buf", "state", "timer", "timer_at", "deadline", "peer_ip",
                  "upstream", "body", "keep_alive", "method", "local_reply", "advancing", "fast_head", "fast_generation",
-                 "fast_suffix", "pinned", "idle_mark")
+                 "fast_suffix", "pinned", "idle_mark", "mark")
 
     def __init__(self, proxy: Proxy, port: int, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.proxy = proxy
@@ -74,6 +75,7 @@ class ClientConnection(Side):
         # go straight to it, and the state here stays "head".
         self.pinned: Upstream | None = None
         self.idle_mark = 0  # the pinned upstream's `sent` when the idle timer last looked
+        self.mark = QUIET  # the current request's branch's activity mark (QUIET for hot-reload traffic)
 
     # connection events
 
@@ -166,6 +168,7 @@ class ClientConnection(Side):
             self._unpin(up)
         if self.state == "pipe":
             if self.upstream is not None:
+                self.mark.hot = True
                 self.upstream.send(data)
             return
         self.buf += data
@@ -234,7 +237,7 @@ class ClientConnection(Side):
             else:
                 return
 
-    def _request(self, head: Head) -> None:
+    def _request(self, head: Head, gave_up: bool = False) -> None:
         method, _target, version = head.start
         self.method = method
         connection = head.tokens("connection")
@@ -258,6 +261,9 @@ class ClientConnection(Side):
             self._reply(404, "Not Found", pages.not_found(resolution.reason, resolution.candidates, self.port))
             return
         backend = resolution.backend
+        if (not backend.running or self.proxy.sleeper.going) and self.proxy.sleeper.asleep(backend):
+            self._asleep(head, backend, gave_up)
+            return
         published = self.proxy.upstream_port(backend, self.port) if backend.running else None
         if published is None:
             self._bad_gateway(backend, f"the container is {backend.container.state}")
@@ -274,12 +280,51 @@ class ClientConnection(Side):
         if head.get("x-forwarded-host") is None:
             forwarded.append(("X-Forwarded-Host", host))
         self.state = "body"
+        self.mark = QUIET if quiet(head) else backend.mark
         self._send_upstream(backend, published, render_head(head.start, headers + forwarded))
         self.fast_head = None
         if self.keep_alive and len(forwarded) == 3 and forwarded_for is None and self.proxy.pins():
             # the next plain GET to this host takes the hot path: the same X-Forwarded-* lines
             self.fast_head, self.fast_generation = plain_get(host.encode("latin-1")), self.proxy.generation()
             self.fast_suffix = "".join(f"{k}: {v}\r\n" for k, v in forwarded).encode("latin-1") + b"\r\n"
+
+    def _asleep(self, head: Head, backend: Backend, gave_up: bool) -> None:
+        """A request for a branch that sleeps: it wakes the branch, unless it is hot-reload traffic.
+        A page load gets the waking page at once; anything else is held until the branch answers."""
+        sleeper = self.proxy.sleeper
+        if gave_up or quiet(head):  # held for HOLD_FOR in vain, or a probe that must not wake it
+            if not gave_up:
+                sleeper.probe_refused(backend)
+            self._waking_reply(backend, "still waking", quiet=not gave_up)
+            return
+        answer = sleeper.wake(backend)
+        if navigation(head):
+            self._waking_reply(backend, "waking")
+            return
+        self.state = "waking"
+        self.reader.pause("waking")
+        self.loop.create_task(self._held(head, answer))
+
+    async def _held(self, head: Head, answer: asyncio.Future[bool]) -> None:
+        try:
+            woke = await asyncio.wait_for(asyncio.shield(answer), HOLD_FOR)
+        except TimeoutError:
+            woke = False
+        if self.state != "waking":
+            return  # the client went meanwhile
+        self.reader.resume("waking")
+        self.state = "head"
+        try:
+            self._request(head, gave_up=not woke)  # not awake in time: a 503 that says so
+            self._advance()
+        except BadMessage as exc:
+            self._fail(400, "Bad Request", str(exc))
+
+    def _waking_reply(self, backend: Backend, doing: str, quiet: bool = False) -> None:
+        page = pages.message("asleep", f"{backend.branch_name} is asleep") if quiet else pages.waking(backend, self.port, doing)
+        self.local_reply = simple_response(503, "Service Unavailable", page,
+                                           close=not self.keep_alive, extra=[("Retry-After", "1")])
+        self.state = "discard"
 
     def _send_upstream(self, backend: Backend, port: int, head: bytes) -> None:
         bodiless = self.body is not None and self.body.done
@@ -288,12 +333,12 @@ class ClientConnection(Side):
             self._release_upstream()
             up = self.proxy.take_idle(port)
             if up is None:
-                self.upstream = Upstream(self, self.proxy, backend, port, self.method, head)
+                self.upstream = Upstream(self, self.proxy, backend, port, self.method, head, self.mark)
                 self.reader.pause("connecting")
                 self.loop.create_task(self.upstream.connect())
                 return
             self.upstream = up
-        up.adopt(self, backend, self.method, head, bodiless)
+        up.adopt(self, backend, self.method, head, bodiless, self.mark)
 
     def send_again(self, backend: Backend, port: int, method: str, head: bytes) -> None:
         """A bodiless request whose kept-alive upstream connection closed before answering it (the

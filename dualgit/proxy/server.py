@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING
 
 from dualgit.engine.dockerpy import DockerPy
 from dualgit.errors import DualgitError
-from dualgit.proxy import hosts, inside
-from dualgit.proxy.hosts import HostTable, Resolution
+from dualgit.proxy import hosts, inside, sleep
+from dualgit.proxy.hosts import HostTable, Mark, Resolution
 from dualgit.proxy.relay import ClientConnection
 from dualgit.proxy.say import log
+from dualgit.proxy.sleep import Sleeper
 from dualgit.proxy.tcp import TcpClient
 from dualgit.proxy.upstream import Upstream
 from dualgit.worktrees import agent, labels
@@ -72,6 +73,8 @@ class Proxy:
         # every INSIDE_FOR seconds, shared by the requests that fail meanwhile (a page reloading).
         self.looks: dict[tuple[str, int], tuple[float, asyncio.Future[tuple[str, str] | None]]] = {}
         self.listeners: dict[str, tuple[float, dict[int, str]]] = {}  # the agent's `listen`, by container
+        self.marks: dict[str, Mark] = {}  # each container's activity mark, by name (`sleep.py` reads them)
+        self.sleeper = Sleeper(self)
 
     # connections
 
@@ -212,7 +215,7 @@ class Proxy:
 
     def _rebuild(self) -> None:
         self.table_generation += 1
-        self.table = hosts.build(self.containers, self.branches)
+        self.table = hosts.build(self.containers, self.branches, self.marks)
         self.resolved.clear()
         self._sync_tcp()
 
@@ -244,7 +247,7 @@ class Proxy:
     # listeners
 
     async def _sync_http(self) -> None:
-        wanted = self.table.http_ports()
+        wanted = self.table.http_ports(self.sleeper.asleep)
         for port in sorted(set(self.http_servers) - wanted):
             for server in self.http_servers.pop(port):
                 server.close()
@@ -261,7 +264,7 @@ class Proxy:
         self._retry_busy_later()
 
     def _sync_tcp(self) -> None:
-        targets = {p: r for p, r in self.table.tcp_targets().items() if r[0].running}
+        targets = {p: r for p, r in self.table.tcp_targets().items() if r[0].running or self.sleeper.asleep(r[0])}
         self.tcp_targets = targets
         for port in sorted(set(self.tcp_servers) - set(targets)):
             for server in self.tcp_servers.pop(port):
@@ -289,9 +292,25 @@ class Proxy:
         self._retry_busy_later()
         self._write_status()
 
-    def _tcp_target(self, port: int) -> int | None:
+    async def _tcp_target(self, port: int) -> tuple[int, hosts.Mark] | None:
+        """The published port a `tcp_ports` listener pipes to, and its branch's mark; an asleep branch
+        is woken first (the client's bytes wait meanwhile)."""
         target = self.tcp_targets.get(port)
-        return target[0].published(target[1]) if target else None
+        if target is not None and self.sleeper.asleep(target[0]):
+            try:
+                await asyncio.wait_for(asyncio.shield(self.sleeper.wake(target[0])), sleep.HOLD_FOR)
+            except TimeoutError:
+                return None
+            target = self.tcp_targets.get(port)
+            if target is not None:  # what serves it may take a moment more: a database, say (10 s at most)
+                for _ in range(200):
+                    if target[1] in agent.listening(target[0].container.name):
+                        break
+                    await asyncio.sleep(0.05)
+        if target is None:
+            return None
+        published = target[0].published(target[1])
+        return (published, target[0].mark) if published is not None else None
 
     async def _listen(self, port: int, factory: Callable[[], asyncio.Protocol]) -> list[asyncio.AbstractServer]:
         loop = asyncio.get_running_loop()
@@ -377,10 +396,12 @@ class Proxy:
         await self.refresh()
         threading.Thread(target=self._watch_events, args=(loop,), daemon=True).start()
         watcher = loop.create_task(self._watch_worktrees())
+        clocks = loop.create_task(self.sleeper.run())
         if ready is not None:
             ready()
         await self.stopping.wait()
         watcher.cancel()
+        clocks.cancel()
         for servers in (*self.http_servers.values(), *self.tcp_servers.values()):
             for server in servers:
                 server.close()

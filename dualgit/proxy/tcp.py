@@ -4,16 +4,18 @@ published for the container."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import cast
 
 from dualgit.proxy.flow import Reader
+from dualgit.proxy.hosts import QUIET, Mark
 
 
 class Pipe(asyncio.Protocol):
     """One side of a byte pipe; `peer` is the other side."""
 
-    def __init__(self) -> None:
+    def __init__(self, mark: Mark = QUIET) -> None:
+        self.mark = mark  # its branch's: bytes moving keep it awake
         self.reader = Reader()
         self.transport: asyncio.Transport | None = None
         self.peer: Pipe | None = None
@@ -24,6 +26,7 @@ class Pipe(asyncio.Protocol):
         self.reader.attach(transport)
 
     def data_received(self, data: bytes) -> None:
+        self.mark.hot = True
         if self.peer is not None and self.peer.transport is not None:
             self.peer.transport.write(data)
         else:
@@ -59,9 +62,11 @@ class Pipe(asyncio.Protocol):
 
 
 class TcpClient(Pipe):
-    """A client of a `tcp_ports` listener: piped to 127.0.0.1:target(), or closed when that is None."""
+    """A client of a `tcp_ports` listener: piped to 127.0.0.1 at the port `target()` gives (with the
+    branch's mark), or closed when it gives None."""
 
-    def __init__(self, target: Callable[[], int | None], connections: set[asyncio.Transport]) -> None:
+    def __init__(self, target: Callable[[], Awaitable[tuple[int, Mark] | None]],
+                 connections: set[asyncio.Transport]) -> None:
         super().__init__()
         self.target = target
         self.connections = connections
@@ -77,11 +82,12 @@ class TcpClient(Pipe):
         super().connection_lost(exc)
 
     async def _connect(self) -> None:
-        port = self.target()
+        found = await self.target()
         try:
-            if port is None:
+            if found is None:
                 raise ConnectionRefusedError
-            _, upstream = await asyncio.get_running_loop().create_connection(Pipe, "127.0.0.1", port)
+            port, self.mark = found
+            _, upstream = await asyncio.get_running_loop().create_connection(lambda: Pipe(self.mark), "127.0.0.1", port)
         except OSError:
             if self.transport is not None:
                 self.transport.close()

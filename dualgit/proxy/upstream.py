@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, cast
 from dualgit.chunked import BadChunk, Chunked
 from dualgit.proxy.fast import DECLINED, ParserError, ResponseCount, ResponseEnd
 from dualgit.proxy.flow import Reader, Side
-from dualgit.proxy.hosts import Backend
+from dualgit.proxy.hosts import QUIET, Backend, Mark
 from dualgit.proxy.http import BadMessage, Framing, response_info
 
 if TYPE_CHECKING:
@@ -51,11 +51,12 @@ class BodyRelay:
 
 class Upstream(Side):
     __slots__ = ("client", "proxy", "backend", "port", "method", "first_head", "transport", "reader", "buf", "state",
-                 "body", "reusable", "started", "reused_head", "fast", "response_end", "count", "sent", "heard")
+                 "body", "reusable", "started", "reused_head", "fast", "response_end", "count", "sent", "heard", "mark")
 
     def __init__(self, client: ClientConnection, proxy: Proxy, backend: Backend, port: int, method: str,
-                 head: bytes) -> None:
+                 head: bytes, mark: Mark = QUIET) -> None:
         self.client: ClientConnection | None = client  # None while idle in the pool
+        self.mark = mark  # its branch's activity mark, set as data comes (QUIET for hot-reload traffic)
         self.proxy = proxy
         self.backend = backend
         self.port = port
@@ -87,8 +88,10 @@ class Upstream(Side):
                 self.client.upstream_failed(self.backend, f"its port {self.port} refused the connection ({exc.strerror})",
                                             started=False, look_inside=True)
 
-    def adopt(self, client: ClientConnection, backend: Backend, method: str, head: bytes, bodiless: bool) -> None:
+    def adopt(self, client: ClientConnection, backend: Backend, method: str, head: bytes, bodiless: bool,
+              mark: Mark = QUIET) -> None:
         """Carry the next request, for this client (the same as before, or a new one from the pool)."""
+        self.mark = mark
         if client is not self.client:
             self.client = client
             self.reader.reasons.discard("client-full")
@@ -189,6 +192,7 @@ class Upstream(Side):
         if client is None or not client.is_connected():
             self.close()  # an idle pooled connection has nothing to say
             return
+        self.mark.hot = True
         if self.state == "pinned":
             self.heard = self.sent
             count = self.count
