@@ -210,12 +210,15 @@ class ServeState:
     since: int  # when it got there (seconds since the epoch)
     code: int | None = None  # the exit code, for exited and crashloop
     listening: bool = False
+    oom: bool = False  # killed by the container's memory cap
 
     def describe(self) -> str:
         if self.state == "running":
             return f"listening on :{self.port}" if self.listening else f"starting on :{self.port}"
         if self.state in ("exited", "crashloop"):
             said = f"exited {self.code}" + (" (command not found)" if self.code == 127 else "")
+            if self.oom:
+                said = "killed by its memory cap (out of memory: raise `memory` in .dual.toml)"
             return said + (", crash loop: not restarted" if self.state == "crashloop" else ", restarting")
         return {"waiting": "waiting for setup"}.get(self.state, self.state)
 
@@ -230,7 +233,7 @@ def serve_states(name: str, ports: list[int]) -> list[ServeState]:
                                                       "stopped", "removed") else "starting"
         since = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
         code = int(fields[2]) if state in ("exited", "crashloop") and len(fields) > 2 and fields[2].isdigit() else None
-        found.append(ServeState(port, state, since, code, port in listen))
+        found.append(ServeState(port, state, since, code, port in listen, "oom" in fields[3:]))
     return found
 
 
@@ -313,7 +316,7 @@ def seen(name: str, http_ports: tuple[int, ...], tcp_ports: tuple[int, ...]) -> 
     `undeclared`, ports something listens on inside that `.dual.toml` does not declare."""
     listen = listening(name)
     states = serve_states(name, serve_ports(name))
-    serve = [{"port": s.port, "state": s.state, "detail": s.describe(), "code": s.code, "since": s.since,
+    serve = [{"port": s.port, "state": s.state, "detail": s.describe(), "code": s.code, "since": s.since, "oom": s.oom,
               "last_lines": last_lines(name, s.port) if s.state in ("exited", "crashloop") else []} for s in states]
     known = {*http_ports, *tcp_ports, *relay_ports(http_ports).values()}
     undeclared = sorted(p for p in listen if p not in known)

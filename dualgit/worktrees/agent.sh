@@ -48,6 +48,14 @@ scan() {  # with the shell's builtins alone: once a second in every container, i
   printf '%s' "$out" >"$S/listen"  # one small write; the host reads "PORT wild|loop" lines
 }
 
+ooms() {  # how many processes the kernel killed here for the memory cap (cgroup v2, else v1)
+  for file in /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control; do
+    [ -r "$file" ] || continue
+    while read -r key value; do [ "$key" = oom_kill ] && { echo "$value"; return; }; done <"$file"
+  done
+  echo 0
+}
+
 shell() { if [ -x /bin/sh ]; then echo /bin/sh; else echo "$B sh"; fi; }
 
 supervise() {  # supervise PORT: run serve.d/PORT until told to stop, with backoff
@@ -64,6 +72,7 @@ supervise() {  # supervise PORT: run serve.d/PORT until told to stop, with backo
     put "$state" "starting $started"
     echo "==> $($B date '+%Y-%m-%d %H:%M:%S') serve :$port" >>"$log"
     command=$($B cat "$S/serve.d/$port")
+    oom=$(ooms)
     (cd "$WT" 2>/dev/null; PORT=$port exec $B setsid $(shell) -c "$command") >>"$log" 2>&1 </dev/null &
     pid=$!
     put "$S/serve/$port.pid" "$pid"
@@ -71,17 +80,22 @@ supervise() {  # supervise PORT: run serve.d/PORT until told to stop, with backo
     wait "$pid"
     code=$?
     echo "==> serve :$port exited $code" >>"$log"
+    killed=
+    if [ "$(ooms)" != "$oom" ]; then
+      killed=" oom"
+      echo "==> serve :$port was killed by the container's memory cap (out of memory): raise \`memory\` in .dual.toml" >>"$log"
+    fi
     [ "$($B cat "$S/serve.want" 2>/dev/null)" = stop ] && continue  # `git dual serve --stop`
     if [ -f "$S/serve/$port.restart" ]; then  # `git dual serve --restart`: no backoff, no count
       $B rm -f "$S/serve/$port.restart"; fast=0; delay=1; continue
     fi
     if [ $(( $(now) - started )) -lt $FAST ]; then fast=$((fast + 1)); else fast=0; delay=1; fi
     if [ "$fast" -ge "$LOOP" ]; then
-      put "$state" "crashloop $(now) $code"
+      put "$state" "crashloop $(now) $code -$killed"
       echo "==> serve :$port exited $fast times within ${FAST}s each: not restarted (git dual serve --restart)" >>"$log"
       return
     fi
-    put "$state" "exited $(now) $code $delay"
+    put "$state" "exited $(now) $code $delay$killed"
     $B sleep "$delay"
     delay=$((delay * 2)); [ "$delay" -gt 30 ] && delay=30
   done
@@ -92,6 +106,7 @@ $B mkdir -p "$S/serve" 2>/dev/null
 $B rm -f "$S"/serve/*.state "$S"/serve/*.sup "$S"/serve/*.pid "$S"/serve/*.restart 2>/dev/null
 relays
 seen=-  # what the last scan wrote: the first one always writes
+quick=100  # looks 0.1 s apart before they slow to one a second
 while :; do
   scan
   for file in "$S"/serve.d/*; do  # a supervisor for each port with a command, started when missing
@@ -105,5 +120,6 @@ while :; do
     supervise "$port" &
     put "$S/serve/$port.sup" "$!"
   done
-  $B sleep 1
+  # just started (or woken): a second per look would add up to a second to the first request
+  if [ "$quick" -gt 0 ]; then quick=$((quick - 1)); $B sleep 0.1; else $B sleep 1; fi
 done

@@ -7,14 +7,18 @@ import sys
 import time
 
 from dualgit.cli.commands._context import targeted
+from dualgit.cli.commands.ls import out_of_memory
 from dualgit.errors import DualgitError
 from dualgit.naming import container_name
 from dualgit.worktrees import agent, setup_state
 
 
 def logs(target: str | None = None, follow: bool = False, serve: bool = False) -> int:
-    _repo, _api, wt, mine = targeted(target)
+    _repo, api, wt, mine = targeted(target)
     name = mine[0].name if mine else container_name(wt.common_dir, wt.path)
+    if mine and mine[0].state == "exited" and out_of_memory(api, mine[0]):
+        print(f"dualgit: {wt.label}: {name} was killed by its memory cap (out of memory): raise `memory` in "
+              ".dual.toml, then `git dual up`", file=sys.stderr)
     if serve:
         return _serve_logs(wt.label, name, follow)
     if not mine and not setup_state.read(name).before_container:
