@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -124,5 +125,59 @@ def test_vite_on_two_branches_in_chromium(repo: Path, tmp_path: Path, docker: Do
         assert pages["feat"].text_content("#title") == "hello from feat"  # the other branch is untouched
         states = {r["branch"]: r["serve"] for r in json.loads(dual("ls", "--json", cwd=repo).stdout)}
         assert [s["detail"] for s in states["main"]] == [f"listening on :{PORT}"]
+    finally:
+        proxy.stop()
+
+
+def shows(tab: object, title: str) -> bool:
+    """Whether the page shows `title` now; False while it navigates (the waking page reloads itself)."""
+    try:
+        return bool(tab.evaluate(  # type: ignore[attr-defined]
+            f"document.querySelector('#title')?.textContent === {json.dumps(title)}"))
+    except Exception:  # noqa: BLE001 - Playwright's error while a navigation replaces the page
+        return False
+
+
+HIDDEN = """(() => {  // this page's visibility, set by the test: Playwright shows every page as visible
+  let state = "visible";
+  Object.defineProperty(document, "visibilityState", {get: () => state});
+  Object.defineProperty(document, "hidden", {get: () => state === "hidden"});
+  window.__visibility = (next) => { state = next; document.dispatchEvent(new Event("visibilitychange")); };
+})();"""
+
+
+def test_a_hidden_tab_neither_keeps_its_branch_awake_nor_wakes_it_and_a_page_load_does(
+        repo: Path, tmp_path: Path, docker: DockerAPI, vite_modules: Path, browser: object) -> None:
+    """Vite as `npm run dev` starts it, with its HMR channel pinging every second: a hidden tab's
+    pings and its reconnect probes after the branch slept are not activity; reloading the page wakes
+    it, through the waking page, and the app comes back."""
+    need_image(docker, NODE_IMAGE)
+    app(repo, "main", vite_modules, "npm run dev")
+    (repo / "vite.config.js").write_text("export default { server: { hmr: { timeout: 1000 } } };\n")
+    with open(repo / ".dual.toml", "a") as f:
+        f.write("idle_after = 6\n")
+    assert dual("up", cwd=repo).returncode == 0
+    proxy = Proxy(repo, tmp_path / "proxy.log", port=PORT)
+    proxy.start()
+    try:
+        wait_for(lambda: "listening on" in dual("serve", cwd=repo).stdout, timeout=60)
+        context = browser.new_context()  # type: ignore[attr-defined]
+        context.add_init_script(HIDDEN)
+        tab = context.new_page()
+        url = f"http://main.demo.localhost:{PORT}/"
+        tab.goto(url)
+        tab.wait_for_function("document.querySelector('#title').textContent === 'hello from main'", timeout=30_000)
+        tab.evaluate("window.__visibility('hidden')")
+        wait_for(lambda: json.loads(dual("ls", "--json", cwd=repo).stdout)[0]["state"] == "asleep", timeout=60)
+        log = tmp_path / "proxy.log"
+        for _ in range(8):  # the probe Vite makes when its socket closes, and nothing since: still asleep
+            time.sleep(0.5)
+            assert json.loads(dual("ls", "--json", cwd=repo).stdout)[0]["state"] == "asleep"
+        assert "awake in" not in log.read_text()
+        assert "a hot-reload probe (an open tab's) does not wake it" in log.read_text()  # the probe came
+        tab.reload()  # a page load wakes it: the waking page first, then the app
+        wait_for(lambda: shows(tab, "hello from main"), timeout=60)  # across the waking page's reloads
+        assert "awake in" in log.read_text()
+        context.close()
     finally:
         proxy.stop()

@@ -23,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dualgit.proxy import hosts
+from dualgit.proxy.hosts import Mark
 from dualgit.proxy.relay import BACKLOG, ClientConnection
 from dualgit.proxy.server import IDLE_PER_PORT, Proxy
 from dualgit.proxy.tcp import TcpClient
@@ -554,7 +555,10 @@ def test_a_request_for_a_pinned_upstream_that_is_closing_goes_to_a_new_connectio
 @pytest.mark.parametrize("client_leaves_first", [False, True], ids=["sends-early", "leaves-early"])
 def test_a_tcp_client_is_piped_whatever_it_does_before_its_upstream_connects(client_leaves_first: bool) -> None:
     async def check(world: World) -> None:  # the world's HTTP client stays idle
-        client = TcpClient(lambda: 5432, set())
+        async def target() -> tuple[int, Mark]:  # the proxy's: the published port, and the branch's mark
+            return 5432, Mark()
+
+        client = TcpClient(target, set())
         transport = Transport(world, client)
         client.connection_made(transport)  # type: ignore[arg-type]
         client.data_received(b"startup message")  # a database client speaks first
