@@ -39,6 +39,15 @@ def site(tree: Path, text: str, extra: str = "") -> None:
     write_config(tree, f'image = "busybox:latest"\nports = [3000]\n{WWW}{extra}')
 
 
+def keep_port_served(repo: Path) -> Path:
+    """Another branch on :3000 that never sleeps: the proxy serves the port while this one is down
+    (a port no running or sleeping branch declares is let go, for the host's own servers)."""
+    other = add_worktree(repo, "demo-other", "other")
+    site(other, "other\n", "idle_after = 0\n")
+    assert dual("up", cwd=other).returncode == 0
+    return other
+
+
 def serving(tree: Path) -> bool:
     return any(s["detail"] == "listening on :3000" for s in row(tree)["serve"])  # type: ignore[attr-defined]
 
@@ -140,6 +149,7 @@ def test_a_running_exec_keeps_it_awake_and_exec_wakes_it(repo: Path, docker: Doc
 def test_a_branch_put_down_stays_down_and_up_brings_it_back(repo: Path, docker: DockerAPI, tmp_path: Path) -> None:
     site(repo, "up\n", "idle_after = 2\n")
     assert dual("up", cwd=repo).returncode == 0
+    keep_port_served(repo)
     proxy = Proxy(repo, tmp_path / "proxy.log")
     proxy.start()
     try:
@@ -228,6 +238,19 @@ def test_caps_are_set_changed_live_and_an_out_of_memory_server_is_said(
     text = dual("ls", cwd=repo).stdout
     assert "killed by its memory cap" in text, text
     assert "killed by the container's memory cap" in dual("logs", "--serve", cwd=repo).stdout
+    # stopped after that kill, the engine says so: ls, logs and the URL's page name the cap
+    keep_port_served(repo)
+    subprocess.run(["docker", "stop", "-t", "1", name], check=True, capture_output=True)
+    assert docker.request("GET", f"/containers/{name}/json").json()["State"]["OOMKilled"] is True
+    assert "exited (out of memory)" in dual("ls", cwd=repo).stdout
+    assert "killed by its memory cap" in dual("logs", cwd=repo).stderr
+    proxy = Proxy(repo, tmp_path / "proxy.log")
+    proxy.start()
+    try:
+        status, _, body = request("main.demo.localhost")
+        assert status == 502 and b"its memory cap killed it" in body, body
+    finally:
+        proxy.stop()
     write_config(repo, 'image = "busybox:latest"\nports = [3000]\nmemory = "96m"\ncpus = 1\n')
     assert dual("up", cwd=repo).returncode == 0
     again = docker.request("GET", f"/containers/{name}/json").json()

@@ -265,8 +265,9 @@ class ClientConnection(Side):
             self._asleep(head, backend, gave_up)
             return
         published = self.proxy.upstream_port(backend, self.port) if backend.running else None
-        if published is None:
-            self._bad_gateway(backend, f"the container is {backend.container.state}")
+        if published is None:  # its page waits for the engine's word on why (its memory cap?)
+            self.state = "discard"
+            self.upstream_failed(backend, f"the container is {backend.container.state}", False, look_inside=True)
             return
         # Hop-by-hop headers stay on this hop: the upstream connection's life is the proxy's
         # business (pooled), except for an Upgrade, which must reach the server.
@@ -384,9 +385,6 @@ class ClientConnection(Side):
         self.local_reply = simple_response(status, reason, body, close=not self.keep_alive)
         self.state = "discard"
 
-    def _bad_gateway(self, backend: Backend, why: str) -> None:
-        self._reply(502, "Bad Gateway", pages.bad_gateway(backend, self.port, why))
-
     def upstream_failed(self, backend: Backend, why: str, started: bool, look_inside: bool = False) -> None:
         """The upstream ended without a complete response (or never connected: this client may have
         gone meanwhile). With `look_inside`, the 502 page waits for what listens inside the container
@@ -400,7 +398,7 @@ class ClientConnection(Side):
         self.keep_alive = False
         self.reader.resume("connecting")
         self.state, self.local_reply = "discard", None  # None: the page is not written yet
-        if look_inside and backend.running:
+        if look_inside:
             self.loop.create_task(self._explain_bad_gateway(backend, why))
             if not (self.body is not None and self.body.done):
                 self._advance()
@@ -413,7 +411,7 @@ class ClientConnection(Side):
             self._give_bad_gateway(backend, *(answer or (why, "")))
 
     def _give_bad_gateway(self, backend: Backend, why: str, fix: str = "") -> None:
-        doing = self.proxy.under_way(backend, self.port)
+        doing = self.proxy.under_way(backend, self.port) if backend.running else ""  # a stopped one's is stale
         if doing:
             self.local_reply = simple_response(503, "Service Unavailable", pages.waiting(backend, self.port, doing),
                                                close=True, extra=[("Retry-After", "1")])

@@ -180,11 +180,25 @@ class Proxy:
 
     async def _look_inside(self, container: str, port: int, answer: asyncio.Future[tuple[str, str] | None]) -> None:
         try:
-            text = await asyncio.get_running_loop().run_in_executor(None, inside.read_sockets, self.api, container)
+            loop = asyncio.get_running_loop()
+            running, killed = await loop.run_in_executor(None, self._run_state, container)
+            if killed:
+                answer.set_result(("its memory cap killed it (out of memory)",
+                                   "raise `memory` in .dual.toml, then `git dual up`"))
+                return
+            if not running:
+                answer.set_result(None)
+                return
+            text = await loop.run_in_executor(None, inside.read_sockets, self.api, container)
             answer.set_result(inside.explain(inside.listening(text, port), port))
         except Exception as exc:  # noqa: BLE001 - a page waits for this: it gets the general words
             log(f"could not look inside {container[:12]} for port {port}: {exc}")
             answer.set_result(None)
+
+    def _run_state(self, container: str) -> tuple[bool, bool]:
+        """Whether the container runs, and whether it stopped because its memory cap killed it."""
+        state = self.api.inspect_container(container).get("State", {})
+        return bool(state.get("Running")), not state.get("Running") and bool(state.get("OOMKilled"))
 
     # the host table
 

@@ -230,7 +230,12 @@ class Sleeper:
             self.waking.pop(c.name, None)
 
     def _start(self, c: Container) -> None:
+        from dualgit.worktrees.containers import apply_caps
+
         self.probed.discard(c.name)
+        caps = self._limits(c, self._user())
+        if caps is not None:
+            apply_caps(self.proxy.api, c, caps)  # edited while it slept: it wakes with them
         agent.write(c.name, "listen", None)  # what listened before it slept: the wake waits for the agent's new word
         self.proxy.api.start(c.id)
         idle.woke(c.name)

@@ -144,7 +144,7 @@ def apply_caps(api: Engine, container: Container, caps: Limits) -> None:
         if update:
             api.update_container(container.id, update)
     except ApiError as exc:
-        print(f"dualgit: warning: cannot change {container.name}'s caps while it runs: {exc.message} "
+        print(f"dualgit: warning: cannot change {container.name}'s caps in place: {exc.message} "
               "(`git dual up --recreate` makes it anew with them)", file=sys.stderr)
         return
     if lifted:
@@ -250,6 +250,7 @@ def ensure_running(loc: Location, config: Config | None = None, api: Engine | No
                 apply_caps(api, current[0], caps)
             return _after(api, loc, current[0], made)
         if current:
+            apply_caps(api, current[0], caps)  # a stopped container takes an update too
             start(api, current[0])
         else:
             ensure_volumes(api, loc, body)
