@@ -104,6 +104,7 @@ def test_an_idle_branch_sleeps_and_its_first_request_wakes_it_with_its_server(
         name = str(row(repo)["container"])
         assert docker.request("GET", f"/containers/{name}/json").json()["State"]["Running"] is False
         assert "asleep" in dual("ls", cwd=repo).stdout.splitlines()[1]
+        wait_for(lambda: json.loads(dual("proxy", "status", "--json", cwd=repo).stdout)["asleep"] == [name])
         assert row(repo)["asleep_since"]
         # a hot-reload probe does not wake it
         status, _, _ = request("main.demo.localhost", headers={"Accept": "text/x-vite-ping"})
@@ -285,6 +286,8 @@ def test_past_max_running_the_least_recently_used_idle_branch_sleeps(
             assert "over max_running = 1" in text, text
             assert row(repo)["over_max_running"] == {"running": 2, "max_running": 1}
             assert "max_running = 1 exceeded" in open(tmp_path / "proxy.log").read()
+            said = json.loads(dual("proxy", "status", "--json", cwd=repo).stdout)["cap_exceeded"]
+            assert said.startswith("max_running = 1 exceeded"), said
             held.wait(30)
         finally:
             busy.wait(30)

@@ -26,7 +26,7 @@ from dualgit.proxy.say import log
 from dualgit.proxy.sleep import Sleeper
 from dualgit.proxy.tcp import TcpClient
 from dualgit.proxy.upstream import Upstream
-from dualgit.worktrees import agent, labels
+from dualgit.worktrees import agent, idle, labels
 from dualgit.worktrees.inventory import Container, list_all
 
 if TYPE_CHECKING:
@@ -248,7 +248,7 @@ class Proxy:
         self._heads_read()
         self._rebuild()
         await self._sync_http()
-        self._write_status()
+        self.write_status()
 
     def schedule_refresh(self) -> None:
         if self.refreshing is None or self.refreshing.done():
@@ -304,7 +304,7 @@ class Proxy:
                 target = self.tcp_targets.get(port)
                 log(f"listening on :{port} (tcp" + (f": {target[0].branch_name} :{target[1]})" if target else ")"))
         self._retry_busy_later()
-        self._write_status()
+        self.write_status()
 
     async def _tcp_target(self, port: int) -> tuple[int, hosts.Mark] | None:
         """The published port a `tcp_ports` listener pipes to, and its branch's mark; an asleep branch
@@ -358,7 +358,7 @@ class Proxy:
         """Listeners for the current table, without reading the engine or git again."""
         await self._sync_http()
         self._sync_tcp()
-        self._write_status()
+        self.write_status()
 
     # watchers
 
@@ -388,11 +388,14 @@ class Proxy:
                     await asyncio.get_running_loop().run_in_executor(None, reap, self.api, repo)
             await asyncio.sleep(WATCH_EVERY)
 
-    def _write_status(self) -> None:
+    def write_status(self) -> None:
         if not self.status_file:
             return
         status = {"pid": os.getpid(), "http_ports": sorted(self.http_servers), "tcp_ports": sorted(self.tcp_servers),
-                  "busy": {str(k): v for k, v in sorted(self.busy.items())}}
+                  "busy": {str(k): v for k, v in sorted(self.busy.items())},
+                  "asleep": sorted(c.name for c in self.containers if c.state != "running"
+                                   and idle.asleep_since(c.name) is not None),
+                  "cap_exceeded": self.sleeper.said_over or None}
         tmp = self.status_file + ".tmp"
         with open(tmp, "w") as f:
             json.dump(status, f)

@@ -134,6 +134,7 @@ class Sleeper:
         elif self.said_over:
             self.said_over = ""
             log(f"max_running: back within {user.max_running or 'no cap'}")
+            self.proxy.write_status()
 
     def _last(self, name: str, now: float) -> float:
         """The branch's last activity: the later of the proxy's and the file's (exec's); a branch
@@ -163,6 +164,7 @@ class Sleeper:
             if said != self.said_over:
                 self.said_over = said
                 log(said)
+                self.proxy.write_status()
 
     def _never(self, c: Container) -> bool:
         """`idle_after = 0` set by the user or the branch: it never sleeps, not even for the cap."""

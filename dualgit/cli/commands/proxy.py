@@ -78,6 +78,10 @@ def status(as_json: bool = False) -> int:
         print("  tcp ports: " + ", ".join(f":{p}" for p in info["tcp_ports"]))  # type: ignore[attr-defined]
     for _port, message in (info.get("busy") or {}).items():  # type: ignore[attr-defined]
         print(f"  warning: {message}")
+    if info.get("asleep"):
+        print(f"  asleep (idle): {len(info['asleep'])} branches; their next request wakes them")  # type: ignore[arg-type]
+    if info.get("cap_exceeded"):
+        print(f"  warning: {info['cap_exceeded']}")
     print(f"  log: {info['log']}")
     return 0
 
