@@ -105,6 +105,7 @@ def test_an_idle_branch_sleeps_and_its_first_request_wakes_it_with_its_server(
         assert docker.request("GET", f"/containers/{name}/json").json()["State"]["Running"] is False
         assert "asleep" in dual("ls", cwd=repo).stdout.splitlines()[1]
         wait_for(lambda: json.loads(dual("proxy", "status", "--json", cwd=repo).stdout)["asleep"] == [name])
+        assert b"(asleep)" in request("localhost")[2]  # the index of branches says so
         assert row(repo)["asleep_since"]
         # a hot-reload probe does not wake it
         status, _, _ = request("main.demo.localhost", headers={"Accept": "text/x-vite-ping"})

@@ -20,13 +20,15 @@ def _page(title: str, body: str) -> bytes:
     ).encode()
 
 
-def _links(backends: list[Backend] | tuple[Backend, ...], port: int) -> str:
+def _links(backends: list[Backend] | tuple[Backend, ...], port: int, asleep: frozenset[str] = frozenset()) -> str:
+    """`asleep`: the containers of the branches that sleep (their next request wakes them)."""
     if not backends:
         return "<p>No branch serves this port yet. In a worktree, <code>git dual up</code> makes its container.</p>"
     items = []
     for b in sorted(backends, key=lambda b: (b.repo, b.branch)):
         url = f"http://{b.host()}:{port}/"
-        state = "" if b.running else f" <span class=dim>({escape(b.container.state)})</span>"
+        shown = "asleep" if b.container.name in asleep else b.container.state
+        state = "" if b.running else f" <span class=dim>({escape(shown)})</span>"
         items.append(
             f"<li><a href='{escape(url)}'>{escape(url)}</a> <span class=dim>{escape(b.branch_name)} in "
             f"{escape(b.container.worktree)}</span>{state}</li>"
@@ -34,12 +36,14 @@ def _links(backends: list[Backend] | tuple[Backend, ...], port: int) -> str:
     return "<ul>" + "".join(items) + "</ul>"
 
 
-def index(backends: list[Backend], port: int) -> bytes:
-    return _page(f"Branches on :{port}", _links(backends, port))
+def index(backends: list[Backend], port: int, asleep: frozenset[str] = frozenset()) -> bytes:
+    return _page(f"Branches on :{port}", _links(backends, port, asleep))
 
 
-def not_found(reason: str, backends: list[Backend] | tuple[Backend, ...], port: int) -> bytes:
-    return _page("No such branch", f"<p>{escape(reason)}.</p><p>Branches serving :{port}:</p>{_links(backends, port)}")
+def not_found(reason: str, backends: list[Backend] | tuple[Backend, ...], port: int,
+              asleep: frozenset[str] = frozenset()) -> bytes:
+    return _page("No such branch", f"<p>{escape(reason)}.</p><p>Branches serving :{port}:</p>"
+                 f"{_links(backends, port, asleep)}")
 
 
 def bad_gateway(backend: Backend, port: int, why: str, fix: str = "") -> bytes:

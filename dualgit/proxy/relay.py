@@ -255,10 +255,12 @@ class ClientConnection(Side):
                         "localhost, *.localhost, 127.0.0.1 and [::1] only."), close=True)
             return
         if resolution.kind == "index":
-            self._reply(200, "OK", pages.index(self.proxy.serving(self.port), self.port))
+            serving = self.proxy.serving(self.port)
+            self._reply(200, "OK", pages.index(serving, self.port, self.proxy.sleeper.sleeping(serving)))
             return
         if resolution.kind == "not-found" or resolution.backend is None:
-            self._reply(404, "Not Found", pages.not_found(resolution.reason, resolution.candidates, self.port))
+            self._reply(404, "Not Found", pages.not_found(resolution.reason, resolution.candidates, self.port,
+                                                          self.proxy.sleeper.sleeping(resolution.candidates)))
             return
         backend = resolution.backend
         if (not backend.running or self.proxy.sleeper.going) and self.proxy.sleeper.asleep(backend):

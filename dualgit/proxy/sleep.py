@@ -78,6 +78,10 @@ class Sleeper:
         name = backend.container.name
         return name in self.going or (not backend.running and idle.asleep_since(name) is not None)
 
+    def sleeping(self, backends: list[Backend] | tuple[Backend, ...]) -> frozenset[str]:
+        """The container names of those of `backends` that sleep, for the proxy's pages."""
+        return frozenset(b.container.name for b in backends if not b.running and self.asleep(b))
+
     def probe_refused(self, backend: Backend) -> None:
         """Said once a sleep: a tab's hot-reload probe came, and was not let wake the branch."""
         name = backend.container.name
