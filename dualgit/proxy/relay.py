@@ -268,7 +268,6 @@ class ClientConnection(Side):
             return
         published = self.proxy.upstream_port(backend, self.port) if backend.running else None
         if published is None:  # its page waits for the engine's word on why (its memory cap?)
-            self.state = "discard"
             self.upstream_failed(backend, f"the container is {backend.container.state}", False, look_inside=True)
             return
         # Hop-by-hop headers stay on this hop: the upstream connection's life is the proxy's

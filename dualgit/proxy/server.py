@@ -27,7 +27,7 @@ from dualgit.proxy.sleep import Sleeper
 from dualgit.proxy.tcp import TcpClient
 from dualgit.proxy.upstream import Upstream
 from dualgit.worktrees import agent, idle, labels
-from dualgit.worktrees.inventory import Container, list_all
+from dualgit.worktrees.inventory import Container, killed_by_memory_cap, list_all
 
 if TYPE_CHECKING:
     from dualgit.engine.interface import Engine
@@ -175,30 +175,24 @@ class Proxy:
             self.looks.clear()
         answer = loop.create_future()
         self.looks[key] = (now, answer)
-        loop.create_task(self._look_inside(backend.container.id, port, answer))
+        loop.create_task(self._look_inside(backend, port, answer))
         return answer
 
-    async def _look_inside(self, container: str, port: int, answer: asyncio.Future[tuple[str, str] | None]) -> None:
+    async def _look_inside(self, backend: hosts.Backend, port: int,
+                           answer: asyncio.Future[tuple[str, str] | None]) -> None:
+        container = backend.container.id
         try:
             loop = asyncio.get_running_loop()
-            running, killed = await loop.run_in_executor(None, self._run_state, container)
-            if killed:
+            if not backend.running:  # stopped: by the user, or by its memory cap (the engine knows)
+                killed = await loop.run_in_executor(None, killed_by_memory_cap, self.api, container)
                 answer.set_result(("its memory cap killed it (out of memory)",
-                                   "raise `memory` in .dual.toml, then `git dual up`"))
-                return
-            if not running:
-                answer.set_result(None)
+                                   "raise `memory` in .dual.toml, then `git dual up`") if killed else None)
                 return
             text = await loop.run_in_executor(None, inside.read_sockets, self.api, container)
             answer.set_result(inside.explain(inside.listening(text, port), port))
         except Exception as exc:  # noqa: BLE001 - a page waits for this: it gets the general words
             log(f"could not look inside {container[:12]} for port {port}: {exc}")
             answer.set_result(None)
-
-    def _run_state(self, container: str) -> tuple[bool, bool]:
-        """Whether the container runs, and whether it stopped because its memory cap killed it."""
-        state = self.api.inspect_container(container).get("State", {})
-        return bool(state.get("Running")), not state.get("Running") and bool(state.get("OOMKilled"))
 
     # the host table
 
@@ -316,11 +310,8 @@ class Proxy:
             except TimeoutError:
                 return None
             target = self.tcp_targets.get(port)
-            if target is not None:  # what serves it may take a moment more: a database, say (10 s at most)
-                for _ in range(200):
-                    if target[1] in agent.listening(target[0].container.name):
-                        break
-                    await asyncio.sleep(0.05)
+            if target is not None:  # what serves it may take a moment more: a database, say
+                await sleep.until_listening(target[0].container.name, [target[1]], sleep.TCP_WAIT)
         if target is None:
             return None
         published = target[0].published(target[1])

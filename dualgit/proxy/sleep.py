@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 SWEEP_EVERY = 1.0  # seconds between looks at the idle clocks
 HOLD_FOR = 30.0  # seconds a request is held while its branch wakes, before 503 and Retry-After
 WAKE_LIMIT = 60.0  # seconds a wake waits for `serve` to listen
+TCP_WAIT = 10.0  # seconds a woken branch's raw TCP port is waited for (a database starting), when not `serve`'s
 STOP_TIMEOUT = 5  # seconds the engine gives a sleeping container's processes to end
 # For max_running: a branch unused this long is idle enough to be put to sleep for another.
 CAP_IDLE = float(os.environ.get("DUALGIT_CAP_IDLE", "60"))
@@ -226,7 +227,7 @@ class Sleeper:
             self.last[c.name] = time.time()
             idle.touch(c.name)
             await self.proxy.refresh()
-            await self._until_listening(c.name, began)
+            await until_listening(c.name, agent.serve_ports(c.name), WAKE_LIMIT - (time.monotonic() - began))
             log(f"{c.name} ({branch}): awake in {time.monotonic() - began:.1f}s")
             answer.set_result(True)
         except Exception as exc:  # noqa: BLE001 - held requests get a 503 that says so
@@ -264,18 +265,6 @@ class Sleeper:
                 self.going.discard(name)
         log(f"max_running = {cap} exceeded: {c.name} wakes, and no other branch is idle")
 
-    async def _until_listening(self, name: str, began: float) -> None:
-        """Until each port `serve` runs on listens inside (the agent's `listen`), its server ends, or WAKE_LIMIT."""
-        ports = agent.serve_ports(name)
-        while ports and time.monotonic() - began < WAKE_LIMIT:
-            listening = agent.listening(name)
-            if all(p in listening for p in ports):
-                return
-            states = agent.serve_states(name, ports)
-            if any(s.state in ("crashloop", "removed") for s in states):
-                return  # the request gets its 502 page, which says why
-            await asyncio.sleep(0.05)
-
     # configuration, read again when its file changes
 
     def _user(self) -> UserConfig:
@@ -303,6 +292,19 @@ class Sleeper:
     def _limits(self, c: Container, user: UserConfig) -> Limits | None:
         config = self._config(c.worktree)
         return None if config is None else limits(config, user)
+
+
+async def until_listening(name: str, ports: list[int], seconds: float) -> None:
+    """Until each of `ports` listens inside (the agent's `listen`), a `serve` there stops for good, or
+    `seconds` pass; a request then gets its page, which says why."""
+    deadline = time.monotonic() + seconds
+    while ports and time.monotonic() < deadline:
+        listening = agent.listening(name)
+        if all(p in listening for p in ports):
+            return
+        if any(s.state in ("crashloop", "removed") for s in agent.serve_states(name, ports)):
+            return
+        await asyncio.sleep(0.05)
 
 
 def _stamp(file: str) -> tuple[int, int]:

@@ -49,13 +49,8 @@ class Use:
     def __enter__(self) -> Use:
         import fcntl
 
-        file = _path(self.name, "active")
         try:
-            try:
-                self.fd = os.open(file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            except FileNotFoundError:
-                os.makedirs(os.path.dirname(file), exist_ok=True)
-                self.fd = os.open(file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self.fd = _open_active(self.name)
             fcntl.flock(self.fd, fcntl.LOCK_SH)
             os.utime(self.fd)
         except OSError:
@@ -81,20 +76,27 @@ def last_active(name: str) -> float | None:
 
 def touch(name: str, when: float | None = None) -> None:
     """Record activity (the proxy's requests) at `when` (now by default)."""
-    file = _path(name, "active")
     when = time.time() if when is None else when
     try:
-        os.utime(file, (when, when))
-    except FileNotFoundError:
-        try:
-            os.makedirs(os.path.dirname(file), exist_ok=True)
-            with open(file, "a"):
-                pass
-            os.utime(file, (when, when))
-        except OSError:
-            pass
+        fd = _open_active(name)
+    except OSError:
+        return
+    try:
+        os.utime(fd, (when, when))
     except OSError:
         pass
+    finally:
+        os.close(fd)
+
+
+def _open_active(name: str) -> int:
+    """The branch's `.active` file, opened (made, with its folder, when missing)."""
+    file = _path(name, "active")
+    try:
+        return os.open(file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(file), exist_ok=True)
+        return os.open(file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
 
 def claim(name: str) -> int | None:
@@ -102,10 +104,8 @@ def claim(name: str) -> int | None:
     in it. While held, no `git dual exec` can start there."""
     import fcntl
 
-    file = _path(name, "active")
     try:
-        os.makedirs(os.path.dirname(file), exist_ok=True)
-        fd = os.open(file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = _open_active(name)
     except OSError:
         return None
     try:
@@ -134,11 +134,7 @@ def asleep_since(name: str) -> float | None:
 
 
 def fell_asleep(name: str, when: float | None = None) -> None:
-    file = _path(name, "asleep")
-    os.makedirs(os.path.dirname(file), exist_ok=True)
-    with open(f"{file}.{os.getpid()}", "w") as f:
-        f.write(f"{time.time() if when is None else when:.3f}\n")
-    os.replace(f"{file}.{os.getpid()}", file)
+    _put(_path(name, "asleep"), f"{time.time() if when is None else when:.3f}")
 
 
 def woke(name: str) -> None:
@@ -158,10 +154,14 @@ def applied_caps(name: str) -> str | None:
 
 
 def record_caps(name: str, caps: str) -> None:
-    file = _path(name, "caps")
+    _put(_path(name, "caps"), caps)
+
+
+def _put(file: str, line: str) -> None:
+    """Write one line whole: to a fresh file, then moved into place."""
     os.makedirs(os.path.dirname(file), exist_ok=True)
     with open(f"{file}.{os.getpid()}", "w") as f:
-        f.write(caps + "\n")
+        f.write(line + "\n")
     os.replace(f"{file}.{os.getpid()}", file)
 
 

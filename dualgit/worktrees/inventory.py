@@ -68,6 +68,15 @@ def list_containers(api: Engine, repo: str, worktree: str | None = None) -> list
     return [Container.from_summary(e) for e in entries if labels.owned(e.get("Labels"), repo)]
 
 
+def killed_by_memory_cap(api: Engine, container: str) -> bool:
+    """Whether a container that stopped was killed by its memory cap, as the engine says (one inspect)."""
+    try:
+        state = api.inspect_container(container).get("State", {})
+    except (ApiError, DualgitError):
+        return False
+    return not state.get("Running") and bool(state.get("OOMKilled"))
+
+
 def stop(api: Engine, container: Container) -> None:
     """Stop the container; one that is gone or stopped already (another process's work) is done."""
     try:

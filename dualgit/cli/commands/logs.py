@@ -7,16 +7,16 @@ import sys
 import time
 
 from dualgit.cli.commands._context import targeted
-from dualgit.cli.commands.ls import out_of_memory
 from dualgit.errors import DualgitError
 from dualgit.naming import container_name
 from dualgit.worktrees import agent, setup_state
+from dualgit.worktrees.inventory import killed_by_memory_cap
 
 
 def logs(target: str | None = None, follow: bool = False, serve: bool = False) -> int:
     _repo, api, wt, mine = targeted(target)
     name = mine[0].name if mine else container_name(wt.common_dir, wt.path)
-    if mine and mine[0].state == "exited" and out_of_memory(api, mine[0]):
+    if mine and mine[0].state == "exited" and killed_by_memory_cap(api, mine[0].id):
         print(f"dualgit: {wt.label}: {name} was killed by its memory cap (out of memory): raise `memory` in "
               ".dual.toml, then `git dual up`", file=sys.stderr)
     if serve:

@@ -11,7 +11,7 @@ from dualgit.cli.commands._context import listing
 from dualgit.git import repository
 from dualgit.naming import container_name
 from dualgit.worktrees import agent, idle, setup_state
-from dualgit.worktrees.inventory import Container
+from dualgit.worktrees.inventory import Container, killed_by_memory_cap
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,7 +36,8 @@ def rows(trees: list[repository.Worktree], containers: list[Container], api: Eng
                 "container": container.name if container else container_name(wt.common_dir, wt.path),
                 "state": ("asleep" if asleep is not None else container.state) if container else "missing",
                 "asleep_since": asleep,
-                "out_of_memory": out_of_memory(api, container) if api and container and asleep is None else False,
+                "out_of_memory": bool(api and container and container.state in ("exited", "dead") and asleep is None
+                                      and killed_by_memory_cap(api, container.id)),
                 "ports": agent.own_ports(container) if container else {},
                 **_setup(container, container_name(wt.common_dir, wt.path)),
                 **(agent.seen(container.name, container.http_ports, container.tcp_ports) if container
@@ -44,19 +45,6 @@ def rows(trees: list[repository.Worktree], containers: list[Container], api: Eng
             }
         )
     return out
-
-
-def out_of_memory(api: Engine, container: Container) -> bool:
-    """Whether the engine says the memory cap killed the container (asked only of one that exited)."""
-    if container.state not in ("exited", "dead"):
-        return False
-    from dualgit.engine.api import ApiError
-    from dualgit.errors import DualgitError
-
-    try:
-        return bool(api.inspect_container(container.id).get("State", {}).get("OOMKilled"))
-    except (ApiError, DualgitError):
-        return False
 
 
 def over_cap(api: Engine) -> tuple[int, int] | None:
