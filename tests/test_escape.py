@@ -1,6 +1,9 @@
 """No way out of a branch's container: a test plays the hostile process inside (an agent, an install
-script), from a linked worktree's container and from the main worktree's, and after each attempt the
-host runs everyday git (status, checkout, commit, fetch). Nothing may run on the host."""
+script), from a linked worktree's container and from the main worktree's. Before each attempt the
+host writes the repository's config, a worktree's config and dualgit's hook files, the everyday way
+(`git config`, `git push -u`, `git checkout -b x origin/x`, `git dual install`): a protection that
+such a write undoes is no protection. After each attempt the host runs everyday git (status,
+checkout, commit, fetch). Nothing may run on the host."""
 
 from __future__ import annotations
 
@@ -37,7 +40,29 @@ ATTACKS = {
     "commondir pointer": 'for f in "$C"/worktrees/*/commondir; do echo "$W/fake" >"$f"; done',
     "git dir renamed": 'mv "$C" "$C.away" && mkdir "$C" && printf "[core]\\n\\tfsmonitor = touch $M\\n" >"$C/config"',
     "legacy remote": 'printf "URL: ext::sh -c touch\\\\ $M\\n" >"$C/remotes/origin"',
+    "commondir planted": 'mkdir -p "$W/fake" && printf "[core]\\n\\tfsmonitor = touch $M\\n" >"$W/fake/config" '
+                         '&& echo "$W/fake" >"$C/commondir"',
+    "own admin dir config": 'printf "[core]\\n\\tfsmonitor = touch $M\\n" >"$(git rev-parse --git-dir)/config.worktree.new" '
+                            '&& mv "$(git rev-parse --git-dir)/config.worktree.new" "$(git rev-parse --git-dir)/config.worktree"',
 }
+
+
+def host_writes(trees: dict[str, Path], round: int, worktree_config: bool) -> None:
+    """The host's everyday writes of git's files, each of which renames a file over another: the
+    repository config, the upstream of a pushed branch, a branch made from a remote one, dualgit's
+    hooks, and (where the repository has it) a worktree's own config."""
+    main, feat = trees["main"], trees["feat"]
+    git("config", "dual.round", str(round), cwd=main)
+    if round == 0:
+        git("config", "--unset", "core.fsmonitor", cwd=feat)
+    git("push", "-q", "-u", "origin", "feat", cwd=feat)
+    git("push", "-q", "origin", f"feat:refs/heads/up-{round}", cwd=feat)
+    git("fetch", "-q", "origin", cwd=main)
+    git("branch", "-q", "--track", f"x-{round}", f"origin/up-{round}", cwd=main)  # `checkout -b x origin/x`'s write
+    assert dual("install", cwd=main).returncode == 0
+    if worktree_config:
+        for tree in (main, feat):
+            git("config", "--worktree", "dual.round", str(round), cwd=tree)
 
 
 def everyday_git(tree: Path, marker: Path, tag: str) -> None:
@@ -48,9 +73,18 @@ def everyday_git(tree: Path, marker: Path, tag: str) -> None:
     assert not marker.exists(), f"{tag}: the host ran a command a container planted"
 
 
+BOTH = pytest.mark.parametrize("trees", ["plain", "worktreeConfig"], indirect=True)
+
+
 @pytest.fixture
-def trees(repo: Path, docker: DockerAPI, tmp_path: Path) -> dict[str, Path]:
+def trees(request: pytest.FixtureRequest, repo: Path, docker: DockerAPI, tmp_path: Path) -> dict[str, Path]:
+    """main and feat, each with its container; with the param "worktreeConfig", the repository reads
+    per-worktree config, as `git sparse-checkout` makes it."""
     need_image(docker, DEBIAN)
+    found = {}
+    if getattr(request, "param", "plain") == "worktreeConfig":
+        found["worktree_config"] = repo  # per-worktree config, as `git sparse-checkout` turns it on
+        git("config", "extensions.worktreeConfig", "true", cwd=repo)
     origin = tmp_path / "origin.git"
     git("init", "-q", "--bare", str(origin), cwd=tmp_path)
     git("remote", "add", "origin", str(origin), cwd=repo)
@@ -59,11 +93,13 @@ def trees(repo: Path, docker: DockerAPI, tmp_path: Path) -> dict[str, Path]:
     write_config(repo, f'image = "{DEBIAN}"\n')
     git("commit", "-qam", "debian", cwd=repo)
     feat = add_worktree(repo, "demo-feat", "feat")
+    git("config", "core.fsmonitor", "false", cwd=feat)  # so that the host's first round unsets it
     for tree in (repo, feat):
         assert dual("up", cwd=tree).returncode == 0
-    return {"main": repo, "feat": feat}
+    return {**found, "main": repo, "feat": feat}
 
 
+@BOTH
 @pytest.mark.parametrize("kind", ["feat", "main"])
 def test_nothing_written_inside_makes_the_host_run_a_command(trees: dict[str, Path], kind: str, tmp_path: Path) -> None:
     tree = trees[kind]
@@ -71,7 +107,8 @@ def test_nothing_written_inside_makes_the_host_run_a_command(trees: dict[str, Pa
     hook = common / "hooks" / "post-checkout"
     script = hook.read_bytes()
     failed = []
-    for name, attack in ATTACKS.items():
+    for round, (name, attack) in enumerate(ATTACKS.items()):
+        host_writes(trees, round, "worktree_config" in trees)
         marker = tmp_path / f"ran-{kind}-{name.replace(' ', '-')}"
         inside = dual("exec", "-e", f"M={marker}", "-e", f"C={common}", "-e", f"W={tree}", "sh", "-c", attack, cwd=tree)
         if inside.returncode == 0:
@@ -84,6 +121,7 @@ def test_nothing_written_inside_makes_the_host_run_a_command(trees: dict[str, Pa
 
 
 def test_git_inside_still_does_the_everyday_work(trees: dict[str, Path]) -> None:
+    host_writes(trees, 0, False)
     feat = trees["feat"]
     (feat / ".remote.git").mkdir()
     git("init", "-q", "--bare", str(feat / ".remote.git"), cwd=feat)
@@ -101,7 +139,7 @@ git config user.name X 2>&1 || echo "repo config refused"
     inside = dual("exec", "sh", "-c", script, cwd=feat)
     assert inside.returncode == 0, inside.stdout + inside.stderr
     assert "A  work.txt" in inside.stdout and "repo config refused" in inside.stdout
-    assert "could not write config file" in inside.stdout  # git's own words for the read-only config
+    assert "could not lock config file" in inside.stdout and "Read-only file system" in inside.stdout
     assert git("log", "-1", "--format=%an %s", "feat", cwd=trees["main"]).strip() == "Inside made inside"
     assert "side" in git("branch", "--list", "side", cwd=trees["main"])
     assert git("stash", "list", cwd=feat).count("stash@") == 1
@@ -111,6 +149,32 @@ git config user.name X 2>&1 || echo "repo config refused"
     assert dual("down", cwd=feat).returncode == 0 and dual("up", cwd=feat).returncode == 0
     assert dual("exec", "git", "config", "--global", "user.name", cwd=feat).stdout.strip() == "Inside"
     assert "Inside" not in (Path.home() / ".gitconfig").read_text()
+
+
+READS = """set -e
+git status --short >/dev/null && git log -1 --format=%s >/dev/null && git diff HEAD >/dev/null
+git branch made-inside-$T && git init -q --bare "$PWD/.out-$T.git" && git push -q "$PWD/.out-$T.git" made-inside-$T
+if git commit -q --allow-empty -m no 2>err.txt; then echo committed; else echo "commit refused"; fi
+"""
+
+
+@BOTH
+def test_where_git_inside_only_reads_it_says_so(trees: dict[str, Path]) -> None:
+    """The main worktree's HEAD and index sit in the common dir, which is read-only inside; so does a
+    linked worktree's admin dir where per-worktree config is on. Git there still reads, makes
+    branches and pushes; a commit is refused with git's own words, and nothing half-written stays."""
+    host_writes(trees, 0, "worktree_config" in trees)
+    kinds = ["main", "feat"] if "worktree_config" in trees else ["main"]
+    for kind in kinds:
+        tree = trees[kind]
+        before = git("rev-parse", "HEAD", cwd=tree)
+        inside = dual("exec", "-e", f"T={kind}", "sh", "-c", READS, cwd=tree)
+        assert inside.returncode == 0, inside.stdout + inside.stderr
+        assert "commit refused" in inside.stdout
+        assert "Read-only file system" in (tree / "err.txt").read_text()
+        assert git("rev-parse", "HEAD", cwd=tree) == before
+        assert git("rev-parse", f"made-inside-{kind}", cwd=tree) == before
+        assert f"made-inside-{kind}" in git("ls-remote", str(tree / f".out-{kind}.git"), cwd=tree)
 
 
 PLANT = """set -e

@@ -64,9 +64,7 @@ def create_body(loc: Location, config: Config, image_id: str, image: str | None 
     memory and CPU caps."""
     extra = extra or ContainerSettings()
     name = container_name(loc.common_dir, loc.worktree)
-    binds = [f"{loc.worktree}:{loc.worktree}"]
-    if not _inside(loc.common_dir, loc.worktree):
-        binds.append(f"{loc.common_dir}:{loc.common_dir}")
+    binds = [f"{loc.worktree}:{loc.worktree}"]  # the git dir: `readonly.mounts`
     binds += [f"{host}:{inside}:ro" for host, inside in extra.mounts]
     http_ports = [*config.ports, *(p for p in extra.ports if p not in config.ports)]
     exposed: dict[str, dict[str, str]] = {f"{p}/tcp": {} for p in (*http_ports, *config.tcp_ports)}
@@ -161,10 +159,6 @@ def ensure_volumes(api: Engine, loc: Location, body: dict[str, Any]) -> None:
         if mount["Type"] != "volume":
             continue
         api.create_volume(mount["Source"], {labels.REPO: loc.common_dir, labels.WORKTREE: loc.worktree})
-
-
-def _inside(child: str, parent: str) -> bool:
-    return child == parent or child.startswith(parent.rstrip("/") + "/")
 
 
 class ImageNotHere(DualgitError):
