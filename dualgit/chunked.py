@@ -1,12 +1,21 @@
 """HTTP/1.1's chunked transfer coding: the one decoder, for the engine client and the proxy alike.
 
 `Chunked.feed` follows the framing through the bytes it is given and says where the message ends;
+strictly, as RFC 9112 writes it: a size is hex digits alone, and every line ends with CRLF (no
+`0x5`, `+5`, `0_5` or bare LF, which a server behind the proxy might read another way);
 with `keep=True` it also collects the payload (the engine client wants the data, the proxy relays
 the bytes unchanged). Standard library only: `git dual exec`'s path reads the engine through it.
 """
 
 from __future__ import annotations
 
+import re
+
+HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+# after the size: chunk extensions (`;name=value`), with optional whitespace; no control characters
+TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+QUOTED = rb'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[^\x00-\x08\x0a-\x1f\x7f])*"'
+EXTENSION = re.compile(rb"(?:[ \t]*;[ \t]*" + TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + TOKEN + rb"|" + QUOTED + rb"))?)*[ \t]*")
 MAX_LINE = 4096  # a size or trailer line longer than this is malformed
 
 
@@ -50,11 +59,13 @@ class Chunked:
                 return n
             self.line += view[pos:pos + end]
             pos += end + 1
-            line = bytes(self.line).rstrip(b"\r")
+            line = bytes(self.line)
             self.line.clear()
             if len(line) > MAX_LINE:
                 raise BadChunk("chunk framing line too long")
-            self._line(line)
+            if not line.endswith(b"\r"):
+                raise BadChunk("a chunk framing line ends with a bare LF, not CRLF")
+            self._line(line[:-1])
         return pos
 
     def take(self) -> bytes:
@@ -66,20 +77,20 @@ class Chunked:
 
     def _line(self, line: bytes) -> None:
         if self.state == "size":
-            size_text = line.split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise BadChunk(f"bad chunk size {size_text[:20]!r}") from None
-            if size < 0:
-                raise BadChunk("negative chunk size")
+            digits = HEX.match(line)
+            if digits is None or EXTENSION.fullmatch(line, digits.end()) is None:
+                raise BadChunk(f"bad chunk size line {line[:20]!r}")
+            size = int(digits[0], 16)
             self.state, self.remaining = ("trailer", 0) if size == 0 else ("data", size)
         elif self.state == "data-crlf":
             if line:
                 raise BadChunk("chunk data longer than its size")
             self.state = "size"
-        elif self.state == "trailer" and not line:
-            self.state = "end"
+        elif self.state == "trailer":
+            if not line:
+                self.state = "end"
+            elif b"\r" in line or b"\x00" in line or b":" not in line or line[:1] in b" \t":
+                raise BadChunk(f"bad trailer line {line[:20]!r}")
 
 
 def decode(raw: bytes) -> bytes:

@@ -17,6 +17,7 @@ from dualgit.proxy import hosts
 from dualgit.proxy.http import (
     BadMessage,
     Framing,
+    check_partial,
     keep_alive,
     parse_request,
     render_head,
@@ -44,12 +45,31 @@ def test_parse_request_head() -> None:
 
 
 @pytest.mark.parametrize("raw", [
-    b"GET / HTTP/2.0\r\n\r\n", b"GET  / HTTP/1.1\r\n\r\n", b"G(T / HTTP/1.1\r\n\r\n", b"GET / HTTP/1.1\r\nNo colon\r\n\r\n",
+    b"GET / HTTP/2.0\r\n\r\n", b"GET / HTTP/0.9\r\n\r\n", b"G(T / HTTP/1.1\r\n\r\n", b"GET / HTTP/1.1\r\nNo colon\r\n\r\n",
     b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", b"GET / HTTP/1.1\r\n: empty\r\n\r\n", b"\r\n\r\n",
+    b"GET / HTTP/1.1\nHost: a\r\n\r\n", b"GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n",  # bare LF
+    b"GET / HTTP/1.1\r\nHost: a\r\nX: b\r\n folded\r\n\r\n",  # obsolete line folding
+    b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+    b"POST / HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n", b"POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\n",
+    b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", b"GET / HTTP/1.1\r\nHost : a\r\n\r\n",
 ])
 def test_bad_request_heads(raw: bytes) -> None:
     with pytest.raises(BadMessage):
         parse_request(raw)
+
+
+def test_a_head_is_rendered_anew_as_parsed() -> None:
+    """What goes on is the head as llhttp read it, one way: words split by one space, values bare."""
+    head = parse_request(b"GET  /a HTTP/1.1\r\nHost:   x.localhost  \r\n\r\n")
+    assert render_head(head.start, head.headers) == b"GET /a HTTP/1.1\r\nHost: x.localhost\r\n\r\n"
+
+
+@pytest.mark.parametrize("start", [b"GET / HTTP/1.1\n", b"GET / HTTP/1.1\r\nHost: a\nX", b"GET / HTTP/1.1\r\nX: a\r\n b"])
+def test_a_malformed_head_is_refused_before_it_ends(start: bytes) -> None:
+    with pytest.raises(BadMessage):
+        check_partial(start)
+    check_partial(b"GET / HTTP/1.1\r\nHost: a")  # a good start is no error
 
 
 def test_framing() -> None:
@@ -87,7 +107,8 @@ def test_the_chunked_decoder_finds_the_end_and_the_payload_across_any_split() ->
         assert chunks.ended and n1 + n2 == len(message)
         assert chunks.take() == b"hello world"
     assert chunked.decode(message + after) == b"hello world"
-    for bad in (b"zz\r\n", b"2\r\nabc\r\n", b"-1\r\n", b"f" * 5000):
+    for bad in (b"zz\r\n", b"2\r\nabc\r\n", b"-1\r\n", b"f" * 5000, b"0x5\r\n", b"+5\r\n", b"0_5\r\n", b" 5\r\n",
+                b"5\nhello\r\n", b"5\r\nhello\n", b"0\r\n\n", b"5;a b\r\n", b"0\r\nno colon\r\n"):
         with pytest.raises(BadChunk):
             Chunked().feed(bad)
     with pytest.raises(BadChunk):
@@ -157,6 +178,7 @@ def test_urls_of_one_worktree_leave_out_the_others() -> None:
 def bare_proxy() -> Iterator[int]:
     """The proxy's HTTP side on an ephemeral loopback port, with no containers: pages only."""
     loop = asyncio.new_event_loop()
+    loop.set_exception_handler(lambda _loop, context: ERRORS.append(str(context.get("exception") or context)))
     proxy = Proxy(head_timeout=2.0)
     started = threading.Event()
     box: dict[str, int] = {}
@@ -173,6 +195,9 @@ def bare_proxy() -> Iterator[int]:
     yield box["port"]
     loop.call_soon_threadsafe(proxy.stopping.set)
     thread.join(10)
+
+
+ERRORS: list[str] = []  # what escaped the bare proxy's protocol objects: a traceback in a real proxy's log
 
 
 def exchange(port: int, data: bytes) -> bytes:
@@ -200,6 +225,31 @@ def test_pages_without_containers(bare_proxy: int) -> None:
     assert two.startswith(b"HTTP/1.1 200") and two.count(b"HTTP/1.1 ") == 2 and b"HTTP/1.1 404" in two
 
 
+def answer_without_closing(port: int, data: bytes) -> bytes:
+    """What the proxy answers while the client keeps its side open: it must not wait for more."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+        return out
+
+
+@pytest.mark.parametrize("data", [
+    b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: \xb2\r\n\r\n",
+    b"GET / HTTP/1.1\nHost: localhost\n",  # bare LF: refused before the head ends
+    b"GET / HTTP/1.1\r\nHost: localhost\r\nX: a\r\n folded",
+    b"POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n",
+    b"POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello",
+    b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+])
+def test_a_malformed_request_gets_400_and_a_close_at_once(bare_proxy: int, data: bytes) -> None:
+    """400, not the 408 that the head timeout would give, and a close, with nothing in the log."""
+    answer = answer_without_closing(bare_proxy, data)
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"Connection: close" in answer, answer[:200]
+    assert not ERRORS, ERRORS
+
+
 head_line = st.one_of(
     st.binary(max_size=200),
     st.builds(lambda m, t, v: f"{m} {t} {v}".encode("utf-8", "surrogatepass"),
@@ -217,15 +267,18 @@ header = st.one_of(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(head_line, st.lists(header, max_size=8), st.binary(max_size=200))
 def test_fuzzed_requests_never_crash_the_proxy(bare_proxy: int, first: bytes, headers: list[bytes], body: bytes) -> None:
+    """Whatever comes, the answer is well-formed HTTP (a page, or 400 and a close), never a dropped
+    connection, and nothing escapes into the log."""
     data = first + b"\r\n" + b"".join(h + b"\r\n" for h in headers) + b"\r\n" + body
     answer = exchange(bare_proxy, data)
-    assert answer == b"" or answer.startswith(b"HTTP/1.1 ")
+    assert answer.startswith(b"HTTP/1.1 "), (data, answer)
+    status, framing, _ = response_info(answer[:answer.index(b"\r\n\r\n") + 4], "GET")
+    assert status in (200, 400, 403, 404, 408, 431) and framing.kind == "length"
+    assert not ERRORS, ERRORS
     assert healthy(bare_proxy)
 
 
 def test_response_heads_status_framing_and_keep_alive() -> None:
-    from dualgit.proxy.http import response_info
-
     cases = {  # head: (status, framing after GET, after HEAD, whether the connection stays open)
         b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n": (200, ("length", 3), True),
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n": (200, ("chunked", 0), True),
@@ -301,7 +354,6 @@ def test_fast_request_path_only_takes_what_the_full_parser_reads_the_same(first:
        st.binary(max_size=8))
 def test_fast_response_path_agrees_with_the_full_parser(first: bytes, headers: list[bytes], body: bytes) -> None:
     from dualgit.proxy.fast import ResponseEnd
-    from dualgit.proxy.http import response_info
 
     data = first + b"\r\n" + b"".join(h + b"\r\n" for h in headers) + b"\r\n" + body
     follower = ResponseEnd()

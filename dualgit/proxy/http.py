@@ -1,9 +1,12 @@
 """HTTP/1.1 message heads and body framing, as bytes in and bytes out. No I/O here.
 
-The proxy parses heads only, with one parser each way: request heads here (`parse_request`),
-response heads by llhttp (`response_info`, and `fast.py` on the hot path). Bodies are relayed as
-they come, counted (Content-Length) or followed through their chunks (`dualgit.chunked`), never
-buffered whole.
+The proxy parses heads with llhttp both ways, in its strict mode: request heads here
+(`parse_request`, and `check_partial` for a head still arriving, so that a malformed one is refused
+at once), response heads too (`response_info`, and `fast.py` on the hot path). What goes on to a
+dev server is the head as parsed and rendered anew, never the client's bytes, so the server cannot
+read it another way (request smuggling). Bodies are relayed as they come, counted (Content-Length)
+or followed through their chunks (`dualgit.chunked`: hex digits and CRLF only), never buffered
+whole.
 """
 
 from __future__ import annotations
@@ -23,8 +26,7 @@ class BadMessage(Exception):
     """Malformed HTTP: the connection gets 400 and is closed."""
 
 
-REQUEST_LINE = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^ \x00-\x1f\x7f]+) (HTTP/1\.[01])")
-HEADER_LINE = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\x00\r\n]*?)[ \t]*")
+DIGITS = re.compile(r"[0-9]+")
 
 
 class Head:
@@ -48,21 +50,60 @@ class Head:
         return {t.strip().lower() for t in value.split(",") if t.strip()} if value else set()
 
 
+class _RequestHead:
+    """llhttp's callbacks for one request head."""
+
+    __slots__ = ("url", "headers", "complete")
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[str, str]] = []
+        self.complete = False
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.decode("latin-1"), value.rstrip(b" \t").decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        self.complete = True
+
+
+def _feed(raw: bytes | bytearray) -> tuple[_RequestHead, httptools.HttpRequestParser]:
+    found = _RequestHead()
+    parser = httptools.HttpRequestParser(found)
+    try:
+        parser.feed_data(raw)
+    except httptools.HttpParserUpgrade:
+        pass  # an Upgrade (or CONNECT): the head is whole, what follows is the server's business
+    except httptools.HttpParserError as exc:
+        first = bytes(raw[:80]).split(b"\n", 1)[0]
+        raise BadMessage(f"malformed request ({exc}) in {first!r}") from None
+    return found, parser
+
+
+def check_partial(raw: bytes | bytearray) -> None:
+    """Raise BadMessage when what has arrived of a request head can't begin a valid one (a bare LF,
+    obsolete line folding, a bad character), so that it is refused at once, not at the timeout."""
+    _feed(raw)
+
+
 def parse_request(raw: bytes) -> Head:
-    """Parse a request head that ends with CRLF CRLF. Raises BadMessage."""
-    lines = raw.decode("latin-1").split("\r\n")
-    if lines[-2:] == ["", ""]:
-        del lines[-2:]
-    first = REQUEST_LINE.fullmatch(lines[0])
-    if first is None:
-        raise BadMessage(f"bad request line {lines[0][:80]!r}")
-    headers = []
-    for line in lines[1:]:
-        match = HEADER_LINE.fullmatch(line)
-        if match is None:
-            raise BadMessage(f"bad header line {line[:80]!r}")
-        headers.append((match[1], match[2]))
-    return Head((first[1], first[2], first[3]), headers)
+    """Parse a request head that ends with CRLF CRLF, by llhttp. Raises BadMessage: for what llhttp
+    refuses (bare LF, obs-fold, Content-Length with Transfer-Encoding, Content-Lengths that differ,
+    a bad length), and for an HTTP version other than 1.0 and 1.1."""
+    found, parser = _feed(raw)
+    if not found.complete:
+        raise BadMessage("the request head does not end where CRLF CRLF is")
+    version = parser.get_http_version()
+    if version not in ("1.0", "1.1"):
+        raise BadMessage(f"unsupported HTTP version {version!r}")
+    method = parser.get_method().decode("latin-1")
+    target = found.url.decode("latin-1")
+    if not target or any(c in target for c in " \x7f") or any(ord(c) < 0x20 for c in target):
+        raise BadMessage(f"bad request target {target[:80]!r}")
+    return Head((method, target, f"HTTP/{version}"), found.headers)
 
 
 def render_head(start: tuple[str, str, str], headers: list[tuple[str, str]]) -> bytes:
@@ -134,8 +175,8 @@ def response_info(raw: bytes, request_method: str) -> tuple[int, Framing, bool]:
 
 def _length(value: str) -> int:
     values = {v.strip() for v in value.split(",")}
-    if len(values) != 1 or not next(iter(values)).isdigit():
-        raise BadMessage(f"bad Content-Length {value!r}")
+    if len(values) != 1 or DIGITS.fullmatch(next(iter(values))) is None:  # ASCII digits: "²".isdigit()
+        raise BadMessage(f"bad Content-Length {value[:40]!r}")
     return int(values.pop())
 
 

@@ -27,6 +27,7 @@ from dualgit.proxy.http import (
     BadMessage,
     Framing,
     Head,
+    check_partial,
     keep_alive,
     parse_request,
     render_head,
@@ -172,10 +173,7 @@ class ClientConnection(Side):
                 self.upstream.send(data)
             return
         self.buf += data
-        try:
-            self._advance()
-        except BadMessage as exc:
-            self._fail(400, "Bad Request", str(exc))
+        self._advance()
         if len(self.buf) > BACKLOG and self.state == "response":
             self.reader.pause("backlog")  # pipelined requests pile up while a response is under way
 
@@ -210,6 +208,8 @@ class ClientConnection(Side):
         self.advancing = True
         try:
             self._advance_loop()
+        except BadMessage as exc:  # a malformed head, length or chunk: 400 and a close, wherever it was met
+            self._fail(400, "Bad Request", str(exc))
         finally:
             self.advancing = False
 
@@ -223,6 +223,8 @@ class ClientConnection(Side):
                         return
                     if len(self.buf) > MAX_HEAD:
                         self._fail(431, "Request Header Fields Too Large", "the request head is over 16 KiB")
+                        return
+                    check_partial(self.buf)  # a malformed start is refused now, not at the timeout
                     return
                 if end + 4 > MAX_HEAD:
                     self._fail(431, "Request Header Fields Too Large", "the request head is over 16 KiB")
@@ -318,9 +320,9 @@ class ClientConnection(Side):
         self.state = "head"
         try:
             self._request(head, gave_up=not woke)  # not awake in time: a 503 that says so
-            self._advance()
         except BadMessage as exc:
             self._fail(400, "Bad Request", str(exc))
+        self._advance()
 
     def _waking_reply(self, backend: Backend, doing: str, quiet: bool = False) -> None:
         page = pages.message("asleep", f"{backend.branch_name} is asleep") if quiet else pages.waking(backend, self.port, doing)
@@ -450,10 +452,7 @@ class ClientConnection(Side):
         if self.reader.reasons:
             self.reader.resume("backlog")
         if self.buf:
-            try:
-                self._advance()
-            except BadMessage as exc:
-                self._fail(400, "Bad Request", str(exc))
+            self._advance()
 
     def switch_to_pipe(self) -> None:
         """After 101: whatever the client sends from now on goes straight to the upstream."""
