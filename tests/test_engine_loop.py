@@ -48,6 +48,25 @@ def hooked(repo: Path) -> None:
     assert ran.returncode == 0, ran.stderr
 
 
+def isolated(api: DockerAPI, container: str) -> str:
+    """The network a container joined, checked through the engine's inspect output (never by traffic
+    to a private address): one where it reaches no other branch's container. Docker: dualgit's own
+    bridge, inter-container traffic off; Podman: a network of its own, isolated from the others."""
+    networks = list(api.inspect_container(container)["NetworkSettings"]["Networks"])
+    assert len(networks) == 1, networks
+    joined = networks[0]
+    found = api.inspect_network(joined)
+    if joined == "dualgit":
+        assert found["Options"]["com.docker.network.bridge.enable_icc"] == "false", found
+        assert found["Labels"]["dualgit.network"] == "isolated"
+    else:  # Podman with CNI keeps `isolate` as its firewall's ingress policy, which its inspect leaves out
+        conflist = Path("/etc/cni/net.d") / f"{joined}.conflist"
+        assert (found["Options"].get("isolate") == "true"
+                or (conflist.exists() and '"ingressPolicy": "same-bridge"' in conflist.read_text())), found
+        assert found["Labels"]["dualgit.worktree"] == api.inspect_container(container)["Config"]["Labels"]["dualgit.worktree"]
+    return str(joined)
+
+
 def core_loop(repo: Path, tmp_path: Path, containers: Callable[[Path], list[str]], page: bool = True) -> None:
     """`git worktree add` makes the container; exec exits 0, 42 and 127 as a local command would;
     a page is served through the proxy; `git worktree remove` takes the container away.
@@ -56,6 +75,10 @@ def core_loop(repo: Path, tmp_path: Path, containers: Callable[[Path], list[str]
     feat = repo.parent / "demo-feat"
     git("worktree", "add", "-q", str(feat), "-b", "feat", cwd=repo)
     assert len(containers(feat)) == 1, "the hook made no container"
+    api = DockerAPI()  # the engine under test, as the environment names it
+    assert dual("up", cwd=repo).returncode == 0
+    own = {isolated(api, containers(tree)[0]) for tree in (feat, repo.resolve())}
+    assert own == {"dualgit"} or len(own) == 2, own  # one network with no traffic between, or one each
     assert dual("exec", "true", cwd=feat).returncode == 0
     assert dual("exec", "sh", "-c", "exit 42", cwd=feat).returncode == 42
     missing = dual("exec", "no-such-program", cwd=feat)
@@ -80,6 +103,8 @@ def core_loop(repo: Path, tmp_path: Path, containers: Callable[[Path], list[str]
         git("worktree", "remove", "--force", str(feat), cwd=repo)
         assert dual("ls", cwd=repo).returncode == 0  # every run reconciles
         assert not containers(feat)
+    gone = {name for name in own - {"dualgit"} if name.startswith("dual-demo-demo-feat-")}
+    wait_for(lambda: not gone & {n["Name"] for n in api.get("/networks")}, timeout=30)  # went with its container
 
 
 def on_docker(path: Path) -> list[str]:

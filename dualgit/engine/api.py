@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
 
+LIBPOD_NETWORK = "/v4.0.0/libpod/networks/create"  # Podman's own API, beside its Docker one
+
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"{status}: {message}")
@@ -236,6 +239,21 @@ class DockerAPI:
 
     def inspect_image(self, name: str) -> Any:
         return self.get(path("/images/%s/json", name))
+
+    def inspect_network(self, name: str) -> Any:
+        return self.get(path("/networks/%s", name))
+
+    def create_network(self, name: str, labels: dict[str, str], options: dict[str, str]) -> None:
+        """A bridge network. Podman's Docker API drops the options it has no Docker name for
+        (`isolate`): with those, its own API takes them (`LIBPOD_NETWORK`)."""
+        if "isolate" in options:
+            self.request("POST", LIBPOD_NETWORK, {"name": name, "driver": "bridge", "labels": labels, "options": options})
+            return
+        self.request("POST", "/networks/create", {"Name": name, "Driver": "bridge", "Labels": labels,
+                                                  "Options": options, "CheckDuplicate": True})
+
+    def remove_network(self, name: str) -> bool:
+        return self.remove(path("/networks/%s", name))
 
     def events(self, filters: dict[str, list[str]]) -> Any:
         return self.stream("/events", {"filters": json.dumps(filters)})

@@ -17,7 +17,7 @@ import docker.tls
 import requests.exceptions
 
 from dualgit.engine import find
-from dualgit.engine.api import ApiError, DockerAPI
+from dualgit.engine.api import LIBPOD_NETWORK, ApiError, DockerAPI
 from dualgit.engine.find import Endpoint
 from dualgit.errors import DualgitError
 
@@ -153,6 +153,27 @@ class DockerPy:
     @_speaks
     def inspect_image(self, name: str) -> dict[str, Any]:
         return dict(self.api.inspect_image(name))
+
+    @_speaks
+    def inspect_network(self, name: str) -> dict[str, Any]:
+        return dict(self.api.inspect_network(name))
+
+    @_speaks
+    def create_network(self, name: str, labels: dict[str, str], options: dict[str, str]) -> None:
+        if "isolate" in options:  # Podman's own option, through its own API (see `DockerAPI.create_network`)
+            api = self.api
+            body = {"name": name, "driver": "bridge", "labels": labels, "options": options}
+            api._raise_for_status(api._post_json(api.base_url + LIBPOD_NETWORK, data=body))
+            return
+        self.api.create_network(name, driver="bridge", labels=labels, options=options, check_duplicate=True)
+
+    @_speaks
+    def remove_network(self, name: str) -> bool:
+        try:
+            self.api.remove_network(name)
+        except docker.errors.NotFound:
+            return False
+        return True
 
     @_speaks
     def pull(self, name: str, tag: str) -> None:

@@ -18,7 +18,7 @@ from dualgit.errors import DualgitError
 from dualgit.git.locate import Location, read_head, registered
 from dualgit.hookspecs import ContainerSettings, Context
 from dualgit.naming import container_name, repo_name, volume_name
-from dualgit.worktrees import agent, idle, labels, owner, readonly
+from dualgit.worktrees import agent, idle, labels, network, owner, readonly
 from dualgit.worktrees.inventory import Container, list_containers, remove
 
 if TYPE_CHECKING:
@@ -58,10 +58,10 @@ def settings_for(ctx: Context, config: Config) -> tuple[str, ContainerSettings]:
 
 def create_body(loc: Location, config: Config, image_id: str, image: str | None = None,
                 extra: ContainerSettings | None = None, user: str | None = None,
-                tools: str | None = None, caps: Limits | None = None) -> dict[str, Any]:
+                tools: str | None = None, caps: Limits | None = None, network: str | None = None) -> dict[str, Any]:
     """What the container is made from. `user` is who runs inside (`owner.container_user`); None
     keeps the image's. With `tools` (the tools volume), the agent is its main process. `caps`: its
-    memory and CPU caps."""
+    memory and CPU caps. `network`: the one it joins (`network.network_for`), else the engine's."""
     extra = extra or ContainerSettings()
     name = container_name(loc.common_dir, loc.worktree)
     binds = [f"{loc.worktree}:{loc.worktree}"]  # the git dir: `readonly.mounts`
@@ -92,6 +92,8 @@ def create_body(loc: Location, config: Config, image_id: str, image: str | None 
             "RestartPolicy": {"Name": "unless-stopped"},
         },
     }
+    if network is not None:
+        body["HostConfig"]["NetworkMode"] = network
     if parts is not None:
         body["Entrypoint"], body["Cmd"] = parts.entrypoint, []
     if user:
@@ -224,7 +226,8 @@ def ensure_running(loc: Location, config: Config | None = None, api: Engine | No
         print(f"dualgit: no {agent.TOOLS_IMAGE} image here or to pull: {name} goes without its agent "
               "(no `serve`, and a server on 127.0.0.1 inside is not reached)", file=sys.stderr)
     caps = limits(config, load_user())
-    body = create_body(loc, config, image_id(api, image, pull), image, extra, user, tools, caps)
+    net = network.network_for(api, name, loc.common_dir, loc.worktree)
+    body = create_body(loc, config, image_id(api, image, pull), image, extra, user, tools, caps, net)
     serve_changed = False
     if tools is not None:
         try:

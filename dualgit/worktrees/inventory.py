@@ -92,6 +92,9 @@ def remove(api: Engine, container: Container, volumes: bool = True) -> None:
         api.remove_container(container.id)
     except ApiError as exc:
         raise DualgitError(f"cannot remove container {container.name}: {exc.message}")
+    from dualgit.worktrees import network  # removal is off the listing's path
+
+    network.forget(api, container.name, container.repo)
     if volumes:
         remove_volumes(api, container.repo, container.worktree)
 
