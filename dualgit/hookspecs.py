@@ -41,6 +41,17 @@ class ContainerSettings:
     volumes: dict[str, str] = field(default_factory=dict)  # a name of the plugin's choosing -> container path
     ports: list[int] = field(default_factory=list)
     user: str | None = None  # who `git dual exec` runs as
+    # What widens the container's reach beyond its worktree. dualgit applies it only once the user
+    # has said yes on the host (`git dual allow`), since a repository's files ask for it.
+    binds: list[tuple[str, str, bool]] = field(default_factory=list)  # (host path, container path, read-only)
+    privileged: bool = False
+    cap_add: list[str] = field(default_factory=list)
+    security_opt: list[str] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)  # HOST[:CONTAINER[:PERMISSIONS]], as `docker run --device`
+    network_mode: str | None = None  # "host"
+    pid_mode: str | None = None  # "host"
+    # What the plugin read and does not apply: (key, why), each said in one line.
+    not_honoured: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

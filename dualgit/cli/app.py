@@ -66,6 +66,21 @@ def serve(
 
 
 @app.command()
+def allow(
+    target: PathArg = None,
+    revoke: Annotated[bool, typer.Option("--revoke", help="Take back every yes given for this repository.")] = False,
+    as_json: Annotated[bool, typer.Option(JSON, help="An object: repo, worktree, branch, settings, allowed.")] = False,
+) -> int:
+    """Allow what this worktree's devcontainer.json or plugins ask for that widens its container's
+    reach beyond the worktree (privileged mode, capabilities, devices, mounts of host paths, host
+    networking): until then dualgit makes the container without it. Kept on the host, for this
+    repository and these exact settings: a changed setting asks again."""
+    from dualgit.cli.commands.allow import allow as run
+
+    return run(target, revoke, as_json)
+
+
+@app.command()
 def doctor(as_json: Annotated[bool, typer.Option(JSON, help="An object: endpoint, source, tls, reachable, server, "
                                                            "checks (name, ok, detail, fix), proxy, sockets, "
                                                            "others, env.")] = False) -> int:

@@ -27,6 +27,8 @@ FILES = [
                    "route, host, env_pass, env_block, strict. `git dual init` writes it, commented."),
     ("$XDG_STATE_HOME/dualgit (~/.local/state/dualgit)", "The proxy's pid file, status and log; each "
                                                          "worktree's setup state and log."),
+    ("$XDG_DATA_HOME/dualgit/allowed (~/.local/share/dualgit/allowed)",
+     "What `git dual allow` allowed: one file per repository and exact list of settings."),
 ]
 
 ENVIRONMENT = [

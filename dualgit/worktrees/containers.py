@@ -52,6 +52,14 @@ def settings_for(ctx: Context, config: Config) -> tuple[str, ContainerSettings]:
         merged.volumes.update(extra.volumes)
         merged.ports.extend(p for p in extra.ports if p not in merged.ports)
         merged.user = extra.user or merged.user
+        merged.binds.extend(extra.binds)
+        merged.privileged = merged.privileged or extra.privileged
+        merged.cap_add.extend(c for c in extra.cap_add if c not in merged.cap_add)
+        merged.security_opt.extend(o for o in extra.security_opt if o not in merged.security_opt)
+        merged.devices.extend(d for d in extra.devices if d not in merged.devices)
+        merged.network_mode = extra.network_mode or merged.network_mode
+        merged.pid_mode = extra.pid_mode or merged.pid_mode
+        merged.not_honoured.extend(extra.not_honoured)
     merged.env.update(config.env)  # .dual.toml wins
     return image, merged
 
@@ -66,6 +74,7 @@ def create_body(loc: Location, config: Config, image_id: str, image: str | None 
     name = container_name(loc.common_dir, loc.worktree)
     binds = [f"{loc.worktree}:{loc.worktree}"]  # the git dir: `readonly.mounts`
     binds += [f"{host}:{inside}:ro" for host, inside in extra.mounts]
+    binds += [f"{host}:{inside}" + (":ro" if read_only else "") for host, inside, read_only in extra.binds]
     http_ports = [*config.ports, *(p for p in extra.ports if p not in config.ports)]
     exposed: dict[str, dict[str, str]] = {f"{p}/tcp": {} for p in (*http_ports, *config.tcp_ports)}
     env = {**extra.env, **config.env}
@@ -94,6 +103,7 @@ def create_body(loc: Location, config: Config, image_id: str, image: str | None 
     }
     if network is not None:
         body["HostConfig"]["NetworkMode"] = network
+    body["HostConfig"].update(power(extra))
     if parts is not None:
         body["Entrypoint"], body["Cmd"] = parts.entrypoint, []
     if user:
@@ -112,6 +122,32 @@ def create_body(loc: Location, config: Config, image_id: str, image: str | None 
     if parts is not None:
         body["Labels"][labels.AGENT] = "1"
     return body
+
+
+def power(extra: ContainerSettings) -> dict[str, Any]:
+    """The engine's fields for what widens a container's reach (applied only once allowed:
+    `consent`); none when nothing asks for it, so that the spec of a plain container stays as it was."""
+    found: dict[str, Any] = {}
+    if extra.privileged:
+        found["Privileged"] = True
+    if extra.cap_add:
+        found["CapAdd"] = sorted(extra.cap_add)
+    if extra.security_opt:
+        found["SecurityOpt"] = sorted(extra.security_opt)
+    if extra.devices:
+        found["Devices"] = [_device(d) for d in extra.devices]
+    if extra.network_mode:
+        found["NetworkMode"] = extra.network_mode
+    if extra.pid_mode:
+        found["PidMode"] = extra.pid_mode
+    return found
+
+
+def _device(spec: str) -> dict[str, str]:
+    parts = spec.split(":")
+    host = parts[0]
+    inside = parts[1] if len(parts) > 1 and parts[1] else host
+    return {"PathOnHost": host, "PathInContainer": inside, "CgroupPermissions": parts[2] if len(parts) > 2 else "rwm"}
 
 
 def resources(caps: Limits) -> dict[str, Any]:
@@ -206,13 +242,28 @@ def _pull(api: Engine, image: str) -> str:
     return "no error given"
 
 
+def allowed_settings(loc: Location, extra: ContainerSettings) -> tuple[ContainerSettings, list[str], list[str]]:
+    """(what applies, what was held back for want of the user's yes, the lines that say what is not
+    honoured): the settings that widen the container's reach apply once `git dual allow` said yes."""
+    from dualgit.worktrees import consent
+
+    lines = [f"{key} is not honoured: {why}" for key, why in extra.not_honoured]
+    wanted = consent.widening(extra, loc.worktree)
+    if not wanted or consent.allowed(loc.common_dir, wanted):
+        return extra, [], lines
+    lines.append(f"held back, since they widen the container's reach beyond its worktree: {'; '.join(wanted)} "
+                 "(`git dual allow` allows them)")
+    return consent.held_back(extra, loc.worktree), wanted, lines
+
+
 def ensure_running(loc: Location, config: Config | None = None, api: Engine | None = None,
-                   pull: bool = True) -> Container:
+                   pull: bool = True, say: bool = False) -> Container:
     """Idempotent `up`: create the worktree's container, or start it, or recreate it when what it is
     made from (image, ports, env, mounts, plugin settings) changed. Concurrent callers are settled by
     the engine's name conflict: the loser adopts the winner's container. A container made here
     starts its setup in the background. Without `pull`, an image not on this machine raises
-    ImageNotHere."""
+    ImageNotHere. What is held back or not honoured is said when the container is made, or with
+    `say`."""
     api = api or DockerAPI()
     if not registered(loc):
         raise gone_worktree(loc)
@@ -220,6 +271,10 @@ def ensure_running(loc: Location, config: Config | None = None, api: Engine | No
     name = container_name(loc.common_dir, loc.worktree)
     ctx = context_for(loc, name, config)
     image, extra = settings_for(ctx, config)
+    extra, _held, notes = allowed_settings(loc, extra)
+    if say:
+        for line in notes:
+            print(f"dualgit: {name}: {line}", file=sys.stderr)
     user, remap = owner.container_user(api, extra.user)
     tools = agent.tools_volume(api)
     if tools is None:
@@ -250,6 +305,10 @@ def ensure_running(loc: Location, config: Config | None = None, api: Engine | No
             apply_caps(api, current[0], caps)  # a stopped container takes an update too
             start(api, current[0])
         else:
+            if not say:
+                for line in notes:
+                    print(f"dualgit: {name}: {line}", file=sys.stderr)
+                say = True  # once
             ensure_volumes(api, loc, body)
             agent.setup_done(name, False)  # a new container: `serve` waits for its setup
             try:

@@ -18,7 +18,7 @@ def up(target: str | None = None, recreate: bool = False, setup: bool = False) -
     if recreate:
         for container in mine:
             remove(api, container, volumes=False)
-    container = ensure_running(wt.location, api=api)
+    container = ensure_running(wt.location, api=api, say=True)
     print(describe(wt.label, container))
     from dualgit.shell.shims import ensure_for_worktree
 

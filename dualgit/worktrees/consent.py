@@ -1,0 +1,126 @@
+"""The user's yes, given on the host, to settings that widen a container's reach.
+
+`.dual.toml` and devcontainer.json sit in the worktree, which the container writes: a process inside
+could ask there for privileged mode or a mount of the engine's socket, and the next `git dual up`
+would hand it the host. So whatever widens a container's reach beyond its worktree (privileged
+mode, capabilities beyond Docker's default set, devices, a mount of a host path outside the
+worktree, host networking or PID namespace, a security option that turns a protection off) is
+applied only once the user said yes on the host, with `git dual allow`, as `direnv allow` does.
+
+The yes is kept outside the worktree (`$XDG_DATA_HOME/dualgit/allowed/`), one file per repository
+and exact list of settings: a changed setting is another list, and asks again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+
+from dualgit.hookspecs import ContainerSettings
+
+# Docker's default capabilities (moby's `oci/caps/defaults.go`): adding one of these widens nothing.
+DEFAULT_CAPS = frozenset({"CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID",
+                          "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE"})
+HARMLESS_SECURITY_OPTS = frozenset({"no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"})
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def widening(settings: ContainerSettings, worktree: str) -> list[str]:
+    """What in `settings` widens the container's reach, each as one plain phrase, sorted: the exact
+    list the user allows."""
+    found = []
+    if settings.privileged:
+        found.append("privileged")
+    for cap in settings.cap_add:
+        name = cap.upper().removeprefix("CAP_")
+        if name not in DEFAULT_CAPS:
+            found.append(f"capAdd {name}")
+    for opt in settings.security_opt:
+        if opt.strip() not in HARMLESS_SECURITY_OPTS:
+            found.append(f"securityOpt {opt.strip()}")
+    found += [f"device {device}" for device in settings.devices]
+    if settings.network_mode:
+        found.append(f"network {settings.network_mode}")
+    if settings.pid_mode:
+        found.append(f"pid {settings.pid_mode}")
+    root = os.path.realpath(worktree)
+    for host, inside in settings.mounts:
+        if not _within(os.path.realpath(host), root):  # Docker follows a symlink planted in the worktree
+            found.append(f"mount {host} -> {inside} (read-only)")
+    for host, inside, read_only in settings.binds:
+        if not _within(os.path.realpath(host), root):
+            found.append(f"mount {host} -> {inside}" + (" (read-only)" if read_only else ""))
+    return sorted(set(found))
+
+
+def held_back(settings: ContainerSettings, worktree: str) -> ContainerSettings:
+    """`settings` without what widens the container's reach."""
+    root = os.path.realpath(worktree)
+    return dataclasses.replace(
+        settings, privileged=False, devices=[], network_mode=None, pid_mode=None,
+        cap_add=[c for c in settings.cap_add if c.upper().removeprefix("CAP_") in DEFAULT_CAPS],
+        security_opt=[o for o in settings.security_opt if o.strip() in HARMLESS_SECURITY_OPTS],
+        mounts=[m for m in settings.mounts if _within(os.path.realpath(m[0]), root)],
+        binds=[b for b in settings.binds if _within(os.path.realpath(b[0]), root)],
+    )
+
+
+def folder() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "dualgit", "allowed")
+
+
+def _file(repo: str, settings: list[str]) -> str:
+    key = hashlib.sha256(json.dumps([repo, sorted(settings)]).encode()).hexdigest()
+    return os.path.join(folder(), f"{key}.json")
+
+
+def allowed(repo: str, settings: list[str]) -> bool:
+    return not settings or os.path.isfile(_file(repo, settings))
+
+
+def allow(repo: str, settings: list[str]) -> str:
+    """Record the user's yes; the file it is kept in."""
+    path = _file(repo, settings)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump({"repo": repo, "settings": sorted(settings), "allowed_at": time.time()}, f, indent=1)
+    os.replace(tmp, path)
+    return path
+
+
+def allowances(repo: str) -> list[list[str]]:
+    """Every list of settings allowed for `repo`."""
+    found = []
+    try:
+        names = sorted(os.listdir(folder()))
+    except OSError:
+        return []
+    for name in names:
+        try:
+            with open(os.path.join(folder(), name)) as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("repo") == repo:
+            found.append(list(data.get("settings") or []))
+    return found
+
+
+def revoke(repo: str) -> int:
+    """Take back every yes given for `repo`; how many there were."""
+    gone = 0
+    for settings in allowances(repo):
+        try:
+            os.unlink(_file(repo, settings))
+            gone += 1
+        except OSError:
+            pass
+    return gone
