@@ -38,7 +38,11 @@ scan() {  # with the shell's builtins alone: once a second in every container, i
     [ -r "$table" ] || continue
     while read -r _ local _ st _; do
       [ "$st" = 0A ] || continue
-      case ${local%:*} in 00000000000000000000000001000000|??????7F) kind=loop ;; *) kind=wild ;; esac
+      case ${local%:*} in
+        0B00007F) continue ;;  # 127.0.0.11: the engine's DNS resolver on a network of dualgit's own
+        00000000000000000000000001000000|??????7F) kind=loop ;;
+        *) kind=wild ;;
+      esac
       out="$out$((0x${local##*:})) $kind
 "
     done <"$table"
