@@ -1,7 +1,7 @@
 """The proxy against nginx and against no proxy at all, in front of the same backend: nginx inside
 a dualgit container. Interleaved rounds of wrk; medians.
 
-    .venv/bin/python benchmarks/proxy.py [--rounds 3] [--seconds 5] [--only keep-alive] [--general]
+    .venv/bin/python benchmarks/proxy.py [--rounds 3] [--seconds 5] [--only keep-alive] [--general] [--against REV]
 
 Paths measured, each to the same container port:
   direct    127.0.0.1:<port Docker published>
@@ -17,6 +17,8 @@ Paths measured, each to the same container port:
   dualgit-general  with --general: the proxy with its hot path off (DUALGIT_PROXY_HOT_PATH=0), every
             request parsed in Python: what the hot path's recognizer is worth. The two proxies take
             turns on the port (one runs at a time), in the same interleaved rounds.
+  dualgit-REV  with --against REV: the proxy of another revision (a regular install of its
+            checkout), taking turns on the port the same way: "no slower than before this change".
 Goals: keep-alive c=50 at 1.0x nginx; a connection per request at 0.5x nginx; at most 80 us
 added p50 latency at c=1 over direct. Each front's CPU per request (its processes' user and system
 time over the round, from /proc) is printed too.
@@ -132,7 +134,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--only", default="", help="the scenarios whose names start with this, e.g. keep-alive")
     parser.add_argument("--general", action="store_true", help="also measure the proxy with its hot path off")
+    parser.add_argument("--against", default=None, help="a git revision whose proxy takes turns with this one's")
     args = parser.parse_args()
+    from _bench import checkout_of, installed_copy
+
+    checkout = checkout_of(args.against) if args.against else None
+    against = installed_copy(checkout) if checkout else None
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is missing: apt-get install wrk nginx")
@@ -171,6 +178,8 @@ def main() -> None:
         }
         if args.general:
             targets["dualgit-general"] = targets["dualgit"]
+        if against is not None:
+            targets[f"dualgit-{args.against}"] = targets["dualgit"]
         scenarios = {"keep-alive, c=50": (50, False), "connection per request, c=50": (50, True), "latency, c=1": (1, False)}
         results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
         for url, host in targets.values():
@@ -184,7 +193,8 @@ def main() -> None:
                     url, host = targets[name]
                     if name.startswith("dualgit") and name != running:  # the other proxy takes the port
                         stop(procs.pop(running))
-                        procs[name], running = start_proxy(repo, env, hot_path=name == "dualgit"), name
+                        bin_dir = against if name == f"dualgit-{args.against}" else None
+                        procs[name], running = start_proxy(repo, env, name != "dualgit-general", bin_dir), name
                         wrk(url, 10, 1, host, False)  # warm-up
                     cpu = cpu_seconds(procs[name].pid) if name in procs else 0.0
                     rps, p50 = wrk(url, conns, args.seconds, host, close)
@@ -206,6 +216,11 @@ def main() -> None:
                                                        results[(scenario, "dualgit")], strict=True)]
                 print(f"    hot path off / on, round by round: median {statistics.median(general):.3f}x "
                       f"({' '.join(f'{r:.2f}' for r in general)})")
+            if against is not None:
+                before = [d[0] / b[0] for d, b in zip(results[(scenario, "dualgit")],
+                                                      results[(scenario, f"dualgit-{args.against}")], strict=True)]
+                print(f"    this checkout / {args.against}, round by round: median {statistics.median(before):.3f}x "
+                      f"({' '.join(f'{r:.2f}' for r in before)})")
             ours, theirs = results[(scenario, "dualgit")], results[(scenario, "nginx")]
             paired = [d[0] / n[0] for d, n in zip(ours, theirs, strict=True)]
             mean, low, high = interval(paired)
@@ -230,6 +245,9 @@ def main() -> None:
             shutil.rmtree(PORTLESS_ENV["PORTLESS_STATE_DIR"], ignore_errors=True)
         cleanup(repo)
         shutil.rmtree(state, ignore_errors=True)
+        if checkout is not None:
+            subprocess.run(["git", "worktree", "remove", "--force", str(checkout)], cwd=Path(__file__).parent,
+                           capture_output=True)
 
 
 PORTLESS_ENV = {**os.environ, "PORTLESS_STATE_DIR": tempfile.mkdtemp(prefix="dualgit-bench-portless-")}
@@ -274,10 +292,12 @@ class PidOnly:
         return 0
 
 
-def start_proxy(repo: Path, env: dict[str, str], hot_path: bool) -> subprocess.Popen[bytes]:
-    """`git dual proxy run` in the foreground, once it answers on PORT."""
+def start_proxy(repo: Path, env: dict[str, str], hot_path: bool, bin_dir: Path | None = None) -> subprocess.Popen[bytes]:
+    """`git dual proxy run` in the foreground (from `bin_dir`'s install, when given), once it
+    answers on PORT."""
+    path = f"{bin_dir}{os.pathsep}{env['PATH']}" if bin_dir else env["PATH"]
     proc = subprocess.Popen(["git", "dual", "proxy", "run"], cwd=repo, stderr=subprocess.DEVNULL,
-                            env={**env, "DUALGIT_PROXY_HOT_PATH": "1" if hot_path else "0"})
+                            env={**env, "PATH": path, "DUALGIT_PROXY_HOT_PATH": "1" if hot_path else "0"})
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:
