@@ -17,7 +17,7 @@ The network carries `dualgit.network` (the shared one) or dualgit's repository a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dualgit.engine.api import ApiError
 from dualgit.errors import DualgitError
@@ -37,24 +37,36 @@ def _foreign(name: str) -> DualgitError:
                         hint=f"rename or remove it yourself (`docker network rm {name}`); dualgit will not touch it")
 
 
+class Refused(Exception):
+    """The engine will not make a network with these options."""
+
+
+def _made(api: Engine, name: str, marks: dict[str, str], options: dict[str, str]) -> tuple[dict[str, Any], bool]:
+    """The network `name` as the engine inspects it, made when missing: (it, whether made here)."""
+    try:
+        return api.inspect_network(name), False
+    except ApiError as exc:
+        if exc.status != 404:
+            raise DualgitError(f"cannot inspect network {name}: {exc.message}") from None
+    made = True
+    try:
+        api.create_network(name, marks, options)
+    except ApiError as exc:
+        if "unsupported network option" in exc.message:
+            raise Refused(exc.message) from None
+        if exc.status != 409:  # 409: another dualgit run made it meanwhile
+            raise DualgitError(f"cannot create network {name}: {exc.message}") from None
+        made = False
+    return api.inspect_network(name), made
+
+
 def shared(api: Engine) -> str | None:
     """The shared isolated network's name, made when missing; None where the engine's bridge cannot
     turn inter-container traffic off (Podman refuses the option, or drops it without a word)."""
-    made = False
     try:
-        found = api.inspect_network(SHARED)
-    except ApiError as exc:
-        if exc.status != 404:
-            raise DualgitError(f"cannot inspect network {SHARED}: {exc.message}") from None
-        try:
-            api.create_network(SHARED, {MARK: "isolated"}, NO_ICC)
-            made = True
-        except ApiError as refused:
-            if "unsupported network option" in refused.message:
-                return None
-            if refused.status != 409:  # 409: another dualgit run made it meanwhile
-                raise DualgitError(f"cannot create network {SHARED}: {refused.message}") from None
-        found = api.inspect_network(SHARED)
+        found, made = _made(api, SHARED, {MARK: "isolated"}, NO_ICC)
+    except Refused:
+        return None
     if (found.get("Labels") or {}).get(MARK) != "isolated":
         raise _foreign(SHARED)
     if (found.get("Options") or {}).get("com.docker.network.bridge.enable_icc") != "false":
@@ -67,16 +79,9 @@ def shared(api: Engine) -> str | None:
 def own(api: Engine, name: str, repo: str, worktree: str) -> str:
     """A worktree's own isolated network (Podman), made when missing."""
     try:
-        found = api.inspect_network(name)
-    except ApiError as exc:
-        if exc.status != 404:
-            raise DualgitError(f"cannot inspect network {name}: {exc.message}") from None
-        try:
-            api.create_network(name, {labels.REPO: repo, labels.WORKTREE: worktree}, ISOLATE)
-        except ApiError as made:
-            if made.status != 409:
-                raise DualgitError(f"cannot create network {name}: {made.message}") from None
-        found = api.inspect_network(name)
+        found, _ = _made(api, name, {labels.REPO: repo, labels.WORKTREE: worktree}, ISOLATE)
+    except Refused as exc:
+        raise DualgitError(f"cannot create network {name}: {exc}") from None
     if not labels.owned(found.get("Labels"), repo):
         raise _foreign(name)
     return name
