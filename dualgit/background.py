@@ -23,6 +23,18 @@ def user_config_file() -> str:
     return os.path.join(base, "dualgit", "config.toml")
 
 
+def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Write `path` whole or not at all: a temporary file beside it, renamed over it, so that a
+    reader never sees half of it and a crash leaves the old one."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
 def spawn(args: list[str], log: str | None = None, guard: bool = True) -> int:
     """Start `python -m dualgit ARGS` in a session of its own, stdin from /dev/null and output to
     `log` (appended) or /dev/null; the caller does not wait. `guard` keeps its git calls hook-free."""

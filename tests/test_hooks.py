@@ -410,7 +410,7 @@ def test_hook_line_gives_the_branch_url_and_starts_the_proxy(repo: Path, docker:
     other = dual("open", "feat/url", "--port", "4000", cwd=repo)
     assert other.returncode == 1 and other.stderr.splitlines() == [
         "error: feat/url serves no port 4000",
-        "hint: it serves 3000: `git dual open --port 3000`; to add 4000, list it in `ports` in .dual.toml and run `git dual up`"]
+        "hint: it serves 3000: `git dual open --port 3000`; to add 4000: `git dual config add ports 4000`, then `git dual up`"]
     assert dual("proxy", "stop", cwd=repo).stdout == "proxy stopped\n"
 
 

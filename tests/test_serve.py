@@ -112,7 +112,7 @@ def test_a_serve_whose_program_is_missing_is_said_and_not_retried_forever(repo: 
     assert undeclared.returncode == 0
     wait_for(lambda: row(repo)["undeclared"] == [5173])
     for command in (("ls",), ("urls",), ("doctor",)):
-        assert "write `ports = [3000, 5173]` in .dual.toml" in dual(*command, cwd=repo).stdout, command
+        assert "`git dual config add ports 5173`, then `git dual up`" in dual(*command, cwd=repo).stdout, command
 
 
 def test_bad_serve_values_name_file_line_and_column(repo: Path) -> None:

@@ -66,6 +66,25 @@ def serve(
 
 
 @app.command()
+def config(
+    action: Annotated[str, typer.Argument(help="get, set, unset, or for list keys add and remove.", metavar="ACTION",
+                                          show_default=False)],
+    key: Annotated[str, typer.Argument(help="A key, dotted for a table's: serve, ports, env.NODE_ENV, serve.3000.",
+                                       metavar="KEY", show_default=False)],
+    value: Annotated[str | None, typer.Argument(help="TOML (3000, true, [3000, 5173], \"x\"), else a plain string.",
+                                                metavar="VALUE", show_default=False)] = None,
+    user_wide: Annotated[bool, typer.Option("--global", help="The user-wide config.toml, not this worktree's .dual.toml.")
+                         ] = False,
+    as_json: Annotated[bool, typer.Option(JSON, help="An object: file, key, value (and changed).")] = False,
+) -> int:
+    """Read or edit this worktree's .dual.toml the way `git config` edits git's files: comments and
+    layout kept, and the value checked against its key's type before the file is written."""
+    from dualgit.cli.commands.config import config as run
+
+    return run(action, key, value, user_wide, as_json)
+
+
+@app.command()
 def allow(
     target: PathArg = None,
     revoke: Annotated[bool, typer.Option("--revoke", help="Take back every yes given for this repository.")] = False,

@@ -403,7 +403,8 @@ def _serve(value: Any, file: str, text: str, ports: tuple[int, ...]) -> dict[int
     for key, command in value.items():
         at = _at(file, text, f"serve.{key}")
         if not (isinstance(key, str) and key.isdigit() and int(key) in ports):
-            raise _bad(at, f"serve.{key}", f"a declared port (ports = {list(ports)}); add {key} to `ports`", key)
+            raise _bad(at, f"serve.{key}", f"a declared port (ports = {list(ports)}); "
+                       f"`git dual config add ports {key}` adds it", key)
         if not isinstance(command, str) or not command.strip():
             raise _bad(at, f"serve.{key}", 'a command such as "npm run dev"', command)
         found[int(key)] = command

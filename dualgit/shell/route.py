@@ -111,7 +111,7 @@ def decide(name: str, worktree: str, rule: Rules | None = None) -> tuple[bool, s
         return True, f"`route` in {worktree}/.dual.toml sends {name} in"
     if name in DEFAULT_ROUTED:
         return True, f"{name} is on dualgit's default route list"
-    return False, f"{name} is not on the route list (add it with `route = [\"{name}\"]` in .dual.toml)"
+    return False, f"{name} is not on the route list (add it: `git dual config add route {name}`)"
 
 
 def passed_env(environ: dict[str, str] | os._Environ[str], rule: Rules) -> list[str]:

@@ -218,7 +218,7 @@ class ServeState:
         if self.state in ("exited", "crashloop"):
             said = f"exited {self.code}" + (" (command not found)" if self.code == 127 else "")
             if self.oom:
-                said = "killed by its memory cap (out of memory: raise `memory` in .dual.toml)"
+                said = "killed by its memory cap (out of memory: raise it: `git dual config set memory 2g`)"
             return said + (", crash loop: not restarted" if self.state == "crashloop" else ", restarting")
         return {"waiting": "waiting for setup"}.get(self.state, self.state)
 
@@ -325,4 +325,5 @@ def seen(name: str, http_ports: tuple[int, ...], tcp_ports: tuple[int, ...]) -> 
 
 
 def declare_hint(ports: tuple[int, ...], port: int) -> str:
-    return f"ports = [{', '.join(str(p) for p in (*ports, port))}]"
+    """The command that declares `port` (`ports` lists those declared already)."""
+    return f"git dual config add ports {port}"

@@ -19,6 +19,7 @@ import json
 import os
 import time
 
+from dualgit.background import atomic_write
 from dualgit.hookspecs import ContainerSettings
 
 # Docker's default capabilities (moby's `oci/caps/defaults.go`): adding one of these widens nothing.
@@ -89,10 +90,7 @@ def allow(repo: str, settings: list[str]) -> str:
     """Record the user's yes; the file it is kept in."""
     path = _file(repo, settings)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump({"repo": repo, "settings": sorted(settings), "allowed_at": time.time()}, f, indent=1)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps({"repo": repo, "settings": sorted(settings), "allowed_at": time.time()}).encode())
     return path
 
 

@@ -225,7 +225,8 @@ def image_id(api: Engine, image: str, pull: bool = True) -> str:
         raise DualgitError(
             f"image {image} is not on this machine and could not be pulled ({reason})",
             hint=f"build it (`docker build -t {image} .`) or pull it (`docker pull {image}`), "
-            "or set `image` in .dual.toml (`scripts/setup` builds busybox:latest and dualgit/debian:bookworm)",
+            "or name another: `git dual config set image NAME` "
+            "(`scripts/setup` builds busybox:latest and dualgit/debian:bookworm)",
         ) from None
 
 

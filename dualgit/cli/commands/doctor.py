@@ -79,8 +79,8 @@ def _undeclared(api: DockerPy) -> list[dict[str, Any]]:
         seen = agent.seen(container.name, container.http_ports, container.tcp_ports)
         for port in seen["undeclared"]:
             found.append(check("ports", True, f"something listens on :{port} in {container.name}, which .dual.toml "
-                                              f"does not declare, so no URL reaches it: write "
-                                              f"`{seen['declare'][str(port)]}` in .dual.toml, then `git dual up`"))
+                                              f"does not declare, so no URL reaches it: "
+                                              f"`{seen['declare'][str(port)]}`, then `git dual up`"))
     return found
 
 

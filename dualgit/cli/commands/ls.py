@@ -95,11 +95,12 @@ def ls(as_json: bool = False, folder: str | None = None) -> int:
             state = f"asleep {idle.ago(time.time() - row['asleep_since'])}"
         elif row["out_of_memory"]:
             state = f"{state} (out of memory)"
-            notes.append(f"{branch}: its container was killed by its memory cap: raise `memory` in .dual.toml, "
+            notes.append(f"{branch}: its container was killed by its memory cap: raise it (`git dual config set memory 2g`), "
                          "then `git dual up`")
         for s in row["serve"]:
             if s["oom"]:
-                notes.append(f"{branch}: serve :{s['port']} was killed by its memory cap: raise `memory` in .dual.toml")
+                notes.append(f"{branch}: serve :{s['port']} was killed by its memory cap: "
+                             "raise it: `git dual config set memory 2g`")
         lines.append((branch, state, "-" if setup == "none" else setup, serve or "-", row["container"], ports,
                       row["worktree"]))
         for s in row["serve"]:
@@ -108,7 +109,7 @@ def ls(as_json: bool = False, folder: str | None = None) -> int:
                 notes.extend(f"    {line}" for line in s["last_lines"])
         for port in row["undeclared"]:
             notes.append(f"{branch}: something listens on :{port} inside, which .dual.toml does not declare, so it "
-                         f"has no URL: write `{row['declare'][str(port)]}` in .dual.toml, then `git dual up`")
+                         f"has no URL: `{row['declare'][str(port)]}`, then `git dual up`")
     widths = [max(len(line[i]) for line in lines) for i in range(6)]
     for line in lines:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line[:6])) + "  " + line[6])

@@ -109,7 +109,7 @@ def open_(target: str | None = None, port: int | None = None) -> int:
     if not chosen:
         known = ", ".join(str(r["port"]) for r in served)
         raise DualgitError(f"{wt.label} serves no port {port}", hint=f"it serves {known}: `git dual open --port "
-                           f"{served[0]['port']}`; to add {port}, list it in `ports` in .dual.toml and run `git dual up`")
+                           f"{served[0]['port']}`; to add {port}: `git dual config add ports {port}`, then `git dual up`")
     url = str(chosen[0]["url"])
     daemon.ensure_started()
     if _has_browser():

@@ -33,5 +33,5 @@ def urls(as_json: bool = False) -> int:
         seen = agent.seen(container.name, container.http_ports, container.tcp_ports)
         for port in seen["undeclared"]:
             print(f"{labels.get(container.worktree, container.worktree)}: something listens on :{port} inside, with "
-                  f"no URL: write `{seen['declare'][str(port)]}` in .dual.toml, then `git dual up`")
+                  f"no URL: `{seen['declare'][str(port)]}`, then `git dual up`")
     return 0
