@@ -25,6 +25,27 @@ BIN = Path(sys.executable).parent
 IN_CI = bool(os.environ.get("CI"))
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now, so that the suite passes beside a dualgit proxy that
+    holds :3000 (or any port). Drawn below the ones the proxy gives TCP services (20000-29999) and
+    the kernel's ephemeral range, where the engine publishes containers' ports."""
+    import random
+    import socket
+
+    for _ in range(200):
+        port = random.randrange(12000, 20000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 12000 and 20000 on 127.0.0.1")
+
+
+PORT = free_port()  # the HTTP port the proxy tests' containers declare, and so the one their proxy binds
+
+
 @pytest.fixture(autouse=True)
 def git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IN_CI, dual, git, need_image
+from conftest import IN_CI, PORT, dual, git, need_image
 from dualgit.engine.api import DockerAPI
 from dualgit.worktrees import agent
 from test_proxy_e2e import Proxy
@@ -25,7 +25,6 @@ from tests_support import wait_for
 
 VITE = "8.3.8"
 NODE_IMAGE = "dualgit/node:20"
-PORT = 5173
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 APP = {
     "package.json": json.dumps({"name": "demo", "private": True, "type": "module", "scripts": {"dev": "vite"}}),
@@ -88,7 +87,7 @@ def app(tree: Path, branch: str, modules: Path, serve: str) -> None:
 def test_vite_on_two_branches_in_chromium(repo: Path, tmp_path: Path, docker: DockerAPI, vite_modules: Path,
                                           browser: object) -> None:
     need_image(docker, NODE_IMAGE)
-    app(repo, "main", vite_modules, "npm run dev")  # Vite's default: loopback inside the container
+    app(repo, "main", vite_modules, f"npm run dev -- --port {PORT}")  # Vite's default host: loopback inside
     git("add", ".", cwd=repo)
     git("commit", "-q", "-m", "vite app", cwd=repo)
     assert dual("install", cwd=repo).returncode == 0
@@ -152,7 +151,7 @@ def test_a_hidden_tab_neither_keeps_its_branch_awake_nor_wakes_it_and_a_page_loa
     pings and its reconnect probes after the branch slept are not activity; reloading the page wakes
     it, through the waking page, and the app comes back."""
     need_image(docker, NODE_IMAGE)
-    app(repo, "main", vite_modules, "npm run dev")
+    app(repo, "main", vite_modules, f"npm run dev -- --port {PORT}")
     (repo / "vite.config.js").write_text("export default { server: { hmr: { timeout: 1000 } } };\n")
     with open(repo / ".dual.toml", "a") as f:
         f.write("idle_after = 6\n")

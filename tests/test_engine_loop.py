@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import dual, git, labelled
+from conftest import PORT, dual, git, labelled, write_config
 from dualgit.engine.api import DockerAPI
 from dualgit.engine.find import DEFAULT_SOCKET, Endpoint
 from engines import PodmanService, SshServer, TlsFront
@@ -72,6 +72,8 @@ def core_loop(repo: Path, tmp_path: Path, containers: Callable[[Path], list[str]
     a page is served through the proxy; `git worktree remove` takes the container away.
     `containers(path)` lists, with the engine's own tools, the containers labelled for `path`."""
     hooked(repo)
+    write_config(repo, f'image = "busybox:latest"\nports = [{PORT}]\n')
+    git("commit", "-qam", "a free port", cwd=repo)
     feat = repo.parent / "demo-feat"
     git("worktree", "add", "-q", str(feat), "-b", "feat", cwd=repo)
     assert len(containers(feat)) == 1, "the hook made no container"
@@ -90,7 +92,7 @@ def core_loop(repo: Path, tmp_path: Path, containers: Callable[[Path], list[str]
     if page:
         (feat / "www").mkdir()
         (feat / "www" / "index.html").write_text("page of feat\n")
-        assert dual("exec", "httpd", "-p", "3000", "-h", str(feat / "www"), cwd=feat).returncode == 0
+        assert dual("exec", "httpd", "-p", str(PORT), "-h", str(feat / "www"), cwd=feat).returncode == 0
         proxy = Proxy(repo, tmp_path / "proxy.log")
         proxy.start()
         try:
@@ -193,6 +195,7 @@ def test_a_proxy_for_another_engine_is_said_and_proxy_start_replaces_it(repo: Pa
                                                                           podman: PodmanService, docker: DockerAPI,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DUALGIT_PROXY")
+    write_config(repo, f'image = "busybox:latest"\nports = [{PORT}]\n')
     try:
         assert dual("proxy", "start", cwd=repo).returncode == 0  # for the default engine
         monkeypatch.setenv("DOCKER_HOST", podman.host)

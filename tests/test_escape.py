@@ -58,7 +58,8 @@ def host_writes(trees: dict[str, Path], round: int, worktree_config: bool) -> No
     git("push", "-q", "-u", "origin", "feat", cwd=feat)
     git("push", "-q", "origin", f"feat:refs/heads/up-{round}", cwd=feat)
     git("fetch", "-q", "origin", cwd=main)
-    git("branch", "-q", "--track", f"x-{round}", f"origin/up-{round}", cwd=main)  # `checkout -b x origin/x`'s write
+    git("checkout", "-q", "-b", f"x-{round}", f"origin/up-{round}", cwd=main)  # records its upstream
+    git("checkout", "-q", "main", cwd=main)
     assert dual("install", cwd=main).returncode == 0
     if worktree_config:
         for tree in (main, feat):

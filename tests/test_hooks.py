@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import add_worktree, dual, git, write_config
+from conftest import PORT, add_worktree, dual, git, write_config
 from dualgit.config import TEMPLATE
 from dualgit.engine.api import DockerAPI
 from dualgit.githooks import install as githooks
@@ -400,17 +400,20 @@ def test_hook_line_gives_the_branch_url_and_starts_the_proxy(repo: Path, docker:
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DUALGIT_PROXY")
     installed(repo)
+    write_config(repo, f'image = "busybox:latest"\nports = [{PORT}]\n')
+    git("commit", "-qam", "a free port", cwd=repo)
     result = subprocess.run(["git", "worktree", "add", "-q", "../demo-url", "-b", "feat/url"], cwd=repo,
                             capture_output=True, text=True)
     assert result.returncode == 0
-    assert result.stderr.strip().endswith("; http://feat-url.demo.localhost:3000/")
+    assert result.stderr.strip().endswith(f"; http://feat-url.demo.localhost:{PORT}/")
     wait_for(lambda: json.loads(dual("proxy", "status", "--json", cwd=repo).stdout)["running"])
     opened = dual("open", "feat/url", cwd=repo, env={"DISPLAY": "", "BROWSER": ""})
-    assert opened.returncode == 0 and opened.stdout == "http://feat-url.demo.localhost:3000/\n"
+    assert opened.returncode == 0 and opened.stdout == f"http://feat-url.demo.localhost:{PORT}/\n"
     other = dual("open", "feat/url", "--port", "4000", cwd=repo)
     assert other.returncode == 1 and other.stderr.splitlines() == [
         "error: feat/url serves no port 4000",
-        "hint: it serves 3000: `git dual open --port 3000`; to add 4000: `git dual config add ports 4000`, then `git dual up`"]
+        f"hint: it serves {PORT}: `git dual open --port {PORT}`; to add 4000: `git dual config add ports 4000`, "
+        "then `git dual up`"]
     assert dual("proxy", "stop", cwd=repo).stdout == "proxy stopped\n"
 
 
@@ -420,8 +423,9 @@ def test_exec_and_urls_bring_back_the_proxy_that_a_reboot_left_stopped(repo: Pat
     `exec` (a dev server being started) or `urls` brings it back, listening for the running ports."""
     def listening() -> bool:
         status = json.loads(dual("proxy", "status", "--json", cwd=repo).stdout)
-        return bool(status["running"]) and 3000 in status.get("http_ports", [])
+        return bool(status["running"]) and PORT in status.get("http_ports", [])
 
+    write_config(repo, f'image = "busybox:latest"\nports = [{PORT}]\n')
     assert dual("up", cwd=repo).returncode == 0
     assert dual("exec", "true", cwd=repo).returncode == 0  # DUALGIT_PROXY=0 (as in every test): none started
     assert not json.loads(dual("proxy", "status", "--json", cwd=repo).stdout)["running"]
@@ -439,6 +443,7 @@ def test_exec_and_urls_bring_back_the_proxy_that_a_reboot_left_stopped(repo: Pat
 def test_many_execs_at_once_start_one_proxy(repo: Path, docker: DockerAPI, monkeypatch: pytest.MonkeyPatch) -> None:
     """Agents running a dozen commands at once after a reboot: one of them starts the proxy, and
     none of the others starts a second one that finds it running and logs an error."""
+    write_config(repo, f'image = "busybox:latest"\nports = [{PORT}]\n')
     assert dual("up", cwd=repo).returncode == 0
     monkeypatch.delenv("DUALGIT_PROXY")
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import add_worktree, dual, write_config
+from conftest import PORT, add_worktree, dual, write_config
 from dualgit.config import parse, parse_user
 from dualgit.engine.api import DockerAPI
 from dualgit.errors import DualgitError
@@ -36,11 +36,11 @@ def state(tree: Path) -> str:
 def site(tree: Path, text: str, extra: str = "") -> None:
     (tree / "www").mkdir(exist_ok=True)
     (tree / "www" / "index.html").write_text(text)
-    write_config(tree, f'image = "busybox:latest"\nports = [3000]\n{WWW}{extra}')
+    write_config(tree, f'image = "busybox:latest"\nports = [{PORT}]\n{WWW}{extra}')
 
 
 def keep_port_served(repo: Path) -> Path:
-    """Another branch on :3000 that never sleeps: the proxy serves the port while this one is down
+    """Another branch on :PORT that never sleeps: the proxy serves the port while this one is down
     (a port no running or sleeping branch declares is let go, for the host's own servers)."""
     other = add_worktree(repo, "demo-other", "other")
     site(other, "other\n", "idle_after = 0\n")
@@ -49,7 +49,7 @@ def keep_port_served(repo: Path) -> Path:
 
 
 def serving(tree: Path) -> bool:
-    return any(s["detail"] == "listening on :3000" for s in row(tree)["serve"])  # type: ignore[attr-defined]
+    return any(s["detail"] == f"listening on :{PORT}" for s in row(tree)["serve"])  # type: ignore[attr-defined]
 
 
 def started_count(docker: DockerAPI, name: str) -> int:
@@ -210,7 +210,7 @@ def test_a_file_changed_in_the_worktree_keeps_it_awake(repo: Path, docker: Docke
 
 
 def test_raw_tcp_wakes_it(repo: Path, docker: DockerAPI, tmp_path: Path) -> None:
-    write_config(repo, 'image = "busybox:latest"\nports = [3000]\ntcp_ports = [7000]\nidle_after = 2\n'
+    write_config(repo, f'image = "busybox:latest"\nports = [{PORT}]\ntcp_ports = [7000]\nidle_after = 2\n'
                        'serve = "nc -ll -p 7000 -e cat & httpd -f -p $PORT"\n')
     assert dual("up", cwd=repo).returncode == 0
     proxy = Proxy(repo, tmp_path / "proxy.log")
@@ -231,7 +231,7 @@ def test_raw_tcp_wakes_it(repo: Path, docker: DockerAPI, tmp_path: Path) -> None
 def test_caps_are_set_changed_live_and_an_out_of_memory_server_is_said(
         repo: Path, docker: DockerAPI, tmp_path: Path) -> None:
     hog = 'x=$(head -c 200000000 /dev/zero | tr "\\\\0" a); sleep 1000'
-    write_config(repo, f'image = "busybox:latest"\nports = [3000]\nmemory = "64m"\ncpus = 0.5\nserve = \'{hog}\'\n')
+    write_config(repo, f'image = "busybox:latest"\nports = [{PORT}]\nmemory = "64m"\ncpus = 0.5\nserve = \'{hog}\'\n')
     assert dual("up", cwd=repo).returncode == 0
     name = str(row(repo)["container"])
     info = docker.request("GET", f"/containers/{name}/json").json()
@@ -253,7 +253,7 @@ def test_caps_are_set_changed_live_and_an_out_of_memory_server_is_said(
         assert status == 502 and b"its memory cap killed it" in body, body
     finally:
         proxy.stop()
-    write_config(repo, 'image = "busybox:latest"\nports = [3000]\nmemory = "96m"\ncpus = 1\n')
+    write_config(repo, f'image = "busybox:latest"\nports = [{PORT}]\nmemory = "96m"\ncpus = 1\n')
     assert dual("up", cwd=repo).returncode == 0
     again = docker.request("GET", f"/containers/{name}/json").json()
     assert again["Id"] == info["Id"]  # the same container, updated live

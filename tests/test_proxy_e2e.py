@@ -18,14 +18,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import add_worktree, dual, git, need_image, write_config
+from conftest import PORT, add_worktree, dual, free_port, git, need_image, write_config
 from dualgit import __version__
 from dualgit.engine.api import DockerAPI
 from tests_support import wait_for
 
 DEBIAN = "dualgit/debian:bookworm"
 BACKEND = Path(__file__).parent / "assets" / "backend.py"
-PORT = 3000
 TCP = 7000
 IDLE = 3  # seconds the proxy keeps an idle kept-alive connection open, in these tests
 
@@ -82,7 +81,7 @@ class Proxy:
 
 @pytest.fixture
 def site(repo: Path, docker: DockerAPI, tmp_path: Path) -> Iterator[tuple[Proxy, dict[str, Path]]]:
-    """Three worktrees of `demo`, each serving its own page on :3000 and echoing on TCP :7000,
+    """Three worktrees of `demo`, each serving its own page on :PORT and echoing on TCP :7000,
     and a running proxy."""
     need_image(docker, DEBIAN)
     trees = {"main": repo, "feat/auth": add_worktree(repo, "demo-auth", "feat/auth"),
@@ -330,7 +329,7 @@ def test_a_pinned_connection_keeps_http_order_and_survives_its_upstream(site: tu
         time.sleep(0.2)
         s.sendall(head("/"))
         time.sleep(0.2)
-        s.sendall(b"POST /echo HTTP/1.1\r\nHost: main.demo.localhost:3000\r\nContent-Length: 4\r\n\r\nabcd")
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: main.demo.localhost:%d\r\nContent-Length: 4\r\n\r\nabcd" % PORT)
         got = read_until(s, b"abcd")
         sse, page, echo = got.index(b"data: main 2"), got.index(b"page main\n"), got.index(b"\r\n\r\nabcd")
         assert sse < got.index(b"0\r\n\r\n", sse) < page < echo, got
@@ -410,16 +409,16 @@ def read_response(s: socket.socket, pending: bytearray, head_only: bool) -> tupl
 
 # (request, expected status, expected body or None to skip, is HEAD)
 EXCHANGES = {
-    "main": (b"GET / HTTP/1.1\r\nHost: main.demo.localhost:3000\r\n\r\n", 200, b"page main\n", False),
-    "auth": (b"GET /?a=1 HTTP/1.1\r\nHost: feat-auth.demo.localhost:3000\r\nAccept: */*\r\n\r\n", 200,
+    "main": ((b"GET / HTTP/1.1\r\nHost: main.demo.localhost:%d\r\n\r\n" % PORT), 200, b"page main\n", False),
+    "auth": ((b"GET /?a=1 HTTP/1.1\r\nHost: feat-auth.demo.localhost:%d\r\nAccept: */*\r\n\r\n" % PORT), 200,
              b"page feat/auth\n", False),
-    "echo": (b"POST /echo HTTP/1.1\r\nHost: main.demo.localhost:3000\r\nContent-Length: 3\r\n\r\nxyz", 200, b"xyz", False),
-    "head": (b"HEAD / HTTP/1.1\r\nHost: main.demo.localhost:3000\r\n\r\n", 200, b"", True),
-    "big": (b"GET /big?n=70000 HTTP/1.1\r\nHost: main.demo.localhost:3000\r\n\r\n", 200, b"x" * 70000, False),
-    "chunked": (b"GET /big?n=5000&chunked=1 HTTP/1.1\r\nHost: main.demo.localhost:3000\r\n\r\n", 200, b"x" * 5000, False),
-    "slow": (b"GET /slow HTTP/1.1\r\nHost: main.demo.localhost:3000\r\n\r\n", 200, b"slow\n", False),
-    "missing": (b"GET / HTTP/1.1\r\nHost: nope.demo.localhost:3000\r\n\r\n", 404, None, False),
-    "notfound": (b"GET /nowhere HTTP/1.1\r\nHost: main.demo.localhost:3000\r\n\r\n", 404, b"no\n", False),
+    "echo": ((b"POST /echo HTTP/1.1\r\nHost: main.demo.localhost:%d\r\nContent-Length: 3\r\n\r\nxyz" % PORT), 200, b"xyz", False),
+    "head": ((b"HEAD / HTTP/1.1\r\nHost: main.demo.localhost:%d\r\n\r\n" % PORT), 200, b"", True),
+    "big": ((b"GET /big?n=70000 HTTP/1.1\r\nHost: main.demo.localhost:%d\r\n\r\n" % PORT), 200, b"x" * 70000, False),
+    "chunked": ((b"GET /big?n=5000&chunked=1 HTTP/1.1\r\nHost: main.demo.localhost:%d\r\n\r\n" % PORT), 200, b"x" * 5000, False),
+    "slow": ((b"GET /slow HTTP/1.1\r\nHost: main.demo.localhost:%d\r\n\r\n" % PORT), 200, b"slow\n", False),
+    "missing": ((b"GET / HTTP/1.1\r\nHost: nope.demo.localhost:%d\r\n\r\n" % PORT), 404, None, False),
+    "notfound": ((b"GET /nowhere HTTP/1.1\r\nHost: main.demo.localhost:%d\r\n\r\n" % PORT), 404, b"no\n", False),
 }
 
 
@@ -449,7 +448,8 @@ def test_any_mix_of_requests_on_one_connection_is_answered_in_order(site: tuple[
 
 
 fuzz_header = st.one_of(
-    st.sampled_from([b"Host: main.demo.localhost:3000", b"Host: feat-auth.demo.localhost:3000", b"Connection: Upgrade",
+    st.sampled_from([b"Host: main.demo.localhost:%d" % PORT, b"Host: feat-auth.demo.localhost:%d" % PORT,
+                     b"Connection: Upgrade",
                      b"Upgrade: websocket", b"Connection: close", b"Content-Length: 0", b"Content-Length: 3",
                      b"Transfer-Encoding: chunked", b"Expect: 100-continue", b"X-Forwarded-For: 10.0.0.1", b"Accept: */*"]),
     st.builds(lambda k, v: k + b":" + v,
@@ -468,7 +468,7 @@ def test_fuzzed_requests_after_a_good_one_never_crash_the_proxy(site: tuple[Prox
     """The second request on a connection is where the hot path looks first: whatever it is, the
     proxy answers or closes, and keeps serving."""
     with socket.create_connection(("127.0.0.1", PORT), timeout=5) as s:
-        s.sendall(b"GET / HTTP/1.1\r\nHost: main.demo.localhost:3000\r\n\r\n")
+        s.sendall(b"GET / HTTP/1.1\r\nHost: main.demo.localhost:%d\r\n\r\n" % PORT)
         got = b""
         while not got.endswith(b"page main\n"):
             chunk = s.recv(65536)
@@ -503,7 +503,7 @@ def test_pages_people_see(site: tuple[Proxy, dict[str, Path]], docker: DockerAPI
     assert dual("exec", "python3", "-c", stop_backend, cwd=trees["feat/auth"]).returncode == 0
     status, _, page = wait_for(lambda: (r := request("feat-auth.demo.localhost"))[0] == 502 and r)
     assert b"feat/auth" in page and b"dual-demo-demo-auth-" in page and b"git dual exec" in page
-    assert b"nothing listens on port 3000 inside the container" in page  # as the container's sockets say
+    assert b"nothing listens on port %d inside the container" % PORT in page  # as the container's sockets say
     # a server listening on 127.0.0.1 inside (Vite's, Django's and Flask's default), which Docker's
     # published port cannot reach: the agent's relay does, so it answers at its URL
     local = f"nohup python3 -m http.server {PORT} --bind 127.0.0.1 >/dev/null 2>&1 &"
@@ -563,21 +563,22 @@ def test_a_thousand_slow_clients_do_not_block_a_healthy_request(site: tuple[Prox
 
 
 def test_busy_port_is_named_and_others_work(repo: Path, docker: DockerAPI, tmp_path: Path) -> None:
+    other = free_port()
     holder = socket.socket()
     holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    holder.bind(("127.0.0.1", 3001))
+    holder.bind(("127.0.0.1", other))
     holder.listen()
     try:
-        write_config(repo, 'image = "busybox:latest"\nports = [3000, 3001]\n')
+        write_config(repo, f'image = "busybox:latest"\nports = [{PORT}, {other}]\n')
         assert dual("up", cwd=repo).returncode == 0
         (repo / "www").mkdir()
         (repo / "www" / "index.html").write_text("busybox page\n")
-        assert dual("exec", "httpd", "-p", "3000", "-h", str(repo / "www"), cwd=repo).returncode == 0
+        assert dual("exec", "httpd", "-p", str(PORT), "-h", str(repo / "www"), cwd=repo).returncode == 0
         proxy = Proxy(repo, tmp_path / "proxy.log")
         proxy.start()
         try:
             status = dual("proxy", "status", cwd=repo)
-            assert "port 3001 is busy on this host (pid " in status.stdout, status.stdout
+            assert f"port {other} is busy on this host (pid " in status.stdout, status.stdout
             assert f"pid {os.getpid()}: " in status.stdout
             assert request("main.demo.localhost")[2] == b"busybox page\n"
             holder.close()  # whatever held the port lets go: it is served, with no event needed
@@ -585,8 +586,8 @@ def test_busy_port_is_named_and_others_work(repo: Path, docker: DockerAPI, tmp_p
             busy = "is busy on this host"
             while busy in (status := dual("proxy", "status", cwd=repo)).stdout and time.monotonic() < deadline:
                 time.sleep(0.5)
-            assert ":3001" in status.stdout and busy not in status.stdout, status.stdout
-            assert request("main.demo.localhost", port=3001)[0] == 502  # the proxy's page: nothing listens inside
+            assert f":{other}" in status.stdout and busy not in status.stdout, status.stdout
+            assert request("main.demo.localhost", port=other)[0] == 502  # the proxy's page: nothing listens inside
         finally:
             proxy.stop()
     finally:
@@ -628,8 +629,8 @@ def test_a_killed_proxy_is_back_within_seconds_and_stop_means_stop(site: tuple[P
     start` meanwhile never reports the dead one; `proxy stop` stops the supervisor too."""
     proxy, trees = site
     proxy.stop()  # the fixture's foreground proxy: this test wants the daemon
-    state = tmp_path / "state"
-    env = {"XDG_STATE_HOME": str(state)}
+    state = Path.home() / ".local" / "state"  # the one the site's containers were made under: its proxy serves them
+    env: dict[str, str] = {}
     assert dual("proxy", "start", cwd=trees["main"], env=env).returncode == 0
     try:
         wait_for(lambda: request("feat-auth.demo.localhost")[0] == 200)
@@ -721,15 +722,15 @@ def test_a_privileged_port_says_what_to_do_and_others_work(repo: Path, docker: D
     if int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text()) <= 80:
         pytest.skip("this host lets anyone listen on :80")
     drop = ("setpriv", "--bounding-set", "-net_bind_service") if os.geteuid() == 0 else ()
-    write_config(repo, 'image = "busybox:latest"\nports = [80, 3000]\n')
+    write_config(repo, f'image = "busybox:latest"\nports = [80, {PORT}]\n')
     assert dual("up", cwd=repo).returncode == 0
     proxy = Proxy(repo, tmp_path / "proxy.log", wrapper=drop)
-    proxy.start()  # once :3000 is served
+    proxy.start()  # once :PORT is served
     try:
         status = dual("proxy", "status", cwd=repo).stdout
         assert "cannot listen on port 80: Permission denied (ports under 1024 need privileges" in status, status
         assert "sysctl net.ipv4.ip_unprivileged_port_start=80`" in status
-        assert request("main.demo.localhost")[0] == 502  # :3000 is served (nothing listens inside)
+        assert request("main.demo.localhost")[0] == 502  # :PORT is served (nothing listens inside)
     finally:
         proxy.stop()
 
@@ -783,3 +784,28 @@ def test_install_service_writes_a_unit_whose_command_runs_the_proxy(repo: Path, 
     removed = json.loads(dual("proxy", "uninstall-service", "--json", cwd=repo, env=env).stdout)
     assert removed == {"unit": str(unit), "removed": True} and not unit.exists()
     assert "no proxy service here" in dual("proxy", "uninstall-service", cwd=repo, env=env).stdout
+
+
+def test_a_proxy_serves_its_own_users_containers_only(repo: Path, docker: DockerAPI, tmp_path: Path) -> None:
+    """An engine shared by users (or by the test suite's throwaway homes): each user's proxy serves
+    the containers that user's dualgit made, so two proxies never fight over a port."""
+    other_port = free_port()
+    other = tmp_path / "other"
+    other.mkdir()
+    git("init", "-q", cwd=other)
+    write_config(other, f'image = "busybox:latest"\nports = [{other_port}]\n')
+    git("add", ".", cwd=other)
+    git("commit", "-qm", "other", cwd=other)
+    elsewhere = {"XDG_STATE_HOME": str(tmp_path / "another-user")}
+    assert dual("up", cwd=other, env=elsewhere).returncode == 0
+    write_config(repo, f'image = "busybox:latest"\nports = [{PORT}]\n')
+    assert dual("up", cwd=repo).returncode == 0
+    proxy = Proxy(repo, tmp_path / "proxy.log")
+    proxy.start()
+    try:
+        status = json.loads(dual("proxy", "status", "--json", cwd=repo).stdout)
+        assert PORT in status["http_ports"] and other_port not in status["http_ports"], status
+        assert [r["branch"] for r in json.loads(dual("urls", "--json", cwd=other, env=elsewhere).stdout)] == ["main"]
+    finally:
+        proxy.stop()
+    assert dual("down", "--rm", cwd=other, env=elsewhere).returncode == 0

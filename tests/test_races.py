@@ -25,9 +25,9 @@ def containers_of(api: DockerAPI, repo: Path) -> dict[str, str]:
 
 def test_removals_race_ls_urls_gc_exec_and_the_watcher(repo: Path, docker: DockerAPI, tmp_path: Path) -> None:
     trees = [add_worktree(repo, f"demo-{i}", f"feat/{i}") for i in range(TREES)]
+    state = {"XDG_STATE_HOME": str(tmp_path / "state")}  # the containers', and so the proxy's to serve
     for tree in [repo, *trees]:
-        assert dual("up", cwd=tree).returncode == 0
-    state = {"XDG_STATE_HOME": str(tmp_path / "state")}
+        assert dual("up", cwd=tree, env=state).returncode == 0
     assert dual("proxy", "start", cwd=repo, env=state).returncode == 0  # its watcher removes containers too
     done = threading.Event()
     problems: list[str] = []

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import add_worktree, dual, git, need_image, write_config
+from conftest import PORT, add_worktree, dual, git, need_image, write_config
 from dualgit.engine.api import DockerAPI
 from dualgit.worktrees import agent
 from test_proxy_e2e import Proxy, request
@@ -39,28 +39,28 @@ def test_servers_on_loopback_answer_at_their_url_and_the_relay_never_holds_the_p
     need_image(docker, DEBIAN)
     (repo / "www").mkdir()
     (repo / "www" / "index.html").write_text("on loopback\n")
-    write_config(repo, 'image = "busybox:latest"\nports = [3000]\n')
+    write_config(repo, f'image = "busybox:latest"\nports = [{PORT}]\n')
     feat = add_worktree(repo, "demo-py", "feat/py")
-    write_config(feat, f'image = "{DEBIAN}"\nports = [3000]\n')
+    write_config(feat, f'image = "{DEBIAN}"\nports = [{PORT}]\n')
     for tree in (repo, feat):
         assert dual("up", cwd=tree).returncode == 0
-    assert dual("exec", "httpd", "-p", "127.0.0.1:3000", "-h", str(repo / "www"), cwd=repo).returncode == 0
+    assert dual("exec", "httpd", "-p", f"127.0.0.1:{PORT}", "-h", str(repo / "www"), cwd=repo).returncode == 0
     (feat / "page").mkdir()
     (feat / "page" / "index.html").write_text("python on loopback\n")
-    served = "nohup python3 -m http.server --bind 127.0.0.1 --directory page 3000 >/dev/null 2>&1 &"
+    served = f"nohup python3 -m http.server --bind 127.0.0.1 --directory page {PORT} >/dev/null 2>&1 &"
     assert dual("exec", "sh", "-c", served, cwd=feat).returncode == 0
     proxy = Proxy(repo, tmp_path / "proxy.log")
     proxy.start()
     try:
         wait_for(lambda: request("main.demo.localhost")[2] == b"on loopback\n")
         wait_for(lambda: request("feat-py.demo.localhost")[2] == b"python on loopback\n")
-        assert agent.listening(str(row(repo)["container"])).get(3000) == "loop"
+        assert agent.listening(str(row(repo)["container"])).get(PORT) == "loop"
         # the loopback server goes; one on 0.0.0.0:3000 binds and is reached the usual way
         assert dual("exec", "sh", "-c", "pkill httpd || killall httpd", cwd=repo).returncode == 0
         wait_for(lambda: request("main.demo.localhost")[0] == 502)  # nothing listens: the page stays
-        assert dual("exec", "httpd", "-p", "0.0.0.0:3000", "-h", str(repo / "www"), cwd=repo).returncode == 0
+        assert dual("exec", "httpd", "-p", f"0.0.0.0:{PORT}", "-h", str(repo / "www"), cwd=repo).returncode == 0
         wait_for(lambda: request("main.demo.localhost")[2] == b"on loopback\n")
-        wait_for(lambda: agent.listening(str(row(repo)["container"])).get(3000) == "wild")
+        wait_for(lambda: agent.listening(str(row(repo)["container"])).get(PORT) == "wild")
     finally:
         proxy.stop()
 
@@ -69,7 +69,7 @@ def test_serve_starts_after_setup_survives_a_restart_and_is_said_in_ls(repo: Pat
                                                                        tmp_path: Path) -> None:
     (repo / "www").mkdir()
     (repo / "www" / "index.html").write_text("served\n")
-    write_config(repo, 'image = "busybox:latest"\nports = [3000]\nserve = "httpd -f -p 127.0.0.1:$PORT -h www"\n'
+    write_config(repo, f'image = "busybox:latest"\nports = [{PORT}]\nserve = "httpd -f -p 127.0.0.1:$PORT -h www"\n'
                        'setup = ["sleep 2"]\n')
     proxy = Proxy(repo, tmp_path / "proxy.log")
     assert dual("up", cwd=repo).returncode == 0
@@ -78,7 +78,7 @@ def test_serve_starts_after_setup_survives_a_restart_and_is_said_in_ls(repo: Pat
         status, headers, body = request("main.demo.localhost")  # setup runs: a page that names its step
         assert status == 503 and headers["retry-after"] == "1" and b"setup is running" in body, body
         assert b"http-equiv=refresh" in body
-        wait_for(lambda: serve_detail(repo) == "listening on :3000", timeout=30)
+        wait_for(lambda: serve_detail(repo) == f"listening on :{PORT}", timeout=30)
         assert request("main.demo.localhost")[2] == b"served\n"
         name = str(row(repo)["container"])
         subprocess.run(["docker", "restart", "-t", "1", name], check=True, capture_output=True)
@@ -86,7 +86,7 @@ def test_serve_starts_after_setup_survives_a_restart_and_is_said_in_ls(repo: Pat
         assert dual("serve", "--stop", cwd=repo).returncode == 0
         assert serve_detail(repo) == "stopped"
         assert dual("serve", "--restart", cwd=repo).returncode == 0
-        wait_for(lambda: serve_detail(repo) == "listening on :3000")
+        wait_for(lambda: serve_detail(repo) == f"listening on :{PORT}")
         said = dual("serve", "--json", cwd=repo)
         assert json.loads(said.stdout)[0]["state"] == "running"
         logs = dual("logs", "--serve", cwd=repo)
@@ -96,7 +96,7 @@ def test_serve_starts_after_setup_survives_a_restart_and_is_said_in_ls(repo: Pat
 
 
 def test_a_serve_whose_program_is_missing_is_said_and_not_retried_forever(repo: Path, docker: DockerAPI) -> None:
-    write_config(repo, 'image = "busybox:latest"\nports = [3000]\nserve = "no-such-server --port $PORT"\n')
+    write_config(repo, f'image = "busybox:latest"\nports = [{PORT}]\nserve = "no-such-server --port $PORT"\n')
     assert dual("up", cwd=repo).returncode == 0
     wait_for(lambda: "exited 127 (command not found)" in serve_detail(repo), timeout=20)
     wait_for(lambda: "crash loop" in serve_detail(repo), timeout=60)
@@ -127,18 +127,18 @@ def test_the_host_never_writes_through_a_symlink_the_container_planted(repo: Pat
                                                                        tmp_path: Path) -> None:
     victim = tmp_path / "victim"
     victim.write_text("mine\n")
-    write_config(repo, 'image = "busybox:latest"\nports = [3000]\nserve = "sleep 1000"\n')
+    write_config(repo, f'image = "busybox:latest"\nports = [{PORT}]\nserve = "sleep 1000"\n')
     assert dual("up", cwd=repo).returncode == 0
     folder = Path(agent.folder(str(row(repo)["container"])))
-    wait_for(lambda: (folder / "serve" / "3000.state").exists())
+    wait_for(lambda: (folder / "serve" / f"{PORT}.state").exists())
     # what a hostile container could do in its state folder: links to the host user's files
     assert dual("exec", "sh", "-c", f"rm -rf /.dualgit/state/serve.d && ln -s {tmp_path} /.dualgit/state/serve.d && "
                 f"ln -sf {victim} /.dualgit/state/serve.want", cwd=repo).returncode == 0
     dual("serve", "--stop", cwd=repo)
-    write_config(repo, 'image = "busybox:latest"\nports = [3000]\nserve = "sleep 2000"\n')
+    write_config(repo, f'image = "busybox:latest"\nports = [{PORT}]\nserve = "sleep 2000"\n')
     dual("up", cwd=repo)
     assert victim.read_text() == "mine\n"
-    assert not [p for p in tmp_path.iterdir() if p.name == "3000" or p.name.startswith(".3000")]
+    assert not [p for p in tmp_path.iterdir() if p.name == str(PORT) or p.name.startswith(f".{PORT}")]
 
 
 pytestmark = pytest.mark.docker
@@ -148,7 +148,7 @@ def test_a_new_worktree_with_serve_answers_at_its_url_with_no_further_command(re
                                                                                tmp_path: Path) -> None:
     (repo / "www").mkdir()
     (repo / "www" / "index.html").write_text("from the branch\n")
-    write_config(repo, 'image = "busybox:latest"\nports = [3000]\nserve = "httpd -f -p 127.0.0.1:$PORT -h www"\n')
+    write_config(repo, f'image = "busybox:latest"\nports = [{PORT}]\nserve = "httpd -f -p 127.0.0.1:$PORT -h www"\n')
     git("add", ".", cwd=repo)
     git("commit", "-q", "-m", "serve", cwd=repo)
     assert dual("install", cwd=repo).returncode == 0
@@ -170,7 +170,7 @@ def test_up_gives_a_changed_serve_its_new_command(repo: Path, docker: DockerAPI,
     for folder, text in (("old", "old page\n"), ("new", "new page\n")):
         (repo / folder).mkdir()
         (repo / folder / "index.html").write_text(text)
-    serve = 'image = "busybox:latest"\nports = [3000]\nserve = "httpd -f -p 127.0.0.1:$PORT -h {}"\n'
+    serve = f'image = "busybox:latest"\nports = [{PORT}]\nserve = "httpd -f -p 127.0.0.1:$PORT -h {{}}"\n'
     write_config(repo, serve.format("old"))
     assert dual("up", cwd=repo).returncode == 0
     first = docker.inspect_container(str(row(repo)["container"]))["Id"]

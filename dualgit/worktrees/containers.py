@@ -12,6 +12,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from dualgit.background import state_dir
 from dualgit.config import Config, Limits, limits, load, load_user
 from dualgit.engine.api import ApiError, DockerAPI
 from dualgit.errors import DualgitError
@@ -118,6 +119,7 @@ def create_body(loc: Location, config: Config, image_id: str, image: str | None 
         labels.SPEC: spec,
         labels.PORTS: ",".join(map(str, http_ports)),
         labels.TCP_PORTS: ",".join(map(str, config.tcp_ports)),
+        labels.STATE: state_dir(),  # not in the spec: whose proxy serves it
     }
     if parts is not None:
         body["Labels"][labels.AGENT] = "1"

@@ -57,9 +57,11 @@ def _port_list(text: str) -> tuple[int, ...]:
 
 
 def list_all(api: Engine) -> list[Container]:
-    """Every dualgit container on this engine, of every repository: one list call."""
+    """Every dualgit container on this engine that is this user's (`labels.mine`), of every
+    repository: one list call."""
     entries = api.containers(labels.filters(None))
-    return [Container.from_summary(e) for e in entries if (e.get("Labels") or {}).get(labels.REPO)]
+    return [Container.from_summary(e) for e in entries
+            if (e.get("Labels") or {}).get(labels.REPO) and labels.mine(e.get("Labels"))]
 
 
 def list_containers(api: Engine, repo: str, worktree: str | None = None) -> list[Container]:

@@ -9,6 +9,7 @@ SPEC = "dualgit.spec"  # a hash of what the container was made from; a change me
 PORTS = "dualgit.ports"  # the HTTP ports it declares, comma-separated: the proxy listens on these
 TCP_PORTS = "dualgit.tcp_ports"  # the raw TCP ports it declares
 AGENT = "dualgit.agent"  # "1": its main process is the agent (`agent.sh`): relays, listeners, `serve`
+STATE = "dualgit.state"  # the state folder of the dualgit that made it: whose proxy serves it (one per user)
 
 
 def filters(repo: str | None, worktree: str | None = None) -> dict[str, list[str]]:
@@ -18,6 +19,16 @@ def filters(repo: str | None, worktree: str | None = None) -> dict[str, list[str
     if worktree is not None:
         wanted.append(f"{WORKTREE}={worktree}")
     return {"label": wanted}
+
+
+def mine(labels: dict[str, str] | None) -> bool:
+    """Whether a container is this user's to list and serve: made under this state folder, or
+    before containers said which (an engine may be shared by users, each with a proxy of their own,
+    and by the test suite's throwaway homes)."""
+    from dualgit.background import state_dir
+
+    made_under = (labels or {}).get(STATE)
+    return made_under is None or made_under == state_dir()
 
 
 def owned(labels: dict[str, str] | None, repo: str) -> bool:
