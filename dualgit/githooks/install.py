@@ -29,7 +29,7 @@ def hooks_dir(repo: repository.Repo) -> str:
 
 
 def script(hook: str, python: str | None = None) -> bytes:
-    template = resources.files("dualgit.githooks").joinpath(hook).read_bytes()
+    template = resources.files("dualgit_hooks").joinpath(hook).read_bytes()
     return template.replace(b"@INSTALL_PYTHON@", (python or sys.executable).encode())
 
 
