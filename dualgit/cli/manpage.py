@@ -23,8 +23,11 @@ proxy. `git worktree add` makes and starts the container (a post-checkout hook, 
 runs a command in it, in the same folder, as if it ran here."""
 
 FILES = [
-    (".dual.toml", "At a worktree's root: image, ports, tcp_ports, env, setup, cache_dirs, [shared] files, "
-                   "route, host, env_pass, env_block, strict. `git dual init` writes it, commented."),
+    (".dual.toml", "At a worktree's root: image, ports, tcp_ports, serve, env, setup, cache_dirs, [shared] files, "
+                   "route, host, env_pass, env_block, idle_after, memory, cpus, strict. `git dual init` writes it, "
+                   "commented; `git dual config` edits it."),
+    ("$XDG_CONFIG_HOME/dualgit/config.toml (~/.config/dualgit/config.toml)",
+     "Your defaults for every branch: idle_after, memory, cpus; and max_running. `git dual config --global` edits it."),
     ("$XDG_STATE_HOME/dualgit (~/.local/state/dualgit)", "The proxy's pid file, status and log; each "
                                                          "worktree's setup state and log."),
     ("$XDG_DATA_HOME/dualgit/allowed (~/.local/share/dualgit/allowed)",

@@ -186,14 +186,6 @@ def cpus(value: Any, at: str) -> float:
     return float(value)
 
 
-def show_memory(size: int) -> str:
-    """Bytes as Docker writes them: 536870912 is "512m"."""
-    for unit, scale in (("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
-        if size >= scale and size % scale == 0:
-            return f"{size // scale}{unit}"
-    return f"{size / (1 << 20):.1f}m" if size >= 1 << 20 else f"{size}b"
-
-
 @dataclass(frozen=True)
 class UserConfig:
     """`$XDG_CONFIG_HOME/dualgit/config.toml`: defaults for every branch's `idle_after`, `cpus` and

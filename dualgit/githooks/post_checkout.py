@@ -79,7 +79,7 @@ def post_checkout(old: str, new: str, flag: str) -> int:
             _proxy_up()
             say(f"{branch}: pulling {pulling} in the background, then its container "
                 "(`git dual logs -f` follows it; `git dual exec` waits for it)")
-        _reconcile_in_background(loc.worktree)
+        _reconcile_in_background()
     except DualgitError as exc:
         say(f"{branch}: no container yet: {exc.message} (once fixed, `git dual up` makes it)")
         return 1 if strict else 0
@@ -130,9 +130,10 @@ def _disabled() -> bool:
     return result.stdout.strip() == "false"
 
 
-def _reconcile_in_background(folder: str) -> None:
-    """`git dual gc --quiet`, detached: reaping containers of worktrees removed since the last run
-    needs git's worktree list and the engine's, and `git worktree add` need not wait for them."""
+def _reconcile_in_background() -> None:
+    """`git dual gc --quiet` for the repository git runs the hook in (its cwd), detached: reaping
+    containers of worktrees removed since the last run needs git's worktree list and the engine's,
+    and `git worktree add` need not wait for them."""
     from dualgit.background import reconcile_later
 
     try:

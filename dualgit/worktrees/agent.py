@@ -2,8 +2,8 @@
 carries it, the relay ports, and the state folder the host and the agent share.
 
 The state folder, `$XDG_STATE_HOME/dualgit/containers/NAME`, is bind-mounted at /.dualgit/state.
-What the container writes there is read as data only, through `open_in`, which follows no
-symlink: a container may plant one to point the host's writes at its files, and the host's
+What the container writes there is read as data only, through `read` and `read_from`, whose walk
+(`_folder`) opens each part with O_NOFOLLOW: a container may plant one to point the host's writes at its files, and the host's
 writes go to a fresh file that is then renamed into place."""
 
 from __future__ import annotations
