@@ -29,7 +29,10 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
-        os.write(fd, data)
+        os.fchmod(fd, mode)  # as asked, whatever the umask (a hook or a shim must be executable)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
     finally:
         os.close(fd)
     os.replace(tmp, path)

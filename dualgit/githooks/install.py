@@ -10,6 +10,7 @@ import os
 import sys
 from importlib import resources
 
+from dualgit.background import atomic_write
 from dualgit.errors import DualgitError
 from dualgit.git import locate, repository
 
@@ -60,11 +61,7 @@ def install(repo: repository.Repo) -> list[str]:
             said.append(f"kept your {hook} hook as {legacy}; it still runs first")
         current = _read(target)
         if current != wanted:
-            tmp = f"{target}.dualgit-tmp"
-            with open(tmp, "wb") as f:
-                f.write(wanted)
-            os.chmod(tmp, 0o755)
-            os.replace(tmp, target)
+            atomic_write(target, wanted, 0o755)
             said.append(f"installed {target}")
     repository.run_git(["config", "dual.enabled", "true"], repo.workdir or repo.common_dir)
     return said or [f"already installed in {where}"]

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from dualgit.background import atomic_write
 from dualgit.engine.dockerpy import DockerPy
 from dualgit.errors import DualgitError
 from dualgit.proxy import hosts, inside, sleep
@@ -387,10 +388,7 @@ class Proxy:
                   "asleep": sorted(c.name for c in self.containers if c.state != "running"
                                    and idle.asleep_since(c.name) is not None),
                   "cap_exceeded": self.sleeper.said_over or None}
-        tmp = self.status_file + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(status, f)
-        os.replace(tmp, self.status_file)
+        atomic_write(self.status_file, json.dumps(status).encode())
 
     def _engine_down(self, message: str) -> None:
         """Said once when the engine stops answering (again only if the reason changes), not at every

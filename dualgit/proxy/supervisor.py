@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from dualgit import __version__
-from dualgit.background import DUALGIT
+from dualgit.background import DUALGIT, atomic_write
 from dualgit.proxy import daemon, say
 
 FAST_DEATH = 10.0  # seconds: a proxy that dies sooner after its start counts towards backing off
@@ -117,8 +117,5 @@ def _sleep_unless_stopped(seconds: float, stopped: Callable[[], bool]) -> None:
 
 
 def _write_status(path: str, restarts: int, fast: int, how: str, next_start: float) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump({"restarts": restarts, "crash_loop": fast >= 3, "last_death": how,
-                   "next_start": round(next_start, 3)}, f)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps({"restarts": restarts, "crash_loop": fast >= 3, "last_death": how,
+                                   "next_start": round(next_start, 3)}).encode())

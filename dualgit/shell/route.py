@@ -84,10 +84,11 @@ def rules(worktree: str) -> Rules:
         data = read_toml(raw.decode("utf-8", "replace"), path)
     found = Rules(data)
     try:
+        from dualgit.background import atomic_write
+
         os.makedirs(os.path.dirname(cache), exist_ok=True)
-        with open(f"{cache}.{os.getpid()}", "w") as f:
-            f.write(stamp + "\n" + "".join(f"{k}={chr(0).join(sorted(getattr(found, k)))}\n" for k in ROUTE_KEYS))
-        os.replace(f"{cache}.{os.getpid()}", cache)
+        atomic_write(cache, (stamp + "\n" + "".join(f"{k}={chr(0).join(sorted(getattr(found, k)))}\n"
+                                                    for k in ROUTE_KEYS)).encode())
     except OSError:
         pass  # no cache: slower, not wrong
     return found

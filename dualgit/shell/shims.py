@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 
+from dualgit.background import atomic_write
 from dualgit.shell.route import DEFAULT_ROUTED, NEVER_ROUTED
 
 MARKER = ".dualgit-shims"  # marks the folder, so that shims and `route` skip it on PATH
@@ -76,11 +77,7 @@ def ensure(names: tuple[str, ...] | list[str] = DEFAULT_ROUTED) -> str:
                     continue
         except OSError:
             pass
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, path)
+        atomic_write(path, text.encode(), 0o755)
     return folder
 
 

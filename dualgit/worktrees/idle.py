@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import time
 
-from dualgit.background import state_dir
+from dualgit.background import atomic_write, state_dir
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -160,9 +160,7 @@ def record_caps(name: str, caps: str) -> None:
 def _put(file: str, line: str) -> None:
     """Write one line whole: to a fresh file, then moved into place."""
     os.makedirs(os.path.dirname(file), exist_ok=True)
-    with open(f"{file}.{os.getpid()}", "w") as f:
-        f.write(line + "\n")
-    os.replace(f"{file}.{os.getpid()}", file)
+    atomic_write(file, (line + "\n").encode())
 
 
 def forget(name: str) -> None:

@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from dualgit.background import locked, spawn, state_dir
+from dualgit.background import atomic_write, locked, spawn, state_dir
 from dualgit.naming import container_name
 
 TYPE_CHECKING = False
@@ -55,10 +55,7 @@ def read(container: str) -> State:
 def write(container: str, status: str, container_id: str, step: str = "") -> None:
     state_file = paths(container)[0]
     os.makedirs(os.path.dirname(state_file), exist_ok=True)
-    tmp = f"{state_file}.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(f"{status} {container_id} {step}".rstrip() + "\n")
-    os.replace(tmp, state_file)
+    atomic_write(state_file, (f"{status} {container_id} {step}".rstrip() + "\n").encode())
 
 
 def runner_alive(state_file: str, lock_file: str) -> bool:
