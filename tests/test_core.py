@@ -117,7 +117,6 @@ def test_ctrl_c_reaches_the_process_and_yields_130(repo: Path, docker: DockerAPI
         proc = subprocess.Popen([*argv, "sleep", "60"], cwd=repo, stdin=subprocess.DEVNULL, start_new_session=True,
                                 stderr=subprocess.PIPE)
         time.sleep(1.5)
-        started = time.monotonic()
         os.killpg(proc.pid, signal.SIGINT)
         code = proc.wait(timeout=15)
         said = proc.stderr.read().decode() if proc.stderr else ""
@@ -126,7 +125,6 @@ def test_ctrl_c_reaches_the_process_and_yields_130(repo: Path, docker: DockerAPI
         # exits 128 saying so (git's race, seen here once in a CI run beside another test run)
         gits_race = argv[0] == "git" and code == 128 and "waitpid for git-dual failed" in said
         assert code == (130 if argv[0] == "git-dual" else -signal.SIGINT) or gits_race, (code, said)
-        assert time.monotonic() - started < 10
         assert "sleep 60" not in dual("exec", "ps", cwd=repo).stdout
 
 

@@ -8,7 +8,6 @@ import re
 import shutil
 import stat
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -390,10 +389,8 @@ def _snapshot(source: Path, dest: Path) -> Path:
 def test_hook_adds_little_to_worktree_add(repo: Path, docker: DockerAPI) -> None:
     """Not a timing assertion (see benchmarks/): checks the hook returns once the container runs."""
     installed(repo)
-    started = time.monotonic()
     git("worktree", "add", "-q", "../demo-fast", "-b", "fast", cwd=repo)
     assert containers_of(docker, repo)[str((repo.parent / "demo-fast").resolve())]["State"] == "running"
-    assert time.monotonic() - started < 120
 
 
 def test_hook_line_gives_the_branch_url_and_starts_the_proxy(repo: Path, docker: DockerAPI,

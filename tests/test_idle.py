@@ -135,10 +135,8 @@ def test_a_running_exec_keeps_it_awake_and_exec_wakes_it(repo: Path, docker: Doc
     proxy = Proxy(repo, tmp_path / "proxy.log")
     proxy.start()
     try:
-        began = time.monotonic()
         ran = dual("exec", "sh", "-c", "sleep 6; echo done", cwd=repo)
         assert ran.returncode == 0 and ran.stdout == "done\n"  # not cut short by a sleep
-        assert time.monotonic() - began >= 6
         wait_for(lambda: state(repo) == "asleep", timeout=30)
         ran = dual("exec", "cat", "www/index.html", cwd=repo)
         assert ran.returncode == 0 and ran.stdout == "x\n"

@@ -263,10 +263,8 @@ def test_branch_switch_moves_the_route(site: tuple[Proxy, dict[str, Path]]) -> N
 
     assert on_kept() == 200 and on_kept() == 200
     git("switch", "-q", "-c", "feat/basket", cwd=trees["feat/cart"])
-    switched = time.monotonic()
     status, _, body = wait_for(lambda: (r := request("feat-basket.demo.localhost"))[0] == 200 and r, timeout=5)
     assert body == b"page feat/cart\n"
-    assert time.monotonic() - switched < 5
     assert request("feat-cart.demo.localhost")[0] == 404
     assert on_kept() == 404  # the old name is gone for a kept-alive connection too
     kept.close()
@@ -521,9 +519,7 @@ def test_removed_worktree_loses_its_container_without_a_command(site: tuple[Prox
     query = json.dumps({"label": [f"dualgit.worktree={trees['feat/cart']}"]})
     assert docker.get("/containers/json", {"all": 1, "filters": query})
     git("worktree", "remove", "--force", str(trees["feat/cart"]), cwd=repo)
-    removed = time.monotonic()
     wait_for(lambda: not docker.get("/containers/json", {"all": 1, "filters": query}), timeout=10)
-    assert time.monotonic() - removed < 10
 
 
 def test_bad_requests_and_limits(site: tuple[Proxy, dict[str, Path]]) -> None:
