@@ -79,6 +79,7 @@ def test_durations_sizes_and_cpus_are_read_and_bad_ones_named_with_file_line_and
     assert caught.value.message.startswith("u.toml:1:15: `max_running` must be a whole number")
 
 
+@pytest.mark.docker  # `up` reads the user's file once the engine answered
 def test_a_bad_user_config_is_one_line_with_its_place(repo: Path, git_env: Path) -> None:
     file = git_env / ".config" / "dualgit" / "config.toml"
     file.parent.mkdir(parents=True)
