@@ -26,7 +26,7 @@ from tests_support import wait_for
 DEBIAN = "dualgit/debian:bookworm"
 BACKEND = Path(__file__).parent / "assets" / "backend.py"
 TCP = 7000
-IDLE = 3  # seconds the proxy keeps an idle kept-alive connection open, in these tests
+KEEPALIVE = 3  # seconds a kept-alive connection waits for its next request, in these tests
 
 
 def request(host: str, path: str = "/", port: int = PORT, method: str = "GET", body: bytes | None = None,
@@ -59,7 +59,7 @@ class Proxy:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen([*self.wrapper, "git", "dual", "proxy", "run"], cwd=self.cwd, stdout=out, stderr=out,
                                          env={**os.environ, "DUALGIT_PROXY_HEAD_TIMEOUT": "3",
-                                              "DUALGIT_PROXY_IDLE_TIMEOUT": str(IDLE)})
+                                              "DUALGIT_PROXY_KEEPALIVE_TIMEOUT": str(KEEPALIVE)})
         # ready when its own status says it listens (not just anything on the port: say, a stray proxy)
         wait_for(lambda: self.port in json.loads(dual("proxy", "status", "--json", cwd=self.cwd).stdout).get("http_ports", []))
 
@@ -343,7 +343,7 @@ def test_a_pinned_connection_keeps_http_order_and_survives_its_upstream(site: tu
         s.sendall(head("/headers"))
         assert json.loads(read_until(s, b"}").split(b"\r\n\r\n", 1)[1])["host"] == f"main.demo.localhost:{PORT}"
         # still kept alive after an idle spell shorter than the proxy's limit
-        time.sleep(IDLE / 2)
+        time.sleep(KEEPALIVE / 2)
         s.sendall(head("/"))
         read_until(s, b"page main\n")
         # a response cut short: the client's connection ends too, so it cannot take the rest for a body
@@ -359,7 +359,7 @@ def test_a_pinned_connection_keeps_http_order_and_survives_its_upstream(site: tu
         s.shutdown(socket.SHUT_WR)
         assert until_eof(s).endswith(b"data: main 2\n\n\r\n0\r\n\r\n")
 
-    with socket.create_connection(("127.0.0.1", PORT), timeout=4 * IDLE) as s:
+    with socket.create_connection(("127.0.0.1", PORT), timeout=4 * KEEPALIVE) as s:
         s.sendall(head("/"))
         read_until(s, b"page main\n")
         s.sendall(head("/"))

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from dualgit.proxy import hosts
 from dualgit.proxy.hosts import Mark
 from dualgit.proxy.relay import BACKLOG, ClientConnection
-from dualgit.proxy.server import IDLE_PER_PORT, Proxy
+from dualgit.proxy.server import SPARE_PER_PORT, Proxy
 from dualgit.proxy.tcp import TcpClient
 from dualgit.worktrees.inventory import Container
 
@@ -261,7 +261,7 @@ async def run(next_event: Callable[[list[str]], Event | None]) -> None:
     assert not errors, errors
     assert client.state == "closed"
     assert not world.proxy.connections
-    pooled = world.proxy.idle.get(43000, []) + world.proxy.idle.get(43001, [])
+    pooled = world.proxy.spare.get(43000, []) + world.proxy.spare.get(43001, [])
     for up in world.upstreams:  # an upstream left open is pooled, between responses, with no client
         assert up.closed or (up.protocol in pooled and up.protocol.client is None and up.protocol.state == "done")
     assert all(not up.transport.is_closing() for up in pooled)
@@ -461,7 +461,7 @@ def test_a_pooled_upstream_that_closed_is_not_lent_again() -> None:
         upstream = await world.connect()
         upstream.protocol.data_received(RESPONSES[0])
         world.deliver_lost()  # the client is closed; the upstream is pooled
-        assert world.proxy.idle[43000] == [upstream.protocol]
+        assert world.proxy.spare[43000] == [upstream.protocol]
         upstream.close()  # the server's idle timeout: its connection_lost is still to come
         client, transport = world.another_client()
         client.data_received(REQUESTS[0])
@@ -509,14 +509,14 @@ def test_an_upstream_connected_after_its_client_left_is_closed_unused() -> None:
 
 def test_the_pool_keeps_at_most_its_limit_per_port() -> None:
     async def check(world: World) -> None:
-        clients = [world.another_client() for _ in range(IDLE_PER_PORT + 1)]
+        clients = [world.another_client() for _ in range(SPARE_PER_PORT + 1)]
         for client, _transport in clients:  # all at once, so that each makes its own upstream connection
             client.data_received(REQUESTS[4])
         upstreams = [await world.connect() for _ in clients]
         for upstream in upstreams:
             upstream.protocol.data_received(RESPONSES[0])
         world.deliver_lost()
-        assert len(world.proxy.idle[43000]) == IDLE_PER_PORT
+        assert len(world.proxy.spare[43000]) == SPARE_PER_PORT
         assert [u.closed for u in upstreams].count(True) == 1
 
     in_world(check)

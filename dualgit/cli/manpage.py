@@ -37,7 +37,7 @@ FILES = [
 ENVIRONMENT = [
     ("DOCKER_HOST", "The engine (unix:// or tcp://); else /var/run/docker.sock, else ~/.docker/run/docker.sock."),
     ("DUALGIT_PROXY=0", "Do not start the proxy (hooks and commands print published ports instead)."),
-    ("DUALGIT_PROXY_IDLE_TIMEOUT", "Seconds an idle kept-alive connection stays open (default 30)."),
+    ("DUALGIT_PROXY_KEEPALIVE_TIMEOUT", "Seconds a kept-alive connection waits for its next request (default 30)."),
     ("DUALGIT_PLUGINS=a,b,no:c", "Load only the third-party plugins a and b (the built-ins always load); "
                                   "no:NAME turns any plugin off, a built-in too."),
 ]

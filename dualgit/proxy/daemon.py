@@ -132,7 +132,8 @@ def run(head_timeout: float | None = None, replace: bool = False) -> int:
     older dualgit is stopped first (`ensure_started` asks for this after an upgrade)."""
     if head_timeout is None:
         head_timeout = float(os.environ.get("DUALGIT_PROXY_HEAD_TIMEOUT", "10"))
-    idle_timeout = float(os.environ.get("DUALGIT_PROXY_IDLE_TIMEOUT", "30"))  # a kept-alive connection with no request
+    keepalive_timeout = float(os.environ.get("DUALGIT_PROXY_KEEPALIVE_TIMEOUT")  # the old name still read
+                              or os.environ.get("DUALGIT_PROXY_IDLE_TIMEOUT", "30"))  # a kept-alive connection with no request
     import asyncio
     import fcntl
 
@@ -158,7 +159,7 @@ def run(head_timeout: float | None = None, replace: bool = False) -> int:
     loop = new_loop()
     asyncio.set_event_loop(loop)
     hot_path = os.environ.get("DUALGIT_PROXY_HOT_PATH", "1") != "0"
-    proxy = Proxy(head_timeout=head_timeout, idle_timeout=idle_timeout, status_file=status_file, hot_path=hot_path)
+    proxy = Proxy(head_timeout=head_timeout, keepalive_timeout=keepalive_timeout, status_file=status_file, hot_path=hot_path)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, proxy.stopping.set)
 

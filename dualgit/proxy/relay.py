@@ -48,7 +48,7 @@ NO_BODY = BodyRelay(Framing("none"))  # done from the start, so never changed: o
 class ClientConnection(Side):
     __slots__ = ("proxy", "port", "loop", "transport", "reader", "buf", "state", "timer", "timer_at", "deadline", "peer_ip",
                  "upstream", "body", "keep_alive", "method", "local_reply", "advancing", "fast_head", "fast_generation",
-                 "fast_suffix", "pinned", "idle_mark", "mark")
+                 "fast_suffix", "pinned", "keepalive_mark", "mark")
 
     def __init__(self, proxy: Proxy, port: int, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.proxy = proxy
@@ -60,7 +60,7 @@ class ClientConnection(Side):
         self.state = "head"  # head, body, discard, response, pipe, closed
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = 0.0  # when the pending timer fires
-        self.deadline: float | None = None  # when the current wait (for a head, or idle) ends
+        self.deadline: float | None = None  # when the current wait (for a head, or the next request) ends
         self.peer_ip = "127.0.0.1"
         self.upstream: Upstream | None = None
         self.body: BodyRelay | None = None
@@ -75,7 +75,7 @@ class ClientConnection(Side):
         # The upstream this connection is pinned to (`Upstream.pin`): while set, plain GETs to that host
         # go straight to it, and the state here stays "head".
         self.pinned: Upstream | None = None
-        self.idle_mark = 0  # the pinned upstream's `sent` when the idle timer last looked
+        self.keepalive_mark = 0  # the pinned upstream's `sent` when the keep-alive timer last looked
         self.mark = QUIET  # the current request's branch's activity mark (QUIET for hot-reload traffic)
 
     # connection events
@@ -111,7 +111,7 @@ class ClientConnection(Side):
             return
         up.settle()
         if up.returnable():
-            self.proxy.give_idle(up)
+            self.proxy.give_spare(up)
         else:
             up.close()
 
@@ -191,7 +191,7 @@ class ClientConnection(Side):
             return True
         up = self.pinned
         if self.state == "head" and not self.buf and (up is None or not up.pending()):
-            return False  # an idle keep-alive connection closed: nothing more to do
+            return False  # a kept-alive connection between requests closed: nothing more to do
         if self.state == "head" and self.buf and up is None:  # what is in buf is never a whole head
             self._fail(400, "Bad Request", "the client closed its side in the middle of the request head")
             return False
@@ -335,7 +335,7 @@ class ClientConnection(Side):
         up = self.upstream
         if up is None or not up.reusable_for(port):
             self._release_upstream()
-            up = self.proxy.take_idle(port)
+            up = self.proxy.take_spare(port)
             if up is None:
                 self.upstream = Upstream(self, self.proxy, backend, port, self.method, head, self.mark)
                 self.reader.pause("connecting")
@@ -346,7 +346,7 @@ class ClientConnection(Side):
 
     def send_again(self, backend: Backend, port: int, method: str, head: bytes) -> None:
         """A bodiless request whose kept-alive upstream connection closed before answering it (the
-        server's idle timeout, just as the request went out), on another connection."""
+        server's keep-alive timeout, just as the request went out), on another connection."""
         self.upstream = None
         self.state, self.method, self.body, self.deadline = "response", method, NO_BODY, None
         self._send_upstream(backend, port, head)
@@ -444,10 +444,10 @@ class ClientConnection(Side):
             self._release_upstream()
         self.state = "head"
         self.body = None
-        self._arm_timer(self.proxy.idle_timeout() if not self.buf else self.proxy.head_timeout())
+        self._arm_timer(self.proxy.keepalive_timeout() if not self.buf else self.proxy.head_timeout())
         up = self.upstream
         if reusable and not self.buf and self.fast_head is not None and up is not None and up.between_responses():
-            self.pinned, self.idle_mark = up, 0
+            self.pinned, self.keepalive_mark = up, 0
             up.pin()
         if self.reader.reasons:
             self.reader.resume("backlog")
@@ -505,9 +505,9 @@ class ClientConnection(Side):
             self.timer, self.timer_at = loop.call_at(self.deadline, self._timed_out), self.deadline
             return
         up = self.pinned
-        if self.state == "head" and up is not None and (up.requests_sent() != self.idle_mark or up.pending()):
-            self.idle_mark = up.requests_sent()  # pinned: requests went by since the last look, or one is under way
-            self._arm_timer(self.proxy.idle_timeout())
+        if self.state == "head" and up is not None and (up.requests_sent() != self.keepalive_mark or up.pending()):
+            self.keepalive_mark = up.requests_sent()  # pinned: requests went by since the last look, or one is under way
+            self._arm_timer(self.proxy.keepalive_timeout())
             return
         if self.state == "head":
             if self.buf:

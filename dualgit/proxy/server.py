@@ -36,18 +36,18 @@ if TYPE_CHECKING:
 HEAD_RECHECK = 0.25  # seconds between re-reads of the worktrees' HEAD files, while requests come
 WATCH_EVERY = 0.5  # seconds between looks at each repository's worktrees/ folder
 BUSY_RETRY = 5.0  # seconds between tries of the ports that were busy, while any is
-IDLE_PER_PORT = 64  # pooled upstream connections kept per published port
+SPARE_PER_PORT = 64  # pooled upstream connections kept per published port
 LISTEN_FOR = 1.0  # seconds a read of a container's `listen` file (the agent's) routes its requests
 INSIDE_FOR = 1.0  # seconds a look at a container's listening sockets serves 502 pages
 
 
 class Proxy:
-    def __init__(self, api: Engine | None = None, head_timeout: float = 10.0, idle_timeout: float = 30.0,
+    def __init__(self, api: Engine | None = None, head_timeout: float = 10.0, keepalive_timeout: float = 30.0,
                  max_connections: int = 8192, status_file: str | None = None, hot_path: bool = True) -> None:
         self.api = api or DockerPy()
         self.hot_path = hot_path  # pin kept-alive connections (`relay.py`); off only to measure or rule it out
         self.head_seconds = head_timeout  # for a request head to arrive whole
-        self.idle_seconds = idle_timeout  # for a kept-alive connection's next request
+        self.keepalive_seconds = keepalive_timeout  # for a kept-alive connection's next request
         self.max_connections = max_connections
         self.status_file = status_file
         self.containers: list[Container] = []
@@ -65,7 +65,7 @@ class Proxy:
         self.busy: dict[int, str] = {}  # ports wanted but taken on this host, and why
         self.busy_retry: asyncio.TimerHandle | None = None
         self.connections: set[asyncio.Transport] = set()
-        self.idle: dict[int, list[Upstream]] = {}  # upstream connections between requests, by port
+        self.spare: dict[int, list[Upstream]] = {}  # upstream connections between requests, by port
         self.watched: dict[str, float] = {}
         self.refreshing: asyncio.Task[None] | None = None
         self.stopping = asyncio.Event()
@@ -97,8 +97,8 @@ class Proxy:
     def head_timeout(self) -> float:
         return self.head_seconds
 
-    def idle_timeout(self) -> float:
-        return self.idle_seconds
+    def keepalive_timeout(self) -> float:
+        return self.keepalive_seconds
 
     def pins(self) -> bool:
         """Whether kept-alive connections take the hot path (`DUALGIT_PROXY_HOT_PATH=0`: never)."""
@@ -110,24 +110,24 @@ class Proxy:
 
     # pooled upstream connections: a client that connects per request still reuses them
 
-    def take_idle(self, port: int) -> Upstream | None:
-        stack = self.idle.get(port)
+    def take_spare(self, port: int) -> Upstream | None:
+        stack = self.spare.get(port)
         while stack:
             up = stack.pop()
             if up.is_open():
                 return up
         return None
 
-    def give_idle(self, up: Upstream) -> None:
-        stack = self.idle.setdefault(up.pool_port(), [])
-        if len(stack) >= IDLE_PER_PORT:
+    def give_spare(self, up: Upstream) -> None:
+        stack = self.spare.setdefault(up.pool_port(), [])
+        if len(stack) >= SPARE_PER_PORT:
             up.close()
             return
-        up.idle()
+        up.park()
         stack.append(up)
 
-    def forget_idle(self, up: Upstream) -> None:
-        stack = self.idle.get(up.pool_port(), [])
+    def forget_spare(self, up: Upstream) -> None:
+        stack = self.spare.get(up.pool_port(), [])
         if up in stack:
             stack.remove(up)
 

@@ -55,7 +55,7 @@ class Upstream(Side):
 
     def __init__(self, client: ClientConnection, proxy: Proxy, backend: Backend, port: int, method: str,
                  head: bytes, mark: Mark = QUIET) -> None:
-        self.client: ClientConnection | None = client  # None while idle in the pool
+        self.client: ClientConnection | None = client  # None while spare in the pool
         self.mark = mark  # its branch's activity mark, set as data comes (QUIET for hot-reload traffic)
         self.proxy = proxy
         self.backend = backend
@@ -117,7 +117,7 @@ class Upstream(Side):
         """Back to one request at a time, between responses."""
         self.state, self.count, self.reusable, self.fast = "done", None, True, False
 
-    def idle(self) -> None:
+    def park(self) -> None:
         self.client = None
 
     # what its client connection and the pool ask of it
@@ -190,7 +190,7 @@ class Upstream(Side):
     def data_received(self, data: bytes) -> None:
         client = self.client
         if client is None or not client.is_connected():
-            self.close()  # an idle pooled connection has nothing to say
+            self.close()  # a spare pooled connection has nothing to say
             return
         self.mark.hot = True
         if self.state == "pinned":
@@ -312,7 +312,7 @@ class Upstream(Side):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.client is None:
-            self.proxy.forget_idle(self)
+            self.proxy.forget_spare(self)
             return
         if not self.client.is_served_by(self):
             return
@@ -338,7 +338,7 @@ class Upstream(Side):
         pending = self.pending()
         client.upstream_closed(self)
         if not pending:
-            return  # closed between responses (an idle timeout on the server): the next request takes another
+            return  # closed between responses (the server's keep-alive timeout): the next request takes another
         if pending == 1 and self.heard != self.sent and self.reused_head is not None:
             client.send_again(self.backend, self.port, "GET", self.reused_head)  # not a byte of its response came
             return
