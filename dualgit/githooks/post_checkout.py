@@ -56,7 +56,8 @@ def post_checkout(old: str, new: str, flag: str) -> int:
     strict = False
     try:
         from dualgit.config import load
-        from dualgit.worktrees.containers import ImageNotHere, ensure_running
+        from dualgit.worktrees.containers import ensure_running
+        from dualgit.worktrees.images import ImageNotHere
 
         config = load(loc.worktree)
         strict = config.strict
@@ -92,7 +93,7 @@ def post_checkout(old: str, new: str, flag: str) -> int:
 def _worktree_added(loc: Location, config: Config) -> None:
     """The plugins' work that git waits for (the shared files): a failure is a warning."""
     from dualgit.plugins import plugins
-    from dualgit.worktrees.containers import context_for
+    from dualgit.worktrees.plan import context_for
 
     try:
         plugins().call("dualgit_worktree_added", ctx=context_for(loc, config=config))

@@ -52,8 +52,8 @@ def run(args: list[str]) -> int:
     """`git dual setup-run WORKTREE [--force|--create]`: what the background runner does."""
     from dualgit.engine.dockerpy import DockerPy
     from dualgit.plugins import plugins
-    from dualgit.worktrees.containers import context_for
     from dualgit.worktrees.inventory import list_containers
+    from dualgit.worktrees.plan import context_for
 
     force = "--force" in args
     worktree = next((a for a in args if not a.startswith("--")), ".")

@@ -87,7 +87,7 @@ def tools_volume(api: Engine) -> str | None:
 
 @dataclass(frozen=True)
 class BodyParts:
-    """What a container made with the agent adds to its create body (`containers.create_body`)."""
+    """What a container made with the agent adds to its create body (`plan.create_body`)."""
 
     entrypoint: list[str]
     env: dict[str, str]

@@ -8,7 +8,7 @@ import os
 from dualgit.config import load
 from dualgit.git import repository
 from dualgit.worktrees import consent
-from dualgit.worktrees.containers import context_for, settings_for
+from dualgit.worktrees.plan import context_for, settings_for
 
 
 def allow(target: str | None = None, revoke: bool = False, as_json: bool = False) -> int:

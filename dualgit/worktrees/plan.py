@@ -1,0 +1,225 @@
+"""Plan, then converge: what a worktree's container is made from, as plain data.
+
+`plan(loc, config, api)` reads the worktree's files and the plugins, asks the engine what it must
+(the image's id, the image's user), and makes the pieces every container shares when they are
+missing (the agent's tools volume, dualgit's network); it makes nothing of this worktree's own.
+`containers.converge(api, plan)` then creates, adopts, recreates or starts the container, as
+`kubectl apply` does. The environments and services work extends the plan, not the loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dualgit.background import state_dir
+from dualgit.config import Config, Limits, limits, load, load_user
+from dualgit.git.locate import Location, read_head
+from dualgit.hookspecs import ContainerSettings, Context
+from dualgit.naming import container_name, repo_name, volume_name
+from dualgit.worktrees import agent, labels, network, owner, readonly
+from dualgit.worktrees.images import image_id
+
+if TYPE_CHECKING:
+    from dualgit.engine.interface import Engine
+
+FALLBACK_IMAGE = "debian:bookworm-slim"  # when neither .dual.toml nor any plugin names one
+KEEPALIVE = ["tail", "-f", "/dev/null"]  # busybox and coreutils both have it; tini (Init) reaps and forwards
+
+
+
+@dataclass
+class Plan:
+    """What a worktree's container is made from. `body` is the engine's create body; its
+    `dualgit.spec` label is the hash that says when the container must be made anew."""
+
+    location: Location
+    name: str
+    image: str
+    image_id: str
+    settings: ContainerSettings  # after the user's consent: what widens its reach and was not allowed is gone
+    held_back: list[str]  # what widens its reach and waits for `git dual allow`
+    notes: list[str]  # one line each: what is held back or not honoured
+    user: str | None  # who runs inside (`owner.container_user`); None keeps the image's
+    remap: bool  # whether that user is remapped to the worktree's owner once made
+    tools: str | None  # the agent's tools volume; None: no agent
+    caps: Limits
+    network: str | None
+    serve: dict[int, str] = field(default_factory=dict)
+    body: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> str:
+        return str(self.body["Labels"][labels.SPEC])
+
+
+def plan(loc: Location, config: Config | None, api: Engine, pull: bool = True) -> Plan:
+    """The plan for `loc`'s container. Without `pull`, an image not on this machine raises
+    ImageNotHere."""
+    config = config or load(loc.worktree)
+    name = container_name(loc.common_dir, loc.worktree)
+    image, extra = settings_for(context_for(loc, name, config), config)
+    extra, held, notes = allowed_settings(loc, extra)
+    user, remap = owner.container_user(api, extra.user)
+    tools = agent.tools_volume(api)
+    if tools is None:
+        notes.append(f"no {agent.TOOLS_IMAGE} image here or to pull: it goes without its agent "
+                     "(no `serve`, and a server on 127.0.0.1 inside is not reached)")
+    found = Plan(loc, name, image, image_id(api, image, pull), extra, held, notes, user, remap, tools,
+                 limits(config, load_user()), network.network_for(api, name, loc.common_dir, loc.worktree),
+                 dict(config.serve))
+    found.body = create_body(found, config)
+    return found
+
+
+def context_for(loc: Location, name: str | None = None, config: Config | None = None) -> Context:
+    """What plugins are told about a worktree."""
+    common = loc.common_dir
+    main = os.path.dirname(common) if os.path.basename(common) == ".git" else None
+    config = config or load(loc.worktree)
+    return Context(common, repo_name(common), main, loc.worktree, read_head(loc.gitdir)[0],
+                   name or container_name(common, loc.worktree), dict(config.data))
+
+
+def settings_for(ctx: Context, config: Config) -> tuple[str, ContainerSettings]:
+    """The image and the container settings: `.dual.toml` first, then the plugins."""
+    from dualgit.plugins import plugins
+
+    found = plugins()
+    image = config.image or found.call("dualgit_image", ctx=ctx) or FALLBACK_IMAGE
+    merged = ContainerSettings()
+    for extra in found.call("dualgit_container_settings", ctx=ctx):
+        if extra is None:
+            continue
+        merged.env.update(extra.env)
+        merged.mounts.extend(extra.mounts)
+        merged.volumes.update(extra.volumes)
+        merged.ports.extend(p for p in extra.ports if p not in merged.ports)
+        merged.user = extra.user or merged.user
+        merged.binds.extend(extra.binds)
+        merged.privileged = merged.privileged or extra.privileged
+        merged.cap_add.extend(c for c in extra.cap_add if c not in merged.cap_add)
+        merged.security_opt.extend(o for o in extra.security_opt if o not in merged.security_opt)
+        merged.devices.extend(d for d in extra.devices if d not in merged.devices)
+        merged.network_mode = extra.network_mode or merged.network_mode
+        merged.pid_mode = extra.pid_mode or merged.pid_mode
+        merged.not_honoured.extend(extra.not_honoured)
+    merged.env.update(config.env)  # .dual.toml wins
+    return image, merged
+
+
+def allowed_settings(loc: Location, extra: ContainerSettings) -> tuple[ContainerSettings, list[str], list[str]]:
+    """(what applies, what was held back for want of the user's yes, the lines that say what is not
+    honoured): the settings that widen the container's reach apply once `git dual allow` said yes."""
+    from dualgit.worktrees import consent
+
+    lines = [f"{key} is not honoured: {why}" for key, why in extra.not_honoured]
+    wanted = consent.widening(extra, loc.worktree)
+    if not wanted or consent.allowed(loc.common_dir, wanted):
+        return extra, [], lines
+    lines.append(f"held back, since they widen the container's reach beyond its worktree: {'; '.join(wanted)} "
+                 "(`git dual allow` allows them)")
+    return consent.held_back(extra, loc.worktree), wanted, lines
+
+
+def create_body(plan: Plan, config: Config) -> dict[str, Any]:
+    """What the engine is asked to make: the plan as its create call's body, labels and all. With
+    tools (the tools volume), the agent is the main process; caps are kept out of the spec hash."""
+    loc, extra, name, tools, caps, network = plan.location, plan.settings, plan.name, plan.tools, plan.caps, plan.network
+    binds = [f"{loc.worktree}:{loc.worktree}"]  # the git dir: `readonly.mounts`
+    binds += [f"{host}:{inside}:ro" for host, inside in extra.mounts]
+    binds += [f"{host}:{inside}" + (":ro" if read_only else "") for host, inside, read_only in extra.binds]
+    http_ports = [*config.ports, *(p for p in extra.ports if p not in config.ports)]
+    exposed: dict[str, dict[str, str]] = {f"{p}/tcp": {} for p in (*http_ports, *config.tcp_ports)}
+    env = {**extra.env, **config.env}
+    parts = agent.body_parts(name, loc.worktree, tuple(http_ports), tools) if tools else None
+    if parts is not None:
+        env.update(parts.env)
+        binds += parts.binds
+        exposed.update({p: {} for p in parts.ports})
+    body: dict[str, Any] = {
+        "Image": plan.image,
+        "Entrypoint": KEEPALIVE[:1],
+        "Cmd": KEEPALIVE[1:],
+        "WorkingDir": loc.worktree,
+        "Hostname": name,
+        "Env": [f"{k}={v}" for k, v in sorted(env.items())],
+        "ExposedPorts": exposed,
+        "HostConfig": {
+            "Init": True,
+            "Binds": binds,
+            "Mounts": [{"Type": "volume", "Source": volume_name(name, key), "Target": target}
+                       for key, target in sorted(extra.volumes.items())] + readonly.mounts(loc)
+                      + (parts.mounts if parts else []),
+            "PortBindings": {p: [{"HostIp": "127.0.0.1", "HostPort": ""}] for p in exposed},
+            "RestartPolicy": {"Name": "unless-stopped"},
+        },
+    }
+    if network is not None:
+        body["HostConfig"]["NetworkMode"] = network
+    body["HostConfig"].update(power(extra))
+    if parts is not None:
+        body["Entrypoint"], body["Cmd"] = parts.entrypoint, []
+    if plan.user:
+        body["User"] = plan.user
+    spec = hashlib.sha256(json.dumps([body, plan.image_id], sort_keys=True).encode()).hexdigest()[:16]
+    if caps:  # not in the spec: a change of caps is applied live (`apply_caps`), not by making it anew
+        body["HostConfig"].update(resources(caps))
+    body["Labels"] = {
+        labels.REPO: loc.common_dir,
+        labels.WORKTREE: loc.worktree,
+        labels.GITDIR: loc.gitdir,
+        labels.SPEC: spec,
+        labels.PORTS: ",".join(map(str, http_ports)),
+        labels.TCP_PORTS: ",".join(map(str, config.tcp_ports)),
+        labels.STATE: state_dir(),  # not in the spec: whose proxy serves it
+    }
+    if parts is not None:
+        body["Labels"][labels.AGENT] = "1"
+    return body
+
+
+def power(extra: ContainerSettings) -> dict[str, Any]:
+    """The engine's fields for what widens a container's reach (applied only once allowed:
+    `consent`); none when nothing asks for it, so that the spec of a plain container stays as it was."""
+    found: dict[str, Any] = {}
+    if extra.privileged:
+        found["Privileged"] = True
+    if extra.cap_add:
+        found["CapAdd"] = sorted(extra.cap_add)
+    if extra.security_opt:
+        found["SecurityOpt"] = sorted(extra.security_opt)
+    if extra.devices:
+        found["Devices"] = [_device(d) for d in extra.devices]
+    if extra.network_mode:
+        found["NetworkMode"] = extra.network_mode
+    if extra.pid_mode:
+        found["PidMode"] = extra.pid_mode
+    return found
+
+
+def _device(spec: str) -> dict[str, str]:
+    parts = spec.split(":")
+    host = parts[0]
+    inside = parts[1] if len(parts) > 1 and parts[1] else host
+    return {"PathOnHost": host, "PathInContainer": inside, "CgroupPermissions": parts[2] if len(parts) > 2 else "rwm"}
+
+
+def resources(caps: Limits) -> dict[str, Any]:
+    """The engine's resource fields for `caps`. Swap is as Docker's `--memory` alone gives it: as
+    much again. Unset caps are left out (an engine cannot lift a memory cap live)."""
+    found: dict[str, Any] = {}
+    if caps.memory is not None:
+        found["Memory"], found["MemorySwap"] = caps.memory, 2 * caps.memory
+    if caps.cpus is not None:
+        found["NanoCpus"] = int(caps.cpus * 1e9)
+    return found
+
+
+def caps_text(caps: Limits) -> str:
+    return f"{caps.memory or 0} {caps.cpus or 0}"
+
+
