@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dualgit.background import state_dir
 from dualgit.engine.api import ApiError
 from dualgit.errors import DualgitError
+from dualgit.worktrees.state import shared_folder
 
 if TYPE_CHECKING:
     from dualgit.engine.interface import Engine
@@ -48,7 +48,7 @@ def relay_ports(http_ports: tuple[int, ...] | list[int]) -> dict[int, int]:
 
 
 def folder(name: str) -> str:
-    return state_dir("containers", name)
+    return shared_folder(name)
 
 
 def tools_volume(api: Engine) -> str | None:
@@ -279,13 +279,6 @@ def end_serve(api: Engine, name: str, container: str, ports: list[int], again: b
     pids = " ".join(f"{STATE}/serve/{port}.pid" for port in ports)
     api.run(container, [BUSYBOX, "sh", "-c", f'for f in {pids}; do p=$({BUSYBOX} cat "$f" 2>/dev/null) && '
                                               'kill -TERM -"$p" 2>/dev/null; done; true'])
-
-
-def forget(name: str) -> None:
-    """Remove the state folder of a container that is gone (links in it are removed, not followed)."""
-    import shutil
-
-    shutil.rmtree(folder(name), ignore_errors=True)
 
 
 def setup_done(name: str, done: bool) -> None:

@@ -13,7 +13,7 @@ from dualgit.config import Config, Limits
 from dualgit.engine.api import ApiError, DockerAPI
 from dualgit.errors import DualgitError
 from dualgit.git.locate import Location, registered
-from dualgit.worktrees import agent, idle, labels, owner
+from dualgit.worktrees import agent, idle, labels, owner, state
 from dualgit.worktrees.inventory import Container, list_containers, remove
 from dualgit.worktrees.plan import Plan, caps_text, plan, resources
 
@@ -24,7 +24,7 @@ def apply_caps(api: Engine, container: Container, caps: Limits) -> None:
     """Bring a running container's caps to `caps`, live (`docker update`), when they changed since
     they were last applied; said on stderr when the engine will not."""
     wanted = caps_text(caps)
-    before = idle.applied_caps(container.name)
+    before = state.applied_caps(container.name)
     if before == wanted or (before is None and caps.memory is None and caps.cpus is None):
         return
     lifted = before is not None and before.split()[0] != "0" and caps.memory is None
@@ -42,7 +42,7 @@ def apply_caps(api: Engine, container: Container, caps: Limits) -> None:
         print(f"dualgit: {container.name}'s memory cap stays until it is made anew: `git dual up --recreate` "
               "(the engine cannot lift one while it runs)", file=sys.stderr)
         return
-    idle.record_caps(container.name, wanted)
+    state.record_caps(container.name, wanted)
 
 
 def ensure_volumes(api: Engine, loc: Location, body: dict[str, Any]) -> None:
@@ -110,7 +110,7 @@ def converge(api: Engine, wanted: Plan, say: bool = False) -> Container:
                     continue
                 raise DualgitError(f"cannot create container {name}: {exc.message}")
             made = True
-            idle.record_caps(name, caps_text(wanted.caps))
+            state.record_caps(name, caps_text(wanted.caps))
             start(api, Container(created, name, "created", loc.common_dir, loc.worktree, loc.gitdir, "", "", {}))
             if wanted.remap:
                 try:

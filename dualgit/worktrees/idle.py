@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import time
 
-from dualgit.background import atomic_write, state_dir
+from dualgit.worktrees.state import host_file, write_line
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def ago(seconds: float) -> str:
 
 
 def _path(name: str, kind: str) -> str:
-    return state_dir("setup", f"{name}.{kind}")
+    return host_file(name, kind)
 
 
 class Use:
@@ -134,7 +134,7 @@ def asleep_since(name: str) -> float | None:
 
 
 def fell_asleep(name: str, when: float | None = None) -> None:
-    _put(_path(name, "asleep"), f"{time.time() if when is None else when:.3f}")
+    write_line(name, "asleep", f"{time.time() if when is None else when:.3f}")
 
 
 def woke(name: str) -> None:
@@ -143,32 +143,6 @@ def woke(name: str) -> None:
         os.remove(_path(name, "asleep"))
     except OSError:
         pass
-
-
-def applied_caps(name: str) -> str | None:
-    try:
-        with open(_path(name, "caps")) as f:
-            return f.read().strip()
-    except OSError:
-        return None
-
-
-def record_caps(name: str, caps: str) -> None:
-    _put(_path(name, "caps"), caps)
-
-
-def _put(file: str, line: str) -> None:
-    """Write one line whole: to a fresh file, then moved into place."""
-    os.makedirs(os.path.dirname(file), exist_ok=True)
-    atomic_write(file, (line + "\n").encode())
-
-
-def forget(name: str) -> None:
-    for kind in ("active", "asleep", "caps"):
-        try:
-            os.remove(_path(name, kind))
-        except OSError:
-            pass
 
 
 # What a dev server writes by itself, under a worktree: a change there is not a person's.

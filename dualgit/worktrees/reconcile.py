@@ -76,14 +76,13 @@ def reconcile(
 
 
 def removed(container: Container) -> None:
-    """Tell plugins, and forget the container's setup state and its agent's state folder."""
+    """Tell plugins, and forget what the host kept for the container (`state.forget`)."""
     from dualgit.hookspecs import Context
     from dualgit.naming import repo_name
     from dualgit.plugins import plugins
-    from dualgit.worktrees import agent, setup_state
+    from dualgit.worktrees import state
 
-    setup_state.forget(container.name)
-    agent.forget(container.name)
+    state.forget(container.name)
     main = os.path.dirname(container.repo) if os.path.basename(container.repo) == ".git" else None
     ctx = Context(container.repo, repo_name(container.repo), main, container.worktree, None, container.name, {})
     plugins().call("dualgit_container_removed", ctx=ctx)

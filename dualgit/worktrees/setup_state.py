@@ -9,8 +9,9 @@ import os
 import sys
 import time
 
-from dualgit.background import atomic_write, locked, spawn, state_dir
+from dualgit.background import atomic_write, locked, spawn
 from dualgit.naming import container_name
+from dualgit.worktrees.state import host_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -20,8 +21,7 @@ SETUP_CONTAINER = "DUALGIT_SETUP_CONTAINER"  # set by the setup runner for its s
 
 
 def paths(container: str) -> tuple[str, str, str]:
-    d = state_dir("setup")
-    return os.path.join(d, f"{container}.state"), os.path.join(d, f"{container}.log"), os.path.join(d, f"{container}.lock")
+    return host_file(container, "state"), host_file(container, "log"), host_file(container, "lock")
 
 
 class State:
@@ -77,17 +77,6 @@ def log_tail(container: str, lines: int = 15) -> str:
             return "".join(f.readlines()[-lines:])
     except OSError:
         return ""
-
-
-def forget(container: str) -> None:
-    from dualgit.worktrees import idle
-
-    idle.forget(container)
-    for path in paths(container):
-        try:
-            os.remove(path)
-        except OSError:
-            pass
 
 
 def wait(container: str, show_progress: bool) -> int | None:
