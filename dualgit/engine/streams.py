@@ -90,21 +90,29 @@ class TlsStream:
             try:
                 raw = self.sock.recv(65536)
             except ConnectionResetError:
-                if self.answered:
-                    raise
-                # TLS 1.3: an engine that refuses our certificate may reset rather than send its alert
-                raise self._refused("it closed the connection after the handshake, as an engine does that "
-                                    "does not accept the certificate") from None
+                raise self._reset() from None
             if not raw:
                 return b""
             with self.lock:
                 self.incoming.write(raw)
 
+    def _reset(self) -> OSError | DualgitError:
+        """The engine reset the connection. Before any answer, that is how an engine may refuse our
+        certificate with TLS 1.3 (rather than send its alert); the reset meets us on a read or, on
+        a loaded machine, already on the write of our request."""
+        if self.answered:
+            return ConnectionResetError("the engine reset the connection")
+        return self._refused("it closed the connection after the handshake, as an engine does that "
+                             "does not accept the certificate")
+
     def sendall(self, data: bytes) -> None:
         with self.lock:
             self.tls.write(data)
             pending = self.outgoing.read()
-        self.sock.sendall(pending)
+        try:
+            self.sock.sendall(pending)
+        except (ConnectionResetError, BrokenPipeError):
+            raise self._reset() from None
 
     def shutdown(self, _how: int) -> None:
         """The end of what we send: close_notify, after which the engine's answer still reads."""
