@@ -6,6 +6,10 @@ from __future__ import annotations
 import os
 import sys
 
+TYPE_CHECKING = False  # typing costs exec a share of its run: only the type checker reads what follows
+if TYPE_CHECKING:
+    from typing import IO
+
 # How dualgit starts itself. -P keeps the current folder off sys.path: it is often a worktree, which
 # a container writes to, and a `dualgit` package planted there would otherwise run on the host.
 DUALGIT = [sys.executable, "-P", "-m", "dualgit"]
@@ -70,6 +74,72 @@ def locked(path: str) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+class Lifecycle:
+    """A long-lived process's files, one way for the proxy, its supervisor and the setup runner:
+    a lock it holds for its life (so it is alive exactly while the lock is held, never stale), a pid
+    file (`PID` and what else it says of itself: version, engine), and a status file."""
+
+    __slots__ = ("pidfile", "lockfile", "statusfile")
+
+    def __init__(self, lockfile: str, pidfile: str = "", statusfile: str = "") -> None:
+        self.lockfile, self.pidfile, self.statusfile = lockfile, pidfile, statusfile
+
+    def hold(self) -> IO[str] | None:
+        """Take the lock for this process's life: the open file that holds it (keep it), or None
+        when another process holds it."""
+        import fcntl
+
+        lock = self._open()
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            return None
+        return lock
+
+    def hold_when_free(self) -> IO[str]:
+        """The lock, once whoever holds it lets go (`hold`'s, waiting)."""
+        import fcntl
+
+        lock = self._open()
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return lock
+
+    def _open(self) -> IO[str]:
+        os.makedirs(os.path.dirname(self.lockfile), exist_ok=True)
+        return open(self.lockfile, "a")
+
+    def alive(self) -> bool:
+        return locked(self.lockfile)
+
+    def said(self) -> list[str] | None:
+        """What the live process's pid file says (`PID ...` split), or None: none lives."""
+        try:
+            with open(self.pidfile) as f:
+                fields = f.read().split()
+            int(fields[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return fields if self.alive() else None
+
+    def pid(self) -> int | None:
+        fields = self.said()
+        return int(fields[0]) if fields else None
+
+    def announce(self, *fields: str) -> None:
+        """Write the pid file: this process's pid, then `fields`."""
+        atomic_write(self.pidfile, (" ".join([str(os.getpid()), *fields]) + "\n").encode())
+
+    def clear(self) -> None:
+        """Remove the pid and status files (the lock file stays: its lock is what counts)."""
+        for path in (self.pidfile, self.statusfile):
+            if path:
+                try:
+                    os.remove(path)
+                except OSError:
+                    pass
 
 
 def reconcile_later() -> None:

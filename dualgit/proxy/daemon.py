@@ -12,61 +12,61 @@ import signal
 import time
 
 from dualgit import __version__, background
-from dualgit.background import locked
+from dualgit.background import Lifecycle
 from dualgit.errors import DualgitError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO
 
 DISABLE_ENV = "DUALGIT_PROXY"  # "0": never start the proxy on its own
 STARTING_FOR = 10.0  # seconds a start is left to the caller that claimed it (`_claim_start`)
 
 
-def state_dir() -> str:
+def folder() -> str:
+    """The user's state dir, made when missing: where the proxy's and its supervisor's files live."""
     path = background.state_dir()
     os.makedirs(path, exist_ok=True)
     return path
 
 
+def proxy_life() -> Lifecycle:
+    d = folder()
+    return Lifecycle(os.path.join(d, "proxy.lock"), os.path.join(d, "proxy.pid"), os.path.join(d, "proxy.status.json"))
+
+
+def supervisor_life() -> Lifecycle:
+    """The supervisor's lock (held for its life), pid file (`PID VERSION`) and restart status."""
+    d = folder()
+    return Lifecycle(os.path.join(d, "proxy.supervisor.lock"), os.path.join(d, "proxy.supervisor.pid"),
+                     os.path.join(d, "proxy.supervisor.json"))
+
+
 def files() -> tuple[str, str, str]:
-    d = state_dir()
-    return os.path.join(d, "proxy.pid"), os.path.join(d, "proxy.status.json"), os.path.join(d, "proxy.log")
+    life = proxy_life()
+    return life.pidfile, life.statusfile, os.path.join(folder(), "proxy.log")
 
 
 def starting_marker() -> str:
-    return os.path.join(state_dir(), "proxy.starting")
-
-
-def lock_file() -> str:
-    return os.path.join(state_dir(), "proxy.lock")
-
-
-def supervisor_files() -> tuple[str, str, str]:
-    """The supervisor's pid file (`PID VERSION`), lock (held for its life) and restart status."""
-    d = state_dir()
-    return (os.path.join(d, "proxy.supervisor.pid"), os.path.join(d, "proxy.supervisor.lock"),
-            os.path.join(d, "proxy.supervisor.json"))
+    return os.path.join(folder(), "proxy.starting")
 
 
 def supervisor_pid() -> int | None:
     """The live supervisor's pid: its lock is held (a dead one's went with it), its pid file names it."""
-    pidfile, lockfile, _ = supervisor_files()
-    if not locked(lockfile):
-        return None
-    try:
-        with open(pidfile) as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
+    return supervisor_life().pid()
 
 
 def supervisor_status() -> dict[str, object] | None:
     """The supervisor's pid and how its restarts stand (None: no supervisor runs)."""
     import json
 
-    pid = supervisor_pid()
+    life = supervisor_life()
+    pid = life.pid()
     if pid is None:
         return None
     info: dict[str, object] = {"pid": pid, "restarts": 0, "crash_loop": False}
     try:
-        with open(supervisor_files()[2]) as f:
+        with open(life.statusfile) as f:
             info.update(json.load(f))
     except (OSError, ValueError):
         pass
@@ -77,16 +77,31 @@ def running() -> tuple[int, str, str] | None:
     """The running proxy's pid, dualgit version and engine URL ("": from before the pid file named
     them). A proxy runs while it holds its lock: a pid file left by one that died (kill -9) names
     no proxy."""
+    fields = proxy_life().said()
+    if fields is None:
+        return None
     try:
-        with open(files()[0]) as f:
-            fields = f.read().split()
-        pid = int(fields[0])
-        os.kill(pid, 0)
-    except (OSError, ValueError, IndexError):
+        os.kill(int(fields[0]), 0)
+    except OSError:
         return None
-    if not locked(lock_file()):
+    return int(fields[0]), fields[1] if len(fields) > 1 else "", " ".join(fields[2:])
+
+
+def hold_or_replace(life: Lifecycle, replace: bool) -> IO[str] | None:
+    """Take `life`'s lock (the proxy's, or its supervisor's) for this process's life. When another
+    holds it: with `replace`, and a running proxy that gives way (`replaceable`), stop that one and
+    its supervisor, and wait for the lock; else None."""
+    lock = life.hold()
+    if lock is not None:
+        return lock
+    other = running()
+    if not (replace and other is not None and replaceable(other)):
         return None
-    return pid, fields[1] if len(fields) > 1 else "", " ".join(fields[2:])
+    from dualgit.proxy.say import log
+
+    log(f"replacing the proxy of dualgit {other[1] or '(older)'} (pid {other[0]}) with {__version__}'s")
+    stop()
+    return life.hold_when_free()
 
 
 def engine_here() -> str:
@@ -135,23 +150,16 @@ def run(head_timeout: float | None = None, replace: bool = False) -> int:
     keepalive_timeout = float(os.environ.get("DUALGIT_PROXY_KEEPALIVE_TIMEOUT")  # the old name still read
                               or os.environ.get("DUALGIT_PROXY_IDLE_TIMEOUT", "30"))  # a kept-alive connection with no request
     import asyncio
-    import fcntl
 
     from dualgit.proxy.say import log
     from dualgit.proxy.server import Proxy, new_loop, raise_fd_limit
 
-    pidfile, status_file, _ = files()
-    lock = open(lock_file(), "a")  # held for the process's life, never stale
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    life = proxy_life()
+    lock = hold_or_replace(life, replace)  # held for the process's life, never stale
+    if lock is None:
         other = running()
-        if not (replace and other is not None and replaceable(other)):
-            raise DualgitError(f"the proxy already runs{f' (pid {other[0]})' if other else ''}",
-                               hint="`git dual proxy stop` stops it") from None
-        log(f"replacing the proxy of dualgit {other[1] or '(older)'} (pid {other[0]}) with {__version__}'s")
-        stop()
-        fcntl.flock(lock, fcntl.LOCK_EX)  # let go of when the old proxy has exited
+        raise DualgitError(f"the proxy already runs{f' (pid {other[0]})' if other else ''}",
+                           hint="`git dual proxy stop` stops it")
     raise_fd_limit()
     import gc
 
@@ -159,13 +167,13 @@ def run(head_timeout: float | None = None, replace: bool = False) -> int:
     loop = new_loop()
     asyncio.set_event_loop(loop)
     hot_path = os.environ.get("DUALGIT_PROXY_HOT_PATH", "1") != "0"
-    proxy = Proxy(head_timeout=head_timeout, keepalive_timeout=keepalive_timeout, status_file=status_file, hot_path=hot_path)
+    proxy = Proxy(head_timeout=head_timeout, keepalive_timeout=keepalive_timeout, status_file=life.statusfile,
+                  hot_path=hot_path)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, proxy.stopping.set)
 
     def ready() -> None:
-        with open(pidfile, "w") as f:
-            f.write(f"{os.getpid()} {__version__} {proxy.api.endpoint.url()}\n")
+        life.announce(__version__, proxy.api.endpoint.url())
         try:
             os.remove(starting_marker())
         except OSError:
@@ -176,12 +184,9 @@ def run(head_timeout: float | None = None, replace: bool = False) -> int:
         loop.run_until_complete(proxy.serve(ready))
     finally:
         if running_pid() == os.getpid():  # not a newer proxy's files (a pid of ours may be a part of its)
-            for path in (pidfile, status_file):
-                try:
-                    os.remove(path)
-                except OSError:
-                    pass
+            life.clear()
         loop.close()
+        lock.close()
     return 0
 
 

@@ -8,9 +8,7 @@ life, so never stale), and `proxy.supervisor.json` says how restarts stand."""
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import signal
 import subprocess
 import time
@@ -46,17 +44,10 @@ def describe(returncode: int) -> str:
 
 
 def supervise(replace: bool = False) -> int:
-    pidfile, lockfile, status_file = daemon.supervisor_files()
-    lock = open(lockfile, "a")  # held for the supervisor's life
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        other = daemon.running()
-        if not (replace and other is not None and daemon.replaceable(other)):
-            return 0  # another supervisor runs, with its proxy
-        log(f"replacing the proxy of dualgit {other[1] or '(older)'} (pid {other[0]}) with {__version__}'s")
-        daemon.stop()  # the older supervisor and its proxy
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    life = daemon.supervisor_life()
+    lock = daemon.hold_or_replace(life, replace)  # held for the supervisor's life
+    if lock is None:
+        return 0  # another supervisor runs, with its proxy
     stopping = False
     child: subprocess.Popen[bytes] | None = None
 
@@ -68,8 +59,7 @@ def supervise(replace: bool = False) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, stop)
-    with open(pidfile, "w") as f:
-        f.write(f"{os.getpid()} {__version__}\n")
+    life.announce(__version__)
     fast, restarts = 0, 0
     args = [*DUALGIT, "proxy", "run", *(["--replace"] if replace else [])]
     try:
@@ -95,18 +85,15 @@ def supervise(replace: bool = False) -> int:
                     f"backing off: next start in {delay:.1f} s")
             else:
                 log(f"the proxy {how}; starting it again")
-            _write_status(status_file, restarts, fast, how, time.time() + delay)
+            _write_status(life.statusfile, restarts, fast, how, time.time() + delay)
             _sleep_unless_stopped(delay, lambda: stopping)
             replace = False
     finally:
         if child is not None and child.poll() is None:
             child.send_signal(signal.SIGTERM)
             child.wait()
-        for path in (pidfile, status_file):
-            try:
-                os.remove(path)
-            except OSError:
-                pass
+        life.clear()
+        lock.close()
     return 0
 
 

@@ -6,7 +6,6 @@ for the same worktree, and records where it stands (`setup_state`)."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import time
@@ -29,8 +28,7 @@ def _create(loc: Location) -> int:
     from dualgit.worktrees.containers import ensure_running
 
     name = container_name(loc.common_dir, loc.worktree)
-    with open(setup_state.paths(name)[2], "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with setup_state.runner(name).hold_when_free():
         step = setup_state.read(name).step or "pull"
         try:
             ensure_running(loc, api=DockerPy())
@@ -65,9 +63,7 @@ def run(args: list[str]) -> int:
         print("dualgit: no container for this worktree; nothing to set up", flush=True)
         return 1
     container = current[0]
-    lock_file = setup_state.paths(container.name)[2]
-    with open(lock_file, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second runner waits here for the first
+    with setup_state.runner(container.name).hold_when_free():  # a second runner waits here for the first
         before = setup_state.read(container.name)
         if not force and before.status == "done" and before.container_id == container.id:
             return 0  # another runner did it while we waited

@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from dualgit.background import atomic_write, locked, spawn
+from dualgit.background import Lifecycle, atomic_write, spawn
 from dualgit.naming import container_name
 from dualgit.worktrees.state import host_file
 
@@ -58,10 +58,15 @@ def write(container: str, status: str, container_id: str, step: str = "") -> Non
     atomic_write(state_file, (f"{status} {container_id} {step}".rstrip() + "\n").encode())
 
 
+def runner(container: str) -> Lifecycle:
+    """The setup runner's lock, held while it works: one runner at a time, and none stale."""
+    return Lifecycle(host_file(container, "lock"))
+
+
 def runner_alive(state_file: str, lock_file: str) -> bool:
     """Whether a runner holds the lock. A just-spawned runner may not hold it yet: the spawner
     writes `running` first and the runner takes the lock at once, so a brief miss reads as alive."""
-    return locked(lock_file) or _young(state_file)
+    return Lifecycle(lock_file).alive() or _young(state_file)
 
 
 def _young(state_file: str, grace: float = 5.0) -> bool:
