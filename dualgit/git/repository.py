@@ -162,6 +162,14 @@ def run_git(args: list[str], cwd: str) -> subprocess.CompletedProcess[str]:
 def remove_worktree(wt: Worktree, force: bool) -> None:
     if wt.main:
         raise DualgitError(f"{wt.path} is the main worktree; git cannot remove it", hint="remove a linked worktree instead")
+    if not force:
+        from dualgit.git.library import dirty_files
+
+        dirty = dirty_files(wt.path)
+        if dirty:
+            shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
+            raise DualgitError(f"{wt.label} has changes git would lose: {shown}",
+                               hint=f"commit or stash them, or `git dual rm --force {wt.label}` discards them")
     args = ["worktree", "remove", *(["--force"] if force else []), wt.path]
     result = run_git(args, wt.common_dir)
     if result.returncode != 0:

@@ -12,7 +12,7 @@ from importlib import resources
 
 from dualgit.background import atomic_write
 from dualgit.errors import DualgitError
-from dualgit.git import locate, repository
+from dualgit.git import library, locate, repository
 
 HOOKS = ("post-checkout",)
 MARKER = b"dualgit hook shim (dualgit-shim-"
@@ -63,7 +63,7 @@ def install(repo: repository.Repo) -> list[str]:
         if current != wanted:
             atomic_write(target, wanted, 0o755)
             said.append(f"installed {target}")
-    repository.run_git(["config", "dual.enabled", "true"], repo.workdir or repo.common_dir)
+    library.set_config(repo.workdir or repo.common_dir, "dual.enabled", True)
     return said or [f"already installed in {where}"]
 
 
@@ -79,7 +79,7 @@ def uninstall(repo: repository.Repo) -> list[str]:
             if os.path.lexists(legacy):
                 os.rename(legacy, target)
                 said.append(f"restored your {hook} hook")
-    repository.run_git(["config", "--unset", "dual.enabled"], repo.workdir or repo.common_dir)
+    library.unset_config(repo.workdir or repo.common_dir, "dual.enabled")
     return said or [f"no dualgit hooks in {where}"]
 
 
