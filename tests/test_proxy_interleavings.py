@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from dualgit.proxy import hosts
 from dualgit.proxy.hosts import Mark
 from dualgit.proxy.relay import BACKLOG, ClientConnection
-from dualgit.proxy.server import SPARE_PER_PORT, Proxy
+from dualgit.proxy.server import Proxy
+from dualgit.proxy.state import SPARE_PER_PORT
 from dualgit.proxy.tcp import TcpClient
 from dualgit.worktrees.inventory import Container
 
@@ -114,16 +115,17 @@ class World:
         other = Container(id="b", name="dual-b", state="running", repo="/src/shop/.git", worktree="/w/b",
                           gitdir="/w/b/.git", spec="", image_id="", ports={"3000": "127.0.0.1:43001"},
                           http_ports=(3000,), tcp_ports=())
-        proxy.containers, proxy.branches = [shop, other], {"/w/a": "main", "/w/b": "other"}
-        proxy.table = hosts.build(proxy.containers, proxy.branches)
-        proxy.heads_expiry = loop.call_later(3600, lambda: None)  # the branch reads stay fresh
+        routes = proxy.routes
+        routes.containers, routes.branches = [shop, other], {"/w/a": "main", "/w/b": "other"}
+        routes.table = hosts.build(routes.containers, routes.branches)
+        routes.heads_expiry = loop.call_later(3600, lambda: None)  # the branch reads stay fresh
         # what a look inside a container says, for 502 pages: when the test says it
         self.inside: asyncio.Future[tuple[str, str] | None] = loop.create_future()
-        proxy.why_nothing_answers = lambda backend, port: self.inside  # type: ignore[method-assign,assignment,return-value]
+        proxy.diagnosis.why_nothing_answers = lambda backend, port: self.inside  # type: ignore[method-assign,assignment,return-value]
         self.connecting: list[tuple[asyncio.Future[None], Any]] = []  # (result, protocol) of pending connects
         self.upstreams: list[Transport] = []
         self.lost: list[Transport] = []  # closed, connection_lost not yet delivered
-        self.client = ClientConnection(proxy, 3000)
+        self.client = ClientConnection(proxy.state, 3000)
         self.client_transport = Transport(self, self.client)
         self.client.connection_made(self.client_transport)  # type: ignore[arg-type]
 
@@ -143,7 +145,7 @@ class World:
             transport.protocol.connection_lost(None)
 
     def another_client(self) -> tuple[ClientConnection, Transport]:
-        client = ClientConnection(self.proxy, 3000)
+        client = ClientConnection(self.proxy.state, 3000)
         transport = Transport(self, client)
         client.connection_made(transport)  # type: ignore[arg-type]
         return client, transport
@@ -176,7 +178,7 @@ def in_world(check: Callable[[World], Awaitable[None]]) -> None:
         world = World(loop)
         loop.create_connection = world.create_connection  # type: ignore[method-assign,assignment]
         await check(world)
-        world.proxy.heads_expiry.cancel()  # type: ignore[union-attr]
+        world.proxy.routes.heads_expiry.cancel()  # type: ignore[union-attr]
 
     asyncio.run(main())
 
@@ -260,12 +262,12 @@ async def run(next_event: Callable[[list[str]], Event | None]) -> None:
     world.deliver_lost()
     assert not errors, errors
     assert client.state == "closed"
-    assert not world.proxy.connections
-    pooled = world.proxy.spare.get(43000, []) + world.proxy.spare.get(43001, [])
+    assert not world.proxy.state.connections
+    pooled = world.proxy.spares.by_port.get(43000, []) + world.proxy.spares.by_port.get(43001, [])
     for up in world.upstreams:  # an upstream left open is pooled, between responses, with no client
         assert up.closed or (up.protocol in pooled and up.protocol.client is None and up.protocol.state == "done")
     assert all(not up.transport.is_closing() for up in pooled)
-    world.proxy.heads_expiry.cancel()  # type: ignore[union-attr]
+    world.proxy.routes.heads_expiry.cancel()  # type: ignore[union-attr]
 
 
 @settings(max_examples=1000, deadline=None)
@@ -461,7 +463,7 @@ def test_a_pooled_upstream_that_closed_is_not_lent_again() -> None:
         upstream = await world.connect()
         upstream.protocol.data_received(RESPONSES[0])
         world.deliver_lost()  # the client is closed; the upstream is pooled
-        assert world.proxy.spare[43000] == [upstream.protocol]
+        assert world.proxy.spares.by_port[43000] == [upstream.protocol]
         upstream.close()  # the server's idle timeout: its connection_lost is still to come
         client, transport = world.another_client()
         client.data_received(REQUESTS[0])
@@ -516,7 +518,7 @@ def test_the_pool_keeps_at_most_its_limit_per_port() -> None:
         for upstream in upstreams:
             upstream.protocol.data_received(RESPONSES[0])
         world.deliver_lost()
-        assert len(world.proxy.spare[43000]) == SPARE_PER_PORT
+        assert len(world.proxy.spares.by_port[43000]) == SPARE_PER_PORT
         assert [u.closed for u in upstreams].count(True) == 1
 
     in_world(check)
@@ -578,7 +580,7 @@ def test_a_tcp_client_is_piped_whatever_it_does_before_its_upstream_connects(cli
 
 def test_with_the_hot_path_off_every_request_takes_the_general_path_on_the_same_connection() -> None:
     async def check(world: World) -> None:
-        world.proxy.hot_path = False  # what DUALGIT_PROXY_HOT_PATH=0 gives the daemon
+        world.proxy.state.hot_path = False  # what DUALGIT_PROXY_HOT_PATH=0 gives the daemon
         world.client.data_received(REQUESTS[0])
         upstream = await world.connect()
         upstream.protocol.data_received(RESPONSES[0])

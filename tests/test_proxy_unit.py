@@ -184,7 +184,7 @@ def bare_proxy() -> Iterator[int]:
     box: dict[str, int] = {}
 
     async def main() -> None:
-        server = await loop.create_server(lambda: ClientConnection(proxy, 3000), "127.0.0.1", 0)
+        server = await loop.create_server(lambda: ClientConnection(proxy.state, 3000), "127.0.0.1", 0)
         box["port"] = server.sockets[0].getsockname()[1]
         started.set()
         await proxy.stopping.wait()
@@ -420,13 +420,14 @@ def test_pinned_responses_are_counted_as_they_end_however_they_arrive() -> None:
 def test_the_resolutions_kept_are_bounded_whatever_hosts_clients_send() -> None:
     async def check() -> int:
         proxy = Proxy()
-        proxy.containers, proxy.branches = [container("/w/a")], {"/w/a": "main"}
-        proxy.table = hosts.build(proxy.containers, proxy.branches)
-        proxy.heads_expiry = asyncio.get_running_loop().call_later(60, lambda: None)  # the branch reads are fresh
+        routes = proxy.routes
+        routes.containers, routes.branches = [container("/w/a")], {"/w/a": "main"}
+        routes.table = hosts.build(routes.containers, routes.branches)
+        routes.heads_expiry = asyncio.get_running_loop().call_later(60, lambda: None)  # the branch reads are fresh
         for i in range(5000):
-            proxy.resolve(f"b{i}.shop.localhost:3000", 3000)
-        proxy.heads_expiry.cancel()
-        return len(proxy.resolved)
+            routes.resolve(f"b{i}.shop.localhost:3000", 3000)
+        routes.heads_expiry.cancel()
+        return len(routes.resolved)
 
     assert asyncio.run(check()) <= 4096
 

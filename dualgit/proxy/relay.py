@@ -39,19 +39,20 @@ from dualgit.proxy.sleep import HOLD_FOR, navigation, quiet
 from dualgit.proxy.upstream import BodyRelay, Upstream
 
 if TYPE_CHECKING:
-    from dualgit.proxy.server import Proxy
+    from dualgit.proxy.state import ServerState
 
 BACKLOG = 64 * 1024  # pipelined bytes held while a response is under way, before reading pauses
 NO_BODY = BodyRelay(Framing("none"))  # done from the start, so never changed: one serves every bodiless request
 
 
 class ClientConnection(Side):
-    __slots__ = ("proxy", "port", "loop", "transport", "reader", "buf", "state", "timer", "timer_at", "deadline", "peer_ip",
-                 "upstream", "body", "keep_alive", "method", "local_reply", "advancing", "fast_head", "fast_generation",
-                 "fast_suffix", "pinned", "keepalive_mark", "mark")
+    __slots__ = ("server", "routes", "port", "loop", "transport", "reader", "buf", "state", "timer", "timer_at",
+                 "deadline", "peer_ip", "upstream", "body", "keep_alive", "method", "local_reply", "advancing",
+                 "fast_head", "fast_generation", "fast_suffix", "pinned", "keepalive_mark", "mark")
 
-    def __init__(self, proxy: Proxy, port: int, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        self.proxy = proxy
+    def __init__(self, server: ServerState, port: int, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.server = server  # what a connection gets of the server (`state.ServerState`), not the server
+        self.routes = server.routes
         self.port = port
         self.loop = loop or asyncio.get_running_loop()  # given by the listener: each ask is a getpid() call
         self.transport: asyncio.Transport | None = None
@@ -86,13 +87,13 @@ class ClientConnection(Side):
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer_ip = str(peer[0])
-        if not self.proxy.admit(transport):
+        if not self.server.admit(transport):
             transport.write(simple_response(503, "Service Unavailable", pages.message(
                 "Too many connections", "The proxy has as many connections as it allows; try again."), close=True))
             transport.close()
             self.state = "closed"
             return
-        self._arm_timer(self.proxy.head_timeout())
+        self._arm_timer(self.server.head_timeout())
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state = "closed"
@@ -101,7 +102,7 @@ class ClientConnection(Side):
             self.timer.cancel()
             self.timer = None
         if self.transport is not None:
-            self.proxy.release(self.transport)
+            self.server.release(self.transport)
         self._release_upstream()
 
     def _release_upstream(self) -> None:
@@ -111,7 +112,7 @@ class ClientConnection(Side):
             return
         up.settle()
         if up.returnable():
-            self.proxy.give_spare(up)
+            self.server.spares.give(up)
         else:
             up.close()
 
@@ -163,7 +164,7 @@ class ClientConnection(Side):
             # The hot path: a plain GET to the same host as the last request, under the same host table,
             # forwarded as it came plus X-Forwarded-*; the response comes back on its own.
             assert self.fast_head is not None
-            if (self.fast_head.fullmatch(data) is not None and self.fast_generation == self.proxy.generation()
+            if (self.fast_head.fullmatch(data) is not None and self.fast_generation == self.routes.generation()
                     and up.forward(data[:-2] + self.fast_suffix)):
                 return
             self._unpin(up)
@@ -251,24 +252,24 @@ class ClientConnection(Side):
             if version == "HTTP/1.1":
                 raise BadMessage("HTTP/1.1 request without Host")
             host = "localhost"
-        resolution = self.proxy.resolve(host, self.port)
+        resolution = self.routes.resolve(host, self.port)
         if resolution.kind == "forbidden":
             self._reply(403, "Forbidden", pages.message("Forbidden", f"{resolution.reason}: the proxy answers "
                         "localhost, *.localhost, 127.0.0.1 and [::1] only."), close=True)
             return
         if resolution.kind == "index":
-            serving = self.proxy.serving(self.port)
-            self._reply(200, "OK", pages.index(serving, self.port, self.proxy.sleeper.sleeping(serving)))
+            serving = self.routes.serving(self.port)
+            self._reply(200, "OK", pages.index(serving, self.port, self.server.sleeper.sleeping(serving)))
             return
         if resolution.kind == "not-found" or resolution.backend is None:
             self._reply(404, "Not Found", pages.not_found(resolution.reason, resolution.candidates, self.port,
-                                                          self.proxy.sleeper.sleeping(resolution.candidates)))
+                                                          self.server.sleeper.sleeping(resolution.candidates)))
             return
         backend = resolution.backend
-        if (not backend.running or self.proxy.sleeper.going) and self.proxy.sleeper.asleep(backend):
+        if (not backend.running or self.server.sleeper.going) and self.server.sleeper.asleep(backend):
             self._asleep(head, backend, gave_up)
             return
-        published = self.proxy.upstream_port(backend, self.port) if backend.running else None
+        published = self.routes.upstream_port(backend, self.port) if backend.running else None
         if published is None:  # its page waits for the engine's word on why (its memory cap?)
             self.upstream_failed(backend, f"the container is {backend.container.state}", False, look_inside=True)
             return
@@ -287,15 +288,15 @@ class ClientConnection(Side):
         self.mark = QUIET if quiet(head) else backend.mark
         self._send_upstream(backend, published, render_head(head.start, headers + forwarded))
         self.fast_head = None
-        if self.keep_alive and len(forwarded) == 3 and forwarded_for is None and self.proxy.pins():
+        if self.keep_alive and len(forwarded) == 3 and forwarded_for is None and self.server.pins():
             # the next plain GET to this host takes the hot path: the same X-Forwarded-* lines
-            self.fast_head, self.fast_generation = plain_get(host.encode("latin-1")), self.proxy.generation()
+            self.fast_head, self.fast_generation = plain_get(host.encode("latin-1")), self.routes.generation()
             self.fast_suffix = "".join(f"{k}: {v}\r\n" for k, v in forwarded).encode("latin-1") + b"\r\n"
 
     def _asleep(self, head: Head, backend: Backend, gave_up: bool) -> None:
         """A request for a branch that sleeps: it wakes the branch, unless it is hot-reload traffic.
         A page load gets the waking page at once; anything else is held until the branch answers."""
-        sleeper = self.proxy.sleeper
+        sleeper = self.server.sleeper
         if gave_up or quiet(head):  # held for HOLD_FOR in vain, or a probe that must not wake it
             if not gave_up:
                 sleeper.probe_refused(backend)
@@ -335,9 +336,9 @@ class ClientConnection(Side):
         up = self.upstream
         if up is None or not up.reusable_for(port):
             self._release_upstream()
-            up = self.proxy.take_spare(port)
+            up = cast("Upstream | None", self.server.spares.take(port))
             if up is None:
-                self.upstream = Upstream(self, self.proxy, backend, port, self.method, head, self.mark)
+                self.upstream = Upstream(self, self.server.spares, backend, port, self.method, head, self.mark)
                 self.reader.pause("connecting")
                 self.loop.create_task(self.upstream.connect())
                 return
@@ -409,12 +410,12 @@ class ClientConnection(Side):
         self._give_bad_gateway(backend, why)
 
     async def _explain_bad_gateway(self, backend: Backend, why: str) -> None:
-        answer = await self.proxy.why_nothing_answers(backend, self.port)
+        answer = await self.server.diagnosis.why_nothing_answers(backend, self.port)
         if self.state == "discard" and self.local_reply is None:  # else the client went meanwhile
             self._give_bad_gateway(backend, *(answer or (why, "")))
 
     def _give_bad_gateway(self, backend: Backend, why: str, fix: str = "") -> None:
-        doing = self.proxy.under_way(backend, self.port) if backend.running else ""  # a stopped one's is stale
+        doing = self.server.diagnosis.under_way(backend, self.port) if backend.running else ""  # a stopped one's is stale
         if doing:
             self.local_reply = simple_response(503, "Service Unavailable", pages.waiting(backend, self.port, doing),
                                                close=True, extra=[("Retry-After", "1")])
@@ -444,7 +445,7 @@ class ClientConnection(Side):
             self._release_upstream()
         self.state = "head"
         self.body = None
-        self._arm_timer(self.proxy.keepalive_timeout() if not self.buf else self.proxy.head_timeout())
+        self._arm_timer(self.server.keepalive_timeout() if not self.buf else self.server.head_timeout())
         up = self.upstream
         if reusable and not self.buf and self.fast_head is not None and up is not None and up.between_responses():
             self.pinned, self.keepalive_mark = up, 0
@@ -507,7 +508,7 @@ class ClientConnection(Side):
         up = self.pinned
         if self.state == "head" and up is not None and (up.requests_sent() != self.keepalive_mark or up.pending()):
             self.keepalive_mark = up.requests_sent()  # pinned: requests went by since the last look, or one is under way
-            self._arm_timer(self.proxy.keepalive_timeout())
+            self._arm_timer(self.server.keepalive_timeout())
             return
         if self.state == "head":
             if self.buf:

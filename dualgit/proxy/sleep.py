@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from dualgit.background import user_config_file
 from dualgit.config import Config, Limits, UserConfig, limits, load, load_user
@@ -25,9 +25,9 @@ from dualgit.worktrees import agent, idle, setup_state
 from dualgit.worktrees.idle import ago
 
 if TYPE_CHECKING:
-    from dualgit.proxy.hosts import Backend
+    from dualgit.engine.interface import Engine
+    from dualgit.proxy.hosts import Backend, Mark
     from dualgit.proxy.http import Head
-    from dualgit.proxy.server import Proxy
     from dualgit.worktrees.inventory import Container
 
 SWEEP_EVERY = 1.0  # seconds between looks at the idle clocks
@@ -61,8 +61,25 @@ def navigation(head: Head) -> bool:
     return "text/html" in (head.get("accept") or "")
 
 
+class Host(Protocol):
+    """What the sleeper asks of the proxy (`server.Proxy`): the engine, the containers and their
+    activity marks as the host table knows them, a fresh list, and the status file written anew."""
+
+    api: Engine
+
+    @property
+    def containers(self) -> list[Container]: ...
+
+    @property
+    def marks(self) -> dict[str, Mark]: ...
+
+    async def refresh(self) -> None: ...
+
+    def write_status(self) -> None: ...
+
+
 class Sleeper:
-    def __init__(self, proxy: Proxy) -> None:
+    def __init__(self, proxy: Host) -> None:
         self.proxy = proxy
         self.last: dict[str, float] = {}  # container name -> last activity (also in its `.active` file)
         self.waking: dict[str, asyncio.Future[bool]] = {}

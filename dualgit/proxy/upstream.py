@@ -6,17 +6,50 @@ are relayed as they arrive."""
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 from dualgit.chunked import BadChunk, Chunked
 from dualgit.proxy.fast import DECLINED, ParserError, ResponseCount, ResponseEnd
 from dualgit.proxy.flow import Reader, Side
 from dualgit.proxy.hosts import QUIET, Backend, Mark
 from dualgit.proxy.http import BadMessage, Framing, response_info
+from dualgit.proxy.state import Spares
 
-if TYPE_CHECKING:
-    from dualgit.proxy.relay import ClientConnection
-    from dualgit.proxy.server import Proxy
+
+class Client(Protocol):
+    """What an upstream connection asks of the client connection it serves (`relay.ClientConnection`)."""
+
+    def is_connected(self) -> bool: ...
+
+    def is_gone(self) -> bool: ...
+
+    def is_pinned_to(self, up: Upstream) -> bool: ...
+
+    def is_served_by(self, up: Upstream) -> bool: ...
+
+    def connected(self) -> None: ...
+
+    def send(self, data: bytes) -> None: ...
+
+    def send_eof(self) -> bool: ...
+
+    def pause_reading(self, reason: str) -> None: ...
+
+    def resume_reading(self, reason: str) -> None: ...
+
+    def response_done(self, reusable: bool) -> None: ...
+
+    def switch_to_pipe(self) -> None: ...
+
+    def send_again(self, backend: Backend, port: int, method: str, head: bytes) -> None: ...
+
+    def upstream_failed(self, backend: Backend, why: str, started: bool, look_inside: bool = False) -> None: ...
+
+    def upstream_closed(self, up: Upstream) -> None: ...
+
+    def close(self) -> None: ...
+
+    def close_after_response(self) -> None: ...
 
 
 class BodyRelay:
@@ -50,14 +83,14 @@ class BodyRelay:
 
 
 class Upstream(Side):
-    __slots__ = ("client", "proxy", "backend", "port", "method", "first_head", "transport", "reader", "buf", "state",
+    __slots__ = ("client", "spares", "backend", "port", "method", "first_head", "transport", "reader", "buf", "state",
                  "body", "reusable", "started", "reused_head", "fast", "response_end", "count", "sent", "heard", "mark")
 
-    def __init__(self, client: ClientConnection, proxy: Proxy, backend: Backend, port: int, method: str,
+    def __init__(self, client: Client, spares: Spares, backend: Backend, port: int, method: str,
                  head: bytes, mark: Mark = QUIET) -> None:
-        self.client: ClientConnection | None = client  # None while spare in the pool
+        self.client: Client | None = client  # None while spare in the pool
         self.mark = mark  # its branch's activity mark, set as data comes (QUIET for hot-reload traffic)
-        self.proxy = proxy
+        self.spares = spares  # the pool it goes back to between requests
         self.backend = backend
         self.port = port
         self.method = method
@@ -88,7 +121,7 @@ class Upstream(Side):
                 self.client.upstream_failed(self.backend, f"its port {self.port} refused the connection ({exc.strerror})",
                                             started=False, look_inside=True)
 
-    def adopt(self, client: ClientConnection, backend: Backend, method: str, head: bytes, bodiless: bool,
+    def adopt(self, client: Client, backend: Backend, method: str, head: bytes, bodiless: bool,
               mark: Mark = QUIET) -> None:
         """Carry the next request, for this client (the same as before, or a new one from the pool)."""
         self.mark = mark
@@ -312,7 +345,7 @@ class Upstream(Side):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.client is None:
-            self.proxy.forget_spare(self)
+            self.spares.forget(self)
             return
         if not self.client.is_served_by(self):
             return
