@@ -40,7 +40,8 @@ class Rules:
         def names(key: str) -> frozenset[str]:
             value = data.get(key, [])
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise DualgitError(f"`{key}` in .dual.toml must be a list of names", hint=f'{key} = ["name"]')
+                raise DualgitError(f"`{key}` in .dual.toml must be a list of names",
+                                   hint=f"`git dual config set {key} '[\"NAME\"]'`, or `git dual config add {key} NAME`")
             if key in ("route", "host"):  # command names become shim files: a name, never a path or a script
                 bad = [v for v in value if not _command_name(v)]
                 if bad:
