@@ -17,6 +17,7 @@ from dualgit.proxy import hosts
 from dualgit.proxy.http import (
     BadMessage,
     Framing,
+    HeadCheck,
     check_partial,
     keep_alive,
     parse_request,
@@ -70,6 +71,10 @@ def test_a_malformed_head_is_refused_before_it_ends(start: bytes) -> None:
     with pytest.raises(BadMessage):
         check_partial(start)
     check_partial(b"GET / HTTP/1.1\r\nHost: a")  # a good start is no error
+    check = HeadCheck()  # the same, arriving a byte at a time: each byte parsed once
+    with pytest.raises(BadMessage):
+        for i in range(1, len(start) + 1):
+            check.feed(start[:i])
 
 
 def test_framing() -> None:

@@ -70,23 +70,44 @@ class _RequestHead:
         self.complete = True
 
 
-def _feed(raw: bytes | bytearray) -> tuple[_RequestHead, httptools.HttpRequestParser]:
-    found = _RequestHead()
-    parser = httptools.HttpRequestParser(found)
+def _run(parser: httptools.HttpRequestParser, data: bytes | bytearray, head: bytes | bytearray) -> None:
+    """Feed `data` (of the request `head`) to llhttp; what it refuses is a BadMessage."""
     try:
-        parser.feed_data(raw)
+        parser.feed_data(data)
     except httptools.HttpParserUpgrade:
         pass  # an Upgrade (or CONNECT): the head is whole, what follows is the server's business
     except httptools.HttpParserError as exc:
-        first = bytes(raw[:80]).split(b"\n", 1)[0]
+        first = bytes(head[:80]).split(b"\n", 1)[0]
         raise BadMessage(f"malformed request ({exc}) in {first!r}") from None
+
+
+def _feed(raw: bytes | bytearray) -> tuple[_RequestHead, httptools.HttpRequestParser]:
+    found = _RequestHead()
+    parser = httptools.HttpRequestParser(found)
+    _run(parser, raw, raw)
     return found, parser
 
 
+class HeadCheck:
+    """A request head checked by llhttp while it arrives (until it has ended), so that a malformed
+    one (a bare LF, obsolete line folding, a bad character) is refused at once, not at the timeout.
+    Each byte is parsed once, however finely the head is split."""
+
+    __slots__ = ("parser", "fed")
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpRequestParser(_RequestHead())
+        self.fed = 0
+
+    def feed(self, buf: bytes | bytearray) -> None:
+        """`buf`: the head so far, of which what came since the last call is parsed. Raises BadMessage."""
+        _run(self.parser, buf[self.fed:], buf)
+        self.fed = len(buf)
+
+
 def check_partial(raw: bytes | bytearray) -> None:
-    """Raise BadMessage when what has arrived of a request head can't begin a valid one (a bare LF,
-    obsolete line folding, a bad character), so that it is refused at once, not at the timeout."""
-    _feed(raw)
+    """Raise BadMessage when `raw` can't begin a valid request head."""
+    HeadCheck().feed(raw)
 
 
 def parse_request(raw: bytes) -> Head:

@@ -27,7 +27,7 @@ from dualgit.proxy.http import (
     BadMessage,
     Framing,
     Head,
-    check_partial,
+    HeadCheck,
     keep_alive,
     parse_request,
     render_head,
@@ -48,7 +48,7 @@ NO_BODY = BodyRelay(Framing("none"))  # done from the start, so never changed: o
 class ClientConnection(Side):
     __slots__ = ("server", "routes", "port", "loop", "transport", "reader", "buf", "state", "timer", "timer_at",
                  "deadline", "peer_ip", "upstream", "body", "keep_alive", "method", "local_reply", "advancing",
-                 "fast_head", "fast_generation", "fast_suffix", "pinned", "keepalive_mark", "mark")
+                 "fast_head", "fast_generation", "fast_suffix", "pinned", "keepalive_mark", "mark", "head_check")
 
     def __init__(self, server: ServerState, port: int, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.server = server  # what a connection gets of the server (`state.ServerState`), not the server
@@ -78,6 +78,7 @@ class ClientConnection(Side):
         self.pinned: Upstream | None = None
         self.keepalive_mark = 0  # the pinned upstream's `sent` when the keep-alive timer last looked
         self.mark = QUIET  # the current request's branch's activity mark (QUIET for hot-reload traffic)
+        self.head_check: HeadCheck | None = None  # while a head arrives in pieces
 
     # connection events
 
@@ -225,13 +226,16 @@ class ClientConnection(Side):
                     if len(self.buf) > MAX_HEAD:
                         self._fail(431, "Request Header Fields Too Large", "the request head is over 16 KiB")
                         return
-                    check_partial(self.buf)  # a malformed start is refused now, not at the timeout
+                    if self.head_check is None:
+                        self.head_check = HeadCheck()
+                    self.head_check.feed(self.buf)  # a malformed start is refused now, not at the timeout
                     return
                 if end + 4 > MAX_HEAD:
                     self._fail(431, "Request Header Fields Too Large", "the request head is over 16 KiB")
                     return
                 raw = bytes(self.buf[: end + 4])
                 del self.buf[: end + 4]
+                self.head_check = None
                 self._cancel_timer()
                 self._request(parse_request(raw))
             elif self.state in ("body", "discard"):
