@@ -103,7 +103,7 @@ class Config:
 def load(worktree: str) -> Config:
     """The worktree's config; defaults when it has no `.dual.toml`. Keys that plugins read are known."""
     file = os.path.join(worktree, FILENAME)
-    text = _read(file)
+    text = read_text(file)
     if text is None:
         return Config()
     from dualgit.plugins import plugins
@@ -199,11 +199,11 @@ class UserConfig:
 
 def load_user() -> UserConfig:
     file = user_config_file()
-    text = _read(file)
+    text = read_text(file)
     return UserConfig() if text is None else parse_user(text, file)
 
 
-def _read(file: str) -> str | None:
+def read_text(file: str) -> str | None:
     """The file's text; None when there is none."""
     try:
         with open(file, encoding="utf-8") as f:

@@ -15,7 +15,7 @@ from tomlkit.container import Container
 from tomlkit.items import AoT, Array, Comment, Item, Table
 
 from dualgit.background import atomic_write, user_config_file
-from dualgit.config import FILENAME, parse, parse_user, read_toml
+from dualgit.config import FILENAME, parse, parse_user, read_text, read_toml
 from dualgit.errors import DualgitError
 
 ACTIONS = ("get", "set", "unset", "add", "remove")
@@ -42,13 +42,7 @@ def _split(key: str) -> list[str]:
 
 
 def _read(file: str) -> tomlkit.TOMLDocument:
-    try:
-        with open(file, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        text = ""
-    except OSError as exc:
-        raise DualgitError(f"cannot read {file}: {exc}") from None
+    text = read_text(file) or ""
     read_toml(text, file)  # the reader's errors first, as it says them
     try:
         return tomlkit.parse(text)

@@ -28,47 +28,45 @@ DEFAULT_CAPS = frozenset({"CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", 
 HARMLESS_SECURITY_OPTS = frozenset({"no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"})
 
 
-def _within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
+def _wide_cap(cap: str) -> bool:
+    return cap.upper().removeprefix("CAP_") not in DEFAULT_CAPS
+
+
+def _wide_opt(opt: str) -> bool:
+    return opt.strip() not in HARMLESS_SECURITY_OPTS
+
+
+def _outside(host: str, root: str) -> bool:
+    """Whether a bind's host path lies outside the worktree (Docker follows a symlink planted in it)."""
+    path = os.path.realpath(host)
+    return not (path == root or path.startswith(root.rstrip("/") + "/"))
 
 
 def widening(settings: ContainerSettings, worktree: str) -> list[str]:
     """What in `settings` widens the container's reach, each as one plain phrase, sorted: the exact
     list the user allows."""
-    found = []
-    if settings.privileged:
-        found.append("privileged")
-    for cap in settings.cap_add:
-        name = cap.upper().removeprefix("CAP_")
-        if name not in DEFAULT_CAPS:
-            found.append(f"capAdd {name}")
-    for opt in settings.security_opt:
-        if opt.strip() not in HARMLESS_SECURITY_OPTS:
-            found.append(f"securityOpt {opt.strip()}")
-    found += [f"device {device}" for device in settings.devices]
-    if settings.network_mode:
-        found.append(f"network {settings.network_mode}")
-    if settings.pid_mode:
-        found.append(f"pid {settings.pid_mode}")
     root = os.path.realpath(worktree)
-    for host, inside in settings.mounts:
-        if not _within(os.path.realpath(host), root):  # Docker follows a symlink planted in the worktree
-            found.append(f"mount {host} -> {inside} (read-only)")
-    for host, inside, read_only in settings.binds:
-        if not _within(os.path.realpath(host), root):
-            found.append(f"mount {host} -> {inside}" + (" (read-only)" if read_only else ""))
+    found = ["privileged"] if settings.privileged else []
+    found += [f"capAdd {c.upper().removeprefix('CAP_')}" for c in settings.cap_add if _wide_cap(c)]
+    found += [f"securityOpt {o.strip()}" for o in settings.security_opt if _wide_opt(o)]
+    found += [f"device {device}" for device in settings.devices]
+    found += [f"network {settings.network_mode}"] if settings.network_mode else []
+    found += [f"pid {settings.pid_mode}"] if settings.pid_mode else []
+    found += [f"mount {host} -> {inside} (read-only)" for host, inside in settings.mounts if _outside(host, root)]
+    found += [f"mount {host} -> {inside}" + (" (read-only)" if ro else "")
+              for host, inside, ro in settings.binds if _outside(host, root)]
     return sorted(set(found))
 
 
 def held_back(settings: ContainerSettings, worktree: str) -> ContainerSettings:
-    """`settings` without what widens the container's reach."""
+    """`settings` without what `widening` names."""
     root = os.path.realpath(worktree)
     return dataclasses.replace(
         settings, privileged=False, devices=[], network_mode=None, pid_mode=None,
-        cap_add=[c for c in settings.cap_add if c.upper().removeprefix("CAP_") in DEFAULT_CAPS],
-        security_opt=[o for o in settings.security_opt if o.strip() in HARMLESS_SECURITY_OPTS],
-        mounts=[m for m in settings.mounts if _within(os.path.realpath(m[0]), root)],
-        binds=[b for b in settings.binds if _within(os.path.realpath(b[0]), root)],
+        cap_add=[c for c in settings.cap_add if not _wide_cap(c)],
+        security_opt=[o for o in settings.security_opt if not _wide_opt(o)],
+        mounts=[m for m in settings.mounts if not _outside(m[0], root)],
+        binds=[b for b in settings.binds if not _outside(b[0], root)],
     )
 
 

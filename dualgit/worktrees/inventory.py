@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dualgit.background import state_dir
 from dualgit.engine.api import ApiError
 from dualgit.errors import DualgitError
 from dualgit.worktrees import labels
@@ -59,9 +60,9 @@ def _port_list(text: str) -> tuple[int, ...]:
 def list_all(api: Engine) -> list[Container]:
     """Every dualgit container on this engine that is this user's (`labels.mine`), of every
     repository: one list call."""
-    entries = api.containers(labels.filters(None))
+    entries, here = api.containers(labels.filters(None)), state_dir()
     return [Container.from_summary(e) for e in entries
-            if (e.get("Labels") or {}).get(labels.REPO) and labels.mine(e.get("Labels"))]
+            if (e.get("Labels") or {}).get(labels.REPO) and labels.mine(e.get("Labels"), here)]
 
 
 def list_containers(api: Engine, repo: str, worktree: str | None = None) -> list[Container]:

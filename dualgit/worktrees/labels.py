@@ -21,14 +21,12 @@ def filters(repo: str | None, worktree: str | None = None) -> dict[str, list[str
     return {"label": wanted}
 
 
-def mine(labels: dict[str, str] | None) -> bool:
-    """Whether a container is this user's to list and serve: made under this state folder, or
-    before containers said which (an engine may be shared by users, each with a proxy of their own,
-    and by the test suite's throwaway homes)."""
-    from dualgit.background import state_dir
-
+def mine(labels: dict[str, str] | None, state: str) -> bool:
+    """Whether a container is this user's to list and serve: made under `state` (this dualgit's
+    state folder), or before containers said which. An engine may be shared by users, each with a
+    proxy of their own, and by the test suite's throwaway homes."""
     made_under = (labels or {}).get(STATE)
-    return made_under is None or made_under == state_dir()
+    return made_under is None or made_under == state
 
 
 def owned(labels: dict[str, str] | None, repo: str) -> bool:

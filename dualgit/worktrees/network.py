@@ -7,9 +7,10 @@ network, `dualgit`, is a bridge with inter-container traffic off
 published loopback ports through the proxy as before, and no other container. One network for all
 branches also keeps 50 branches from using up the engine's address pools.
 
-Podman's bridge has no such switch (its Docker API drops the option); there each worktree gets a network of its own, named as its
-container, with `isolate=true`, which keeps networks apart from each other. It goes with the
-container.
+Podman's bridge has no such switch: its Docker API drops the option, so `dualgit` is made there
+without it and left unused, as the engine's answer for next time. There each worktree gets a
+network of its own, named as its container, with `isolate=true`, which keeps networks apart from
+each other. It goes with the container.
 
 The network carries `dualgit.network` (the shared one) or dualgit's repository and worktree labels
 (a worktree's own). One of that name that dualgit did not make is never joined or touched.
@@ -41,14 +42,13 @@ class Refused(Exception):
     """The engine will not make a network with these options."""
 
 
-def _made(api: Engine, name: str, marks: dict[str, str], options: dict[str, str]) -> tuple[dict[str, Any], bool]:
-    """The network `name` as the engine inspects it, made when missing: (it, whether made here)."""
+def _made(api: Engine, name: str, marks: dict[str, str], options: dict[str, str]) -> dict[str, Any]:
+    """The network `name` as the engine inspects it, made when missing."""
     try:
-        return api.inspect_network(name), False
+        return api.inspect_network(name)
     except ApiError as exc:
         if exc.status != 404:
             raise DualgitError(f"cannot inspect network {name}: {exc.message}") from None
-    made = True
     try:
         api.create_network(name, marks, options)
     except ApiError as exc:
@@ -56,30 +56,27 @@ def _made(api: Engine, name: str, marks: dict[str, str], options: dict[str, str]
             raise Refused(exc.message) from None
         if exc.status != 409:  # 409: another dualgit run made it meanwhile
             raise DualgitError(f"cannot create network {name}: {exc.message}") from None
-        made = False
-    return api.inspect_network(name), made
+    return api.inspect_network(name)
 
 
 def shared(api: Engine) -> str | None:
     """The shared isolated network's name, made when missing; None where the engine's bridge cannot
     turn inter-container traffic off (Podman refuses the option, or drops it without a word)."""
     try:
-        found, made = _made(api, SHARED, {MARK: "isolated"}, NO_ICC)
+        found = _made(api, SHARED, {MARK: "isolated"}, NO_ICC)
     except Refused:
         return None
     if (found.get("Labels") or {}).get(MARK) != "isolated":
         raise _foreign(SHARED)
     if (found.get("Options") or {}).get("com.docker.network.bridge.enable_icc") != "false":
-        if made:
-            api.remove_network(SHARED)  # ours, and of no use: this engine lets its containers talk
-        return None
+        return None  # made, and the option dropped: it stays, unused, as this engine's answer (one inspect next time)
     return SHARED
 
 
 def own(api: Engine, name: str, repo: str, worktree: str) -> str:
     """A worktree's own isolated network (Podman), made when missing."""
     try:
-        found, _ = _made(api, name, {labels.REPO: repo, labels.WORKTREE: worktree}, ISOLATE)
+        found = _made(api, name, {labels.REPO: repo, labels.WORKTREE: worktree}, ISOLATE)
     except Refused as exc:
         raise DualgitError(f"cannot create network {name}: {exc}") from None
     if not labels.owned(found.get("Labels"), repo):
