@@ -40,6 +40,16 @@ def _speaks(method: Callable[..., T]) -> Callable[..., T]:
     return call
 
 
+def _removed(remove: Callable[[str], object], name: str) -> bool:
+    """Whether `remove(name)` removed it: one gone already counts as done (False), as the lean
+    client's `remove` has it."""
+    try:
+        remove(name)
+    except docker.errors.NotFound:
+        return False
+    return True
+
+
 class _Client(docker.APIClient):  # type: ignore[misc]  # docker-py has no type hints
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
         """Docker's variables say how to reach the engine, not requests': a REQUESTS_CA_BUNDLE
@@ -144,11 +154,7 @@ class DockerPy:
 
     @_speaks
     def remove_volume(self, name: str) -> bool:
-        try:
-            self.api.remove_volume(name)
-        except docker.errors.NotFound:
-            return False
-        return True
+        return _removed(self.api.remove_volume, name)
 
     @_speaks
     def inspect_image(self, name: str) -> dict[str, Any]:
@@ -169,11 +175,7 @@ class DockerPy:
 
     @_speaks
     def remove_network(self, name: str) -> bool:
-        try:
-            self.api.remove_network(name)
-        except docker.errors.NotFound:
-            return False
-        return True
+        return _removed(self.api.remove_network, name)
 
     @_speaks
     def pull(self, name: str, tag: str) -> None:
