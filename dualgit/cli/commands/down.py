@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dualgit.cli.commands._context import for_each, listing, worktree_for
+from dualgit.cli.commands._context import for_each
 from dualgit.engine.dockerpy import DockerPy
 from dualgit.errors import DualgitError
 from dualgit.worktrees import idle
 from dualgit.worktrees.inventory import Container, remove, stop
+from dualgit.worktrees.targets import listing, worktree_for
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -6,11 +6,11 @@ import os
 import sys
 import time
 
-from dualgit.cli.commands._context import targeted
 from dualgit.errors import DualgitError
 from dualgit.naming import container_name
 from dualgit.worktrees import agent, setup_state
 from dualgit.worktrees.inventory import killed_by_memory_cap
+from dualgit.worktrees.targets import targeted
 
 
 def logs(target: str | None = None, follow: bool = False, serve: bool = False) -> int:

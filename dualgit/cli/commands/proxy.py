@@ -7,9 +7,9 @@ import os
 import shutil
 
 from dualgit import __version__
-from dualgit.cli.commands._context import listing, worktree_for
 from dualgit.errors import DualgitError
 from dualgit.proxy import daemon, hosts
+from dualgit.worktrees.targets import listing, worktree_for
 
 
 def run(replace: bool = False) -> int:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dualgit.cli.commands._context import for_each, reconciled, worktree_for
+from dualgit.cli.commands._context import for_each
 from dualgit.engine.dockerpy import DockerPy
 from dualgit.git import repository
 from dualgit.worktrees.inventory import list_containers, remove
 from dualgit.worktrees.reconcile import removed
+from dualgit.worktrees.targets import reconciled, worktree_for
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import time
 
-from dualgit.cli.commands._context import targeted
 from dualgit.config import load
 from dualgit.engine.dockerpy import DockerPy
 from dualgit.errors import DualgitError
 from dualgit.worktrees import agent
 from dualgit.worktrees.inventory import Container
+from dualgit.worktrees.targets import targeted
 
 
 def serve(target: str | None = None, restart: bool = False, stop: bool = False, as_json: bool = False) -> int:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dualgit.cli.commands._context import targeted
 from dualgit.worktrees import agent
 from dualgit.worktrees.containers import ensure_running
 from dualgit.worktrees.inventory import Container, remove
+from dualgit.worktrees.targets import targeted
 
 
 def describe(branch: str, container: Container) -> str:

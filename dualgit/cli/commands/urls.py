@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from dualgit.cli.commands._context import listing
 from dualgit.engine.api import DockerAPI
 from dualgit.proxy import daemon, hosts
 from dualgit.worktrees import agent
 from dualgit.worktrees.inventory import list_all
+from dualgit.worktrees.targets import listing
 
 
 def urls(as_json: bool = False) -> int:
