@@ -131,7 +131,7 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
     }
     if request.root:
         body["User"] = "0:0"
-    _text_only(request.cmd, env, cwd)
+    text_only(request.cmd, env, cwd)
     api = DockerAPI()
     pinned = os.environ.get(SETUP_CONTAINER)  # a setup step's exec: that container, never another
     name = pinned or container_name(loc.common_dir, loc.worktree)
@@ -140,7 +140,7 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
             failed = _wait_for_setup(name)
             if failed is not None:
                 return failed
-        exec_id, brought_up = _create_exec(api, name, body, None if pinned else loc)
+        exec_id, brought_up = create_exec(api, name, body, None if pinned else loc)
         if brought_up and request.wait:  # a container made just now: its setup has just begun
             failed = _wait_for_setup(name)
             if failed is not None:
@@ -186,7 +186,7 @@ def _proxy_up(engine: str) -> None:
     ensure_started(engine)
 
 
-def _text_only(cmd: list[str], env: list[str], cwd: str) -> None:
+def text_only(cmd: list[str], env: list[str], cwd: str) -> None:
     """The engine's API is JSON, which carries text: an argument, variable or folder name that is not
     UTF-8 (a byte such as \\xff, which Python keeps as a surrogate) cannot reach the container as it is."""
     for what, items in (("argument", cmd), ("variable", env), ("folder", [cwd])):
@@ -218,7 +218,7 @@ def _wait_for_setup(name: str) -> int | None:
     return wait(name, show_progress=os.isatty(2))
 
 
-def _create_exec(api: DockerAPI, name: str, body: dict[str, Any], loc: Location | None) -> tuple[str, bool]:
+def create_exec(api: DockerAPI, name: str, body: dict[str, Any], loc: Location | None) -> tuple[str, bool]:
     """The exec's id, and whether the container had to be brought up (made, or started) first; with
     no `loc`, a container that is gone or stopped stays so."""
     url = path("/containers/%s/exec", name)
@@ -306,11 +306,8 @@ class Session:
     def _demux(self, sock: socket.SocketType, buffer: bytes) -> None:
         first = True
         while True:
-            while len(buffer) >= 8:
-                kind, size = struct.unpack(">BxxxL", buffer[:8])
-                if len(buffer) < 8 + size:
-                    break
-                payload, buffer = buffer[8 : 8 + size], buffer[8 + size :]
+            frames, buffer = split_frames(buffer)
+            for kind, payload in frames:
                 if (first and payload.startswith(RUNTIME_FAILED)) or self.held:
                     self.held += payload  # the runtime's words, not the program's (which never ran)
                 else:
@@ -330,6 +327,19 @@ class Session:
                 return 127
             _write_all(2, self.held)
         return code
+
+
+def split_frames(buffer: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+    """The engine's multiplexed stream (no TTY): the whole frames in `buffer` as (stream, payload),
+    stream 1 stdout and 2 stderr, and the bytes left over, the start of the next frame."""
+    frames = []
+    while len(buffer) >= 8:
+        kind, size = struct.unpack(">BxxxL", buffer[:8])
+        if len(buffer) < 8 + size:
+            break
+        frames.append((kind, buffer[8 : 8 + size]))
+        buffer = buffer[8 + size :]
+    return frames, buffer
 
 
 def _in_container(pid: int, container_id: str) -> bool:

@@ -84,12 +84,18 @@ def log_tail(container: str, lines: int = 15) -> str:
         return ""
 
 
-def wait(container: str, show_progress: bool) -> int | None:
+def wait(container: str, show_progress: bool, until: float | None = None) -> int | None:
     """Block while setup runs; None when it is done (or there is none), else the exit code to use
-    after printing why (setup failed)."""
+    after printing why (setup failed). `until`: a `time.monotonic()` past which a setup still running
+    is an error."""
     last, said, began = "", False, time.monotonic()
     while True:
         state = read(container)
+        if until is not None and state.status == "running" and time.monotonic() > until:
+            from dualgit.errors import DualgitError
+
+            raise DualgitError(f"setup still runs (step `{state.step}`) and the time given ran out",
+                               hint="follow it with `git dual logs -f`, give a longer timeout, or run without waiting for setup")
         if state.status in ("none", "done", "failed") and last:
             sys.stderr.write("\r\x1b[K")
         # failed before a container was made (its image did not come): the caller tries again, and says why
