@@ -202,6 +202,22 @@ def rm(
     return run(targets, force)
 
 
+@app.command()
+def mcp(
+    folder: Annotated[str | None, typer.Argument(help="A folder of the repository. Default: here.", metavar="FOLDER",
+                                                 show_default=False)] = None,
+    print_config: Annotated[str | None, typer.Option(
+        "--print-config", metavar="CLIENT",
+        help="Print the snippet that registers this server with claude-code, codex, cursor or vscode.")] = None,
+    as_json: Annotated[bool, typer.Option(JSON, help="With --print-config: an object: client, file, snippet.")] = False,
+) -> int:
+    """Serve dualgit's tools to a coding agent over MCP (stdio): list, create and remove branches, run
+    commands in them (exit codes kept), read their logs and URLs, bring them up, down or to sleep."""
+    from dualgit.cli.commands.mcp import mcp as run
+
+    return run(folder, print_config, as_json)
+
+
 proxy_app = typer.Typer(help="The per-branch URL proxy: http://<branch>.<repo>.localhost:<port>.", no_args_is_help=True,
                         context_settings={"help_option_names": ["-h", "--help"]})
 app.add_typer(proxy_app, name="proxy")

@@ -1,0 +1,1 @@
+"""`git dual mcp`: dualgit as Model Context Protocol tools for coding agents."""
