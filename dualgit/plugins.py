@@ -71,6 +71,21 @@ class Plugins:
             raise DualgitError(f"plugin {self.culprit(exc)} failed in {hook}: {type(exc).__name__}: {exc}",
                                hint=f"fix or uninstall that plugin, or turn it off with {ONLY_ENV}=no:NAME") from exc
 
+    def each(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """`call`, one plugin at a time, in the order `call` takes them: (plugin name, its result)
+        for each, for a caller that says which plugin asked for what."""
+        caller = getattr(self.pm.hook, hook)
+        found = []
+        for impl in reversed(caller.get_hookimpls()):  # pluggy calls the last registered first
+            try:
+                found.append((impl.plugin_name, impl.function(**{k: kwargs[k] for k in impl.argnames})))
+            except DualgitError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - as in `call`
+                raise DualgitError(f"plugin {impl.plugin_name} failed in {hook}: {type(exc).__name__}: {exc}",
+                                   hint=f"fix or uninstall that plugin, or turn it off with {ONLY_ENV}=no:NAME") from exc
+        return found
+
     def culprit(self, exc: BaseException) -> str:
         name = "?"
         tb = exc.__traceback__

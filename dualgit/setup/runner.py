@@ -16,6 +16,7 @@ from dualgit.errors import DualgitError
 from dualgit.git.locate import Location, locate
 from dualgit.hookspecs import Context, Step, hookimpl
 from dualgit.worktrees import agent, setup_state
+from dualgit.worktrees.plan import steps_for
 from dualgit.worktrees.setup_state import SETUP_CONTAINER
 
 
@@ -37,13 +38,6 @@ def _create(loc: Location) -> int:
             print(exc.render(), flush=True)
             return 1
     return 0
-
-
-def steps_for(ctx: Context) -> list[Step]:
-    from dualgit.plugins import plugins
-
-    found = [step for steps in plugins().call("dualgit_setup_steps", ctx=ctx) if steps for step in steps]
-    return sorted(found, key=lambda s: (s.order, s.name))
 
 
 def run(args: list[str]) -> int:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from dualgit.background import state_dir
 from dualgit.config import Config, Limits, limits, load, load_user
 from dualgit.git.locate import Location, read_head
-from dualgit.hookspecs import ContainerSettings, Context
+from dualgit.hookspecs import ContainerSettings, Context, Step
 from dualgit.naming import container_name, repo_name, volume_name
 from dualgit.worktrees import agent, labels, network, owner, readonly
 from dualgit.worktrees.images import image_id
@@ -86,12 +86,25 @@ def context_for(loc: Location, name: str | None = None, config: Config | None = 
 
 def settings_for(ctx: Context, config: Config) -> tuple[str, ContainerSettings]:
     """The image and the container settings: `.dual.toml` first, then the plugins."""
+    return image_for(ctx, config), container_settings(ctx, config)
+
+
+def image_for(ctx: Context, config: Config) -> str:
     from dualgit.plugins import plugins
 
-    found = plugins()
-    image = config.image or found.call("dualgit_image", ctx=ctx) or FALLBACK_IMAGE
+    return config.image or plugins().call("dualgit_image", ctx=ctx) or FALLBACK_IMAGE
+
+
+def container_settings(ctx: Context, config: Config, each: list[tuple[str, ContainerSettings]] | None = None,
+                       ) -> ContainerSettings:
+    """The plugins' settings merged, `.dual.toml`'s env over them. `each`: the plugins' own, by name,
+    when the caller has asked them already."""
+    from dualgit.plugins import plugins
+
+    if each is None:
+        each = plugins().each("dualgit_container_settings", ctx=ctx)
     merged = ContainerSettings()
-    for extra in found.call("dualgit_container_settings", ctx=ctx):
+    for _plugin, extra in each:
         if extra is None:
             continue
         merged.env.update(extra.env)
@@ -108,7 +121,15 @@ def settings_for(ctx: Context, config: Config) -> tuple[str, ContainerSettings]:
         merged.pid_mode = extra.pid_mode or merged.pid_mode
         merged.not_honoured.extend(extra.not_honoured)
     merged.env.update(config.env)  # .dual.toml wins
-    return image, merged
+    return merged
+
+
+def steps_for(ctx: Context) -> list[Step]:
+    """Every plugin's setup steps, in the order they run."""
+    from dualgit.plugins import plugins
+
+    found = [step for steps in plugins().call("dualgit_setup_steps", ctx=ctx) if steps for step in steps]
+    return sorted(found, key=lambda s: (s.order, s.name))
 
 
 def allowed_settings(loc: Location, extra: ContainerSettings) -> tuple[ContainerSettings, list[str], list[str]]:
