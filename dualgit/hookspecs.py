@@ -54,6 +54,17 @@ class ContainerSettings:
     not_honoured: list[tuple[str, str]] = field(default_factory=list)
 
 
+@dataclass
+class Environment:
+    """Where a worktree's environment is described, as `git dual inspect` reports it: the file read
+    (relative to the worktree), and what it asks for beyond an image. Paths relative to the worktree."""
+
+    source: str
+    build: dict[str, Any] | None = None  # dockerfile, context, args, target
+    compose: dict[str, Any] | None = None  # files, service, run_services
+    features: list[dict[str, Any]] = field(default_factory=list)  # {"id", "options"}
+
+
 @dataclass(frozen=True)
 class Step:
     """One named setup step. `command` runs inside the container, in the worktree, through `sh -c`
@@ -89,6 +100,12 @@ def dualgit_container_settings(ctx: Context) -> ContainerSettings | None:
     """Called when a container is about to be made: environment, mounts, named volumes and ports to
     add. Every implementation is called and the answers merged; `.dual.toml` wins on conflicts. The
     settings are part of what the container is made from: a change recreates it on `git dual up`."""
+
+
+@hookspec
+def dualgit_environment(ctx: Context) -> Environment | None:
+    """The file this plugin read the worktree's environment from, and what it asks for (a build,
+    compose, features), for `git dual inspect`; None: no such file. Reads files only: no engine."""
 
 
 @hookspec

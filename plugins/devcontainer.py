@@ -1,7 +1,11 @@
-"""Built-in plugin: a repository's `.devcontainer/devcontainer.json` (or `.devcontainer.json`) works
-with no `.dual.toml`. JSON with comments and trailing commas, as that format allows. Read from it:
-`image`, `containerEnv`, `remoteEnv`, `postCreateCommand` and `postStartCommand` (a string, a list or
-an object of either), `forwardPorts` and `remoteUser`; and what widens the container's reach, which
+"""Built-in plugin: a repository's devcontainer.json works with no `.dual.toml`: found where the spec
+puts it (`.devcontainer/devcontainer.json`, `.devcontainer.json`, `.devcontainer/NAME/devcontainer.json`;
+of several, `devcontainer = "NAME"` in `.dual.toml` picks one). JSON with comments and trailing commas,
+as that format allows. Read from it: `image` (a build or compose is refused in one line, never guessed
+around), `containerEnv`, `remoteEnv`, the lifecycle commands made at creation in the spec's order
+(`onCreateCommand`, `updateContentCommand`, `postCreateCommand`, then `postStartCommand`; a string, a
+list or an object of either), with the workspace folder variables expanded, `forwardPorts` and
+`remoteUser`; keys it does not honour are named with why (`NOT_YET`); and what widens the container's reach, which
 dualgit applies once the user allowed it (`git dual allow`): `privileged`, `capAdd`, `securityOpt`,
 `mounts` (binds) and `runArgs`' `--privileged`, `--cap-add`, `--security-opt`, `--device`,
 `--network host`, `--pid host`, `-v`/`--volume` and `--mount`. `initializeCommand` never runs: it
@@ -15,17 +19,41 @@ import re
 from typing import Any
 
 from dualgit.errors import DualgitError
-from dualgit.hookspecs import ContainerSettings, Context, Step, hookimpl
+from dualgit.hookspecs import ContainerSettings, Context, Environment, Step, hookimpl
 
-PLACES = (".devcontainer/devcontainer.json", ".devcontainer.json")
+PLACES = (".devcontainer/devcontainer.json", ".devcontainer.json")  # and .devcontainer/NAME/devcontainer.json
+CHOICE = "devcontainer"  # .dual.toml's key that picks one of several
 
 
-def find(worktree: str) -> str | None:
-    for place in PLACES:
-        path = os.path.join(worktree, place)
-        if os.path.isfile(path):
-            return path
-    return None
+def candidates(worktree: str) -> list[str]:
+    """Every devcontainer.json where the spec puts one, relative to the worktree."""
+    found = [place for place in PLACES if os.path.isfile(os.path.join(worktree, place))]
+    folder = os.path.join(worktree, ".devcontainer")
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        names = []
+    found += [f".devcontainer/{n}/devcontainer.json" for n in names
+              if os.path.isfile(os.path.join(folder, n, "devcontainer.json"))]
+    return found
+
+
+def find(worktree: str, choice: str | None = None) -> str | None:
+    """The devcontainer.json this worktree uses: the only one, or the one `choice` names (a folder
+    under .devcontainer, or a path); of several with no choice, an error that lists them."""
+    found = candidates(worktree)
+    if choice:
+        wanted = [p for p in found if p in (choice, f".devcontainer/{choice}/devcontainer.json")
+                  or os.path.dirname(p) == choice.rstrip("/")]
+        if not wanted:
+            raise DualgitError(f"devcontainer = {choice!r} in .dual.toml names no devcontainer.json here",
+                               hint="found: " + (", ".join(found) or "none"))
+        return os.path.join(worktree, wanted[0])
+    if len(found) > 1:
+        names = [os.path.basename(os.path.dirname(p)) if p.count("/") == 2 else p for p in found]
+        raise DualgitError(f"{len(found)} devcontainer.json files here: {', '.join(found)}",
+                           hint=f'pick one in .dual.toml: `git dual config set devcontainer {names[-1]}`')
+    return os.path.join(worktree, found[0]) if found else None
 
 
 def strip_jsonc(text: str) -> str:
@@ -67,8 +95,8 @@ def strip_jsonc(text: str) -> str:
     return "".join(out)
 
 
-def load(worktree: str) -> dict[str, Any]:
-    path = find(worktree)
+def load(worktree: str, choice: str | None = None) -> dict[str, Any]:
+    path = find(worktree, choice)
     if path is None:
         return {}
     with open(path, encoding="utf-8") as f:
@@ -84,14 +112,70 @@ def load(worktree: str) -> dict[str, Any]:
 
 
 @hookimpl
-def dualgit_config_keys() -> list[str]:
-    return []
+def dualgit_config_keys() -> dict[str, Any]:
+    return {CHOICE: str}
+
+
+def of(ctx: Context) -> dict[str, Any]:
+    choice = ctx.config.get(CHOICE)
+    return load(ctx.worktree, choice if isinstance(choice, str) else None)
+
+
+@hookimpl
+def dualgit_environment(ctx: Context) -> Environment | None:
+    choice = ctx.config.get(CHOICE)
+    path = find(ctx.worktree, choice if isinstance(choice, str) else None)
+    if path is None:
+        return None
+    data = of(ctx)
+    here = os.path.dirname(path)
+
+    def rel(value: str) -> str:  # a path the spec takes relative to devcontainer.json, made relative to the worktree
+        return os.path.relpath(os.path.normpath(os.path.join(here, value)), ctx.worktree)
+
+    found = Environment(os.path.relpath(path, ctx.worktree))
+    given = data.get("build")
+    build: dict[str, Any] = given if isinstance(given, dict) else {}
+    dockerfile = build.get("dockerfile") or data.get("dockerFile")
+    if isinstance(dockerfile, str):
+        given_args = build.get("args")
+        args: dict[str, Any] = given_args if isinstance(given_args, dict) else {}
+        found.build = {"dockerfile": rel(dockerfile), "context": rel(str(build.get("context") or ".")),
+                       "args": {str(k): expand_inside(str(v), ctx.worktree)[0] for k, v in args.items()},
+                       "target": build.get("target") if isinstance(build.get("target"), str) else None}
+    files = data.get("dockerComposeFile")
+    if files:
+        listed = [files] if isinstance(files, str) else [str(f) for f in files if isinstance(f, str)]
+        services = data.get("runServices")
+        found.compose = {"files": [rel(f) for f in listed], "service": data.get("service"),
+                         "run_services": services if isinstance(services, list) else None}
+    features = data.get("features")
+    if isinstance(features, dict):
+        found.features = [{"id": str(k), "options": v if isinstance(v, dict) else ({"version": v} if v not in (True, None)
+                                                                                     else {})}
+                          for k, v in features.items()]
+    return found
 
 
 @hookimpl(tryfirst=True)
 def dualgit_image(ctx: Context) -> str | None:
-    image = load(ctx.worktree).get("image")
-    return image if isinstance(image, str) and image else None
+    data = of(ctx)
+    image = data.get("image")
+    if isinstance(image, str) and image:
+        return image
+    if ctx.config.get("image"):
+        return None  # .dual.toml names it: no guess, and nothing to refuse
+    if data.get("dockerComposeFile"):
+        raise DualgitError("devcontainer.json runs its container with compose (dockerComposeFile), which dualgit does "
+                           "not run yet", hint="name the image of its service in .dual.toml meanwhile: "
+                           "`git dual config set image IMAGE`")
+    build = data.get("build")
+    dockerfile = (build.get("dockerfile") if isinstance(build, dict) else None) or data.get("dockerFile")
+    if dockerfile:
+        raise DualgitError(f"devcontainer.json builds its image from {dockerfile}, which dualgit does not build yet",
+                           hint="build and tag it (`docker build -t NAME -f FILE CONTEXT`), then "
+                           "`git dual config set image NAME`")
+    return None
 
 
 LOCAL = re.compile(r"\$\{(localEnv:[A-Za-z_][A-Za-z0-9_]*(?::[^}]*)?|localWorkspaceFolder|localWorkspaceFolderBasename"
@@ -108,6 +192,19 @@ def expand(value: str, worktree: str) -> str:
             return os.environ.get(var, default)
         return os.path.basename(worktree) if name.endswith("Basename") else worktree
     return LOCAL.sub(one, value)
+
+
+WORKSPACE = re.compile(r"\$\{(localWorkspaceFolder|localWorkspaceFolderBasename|containerWorkspaceFolder"
+                       r"|containerWorkspaceFolderBasename)\}")
+LEFT = re.compile(r"\$\{[^}]*\}")
+
+
+def expand_inside(value: str, worktree: str) -> tuple[str, list[str]]:
+    """A value that goes into the container (an env value, a command), with the workspace folders
+    expanded, and the variables left in it. `${localEnv:..}` is not among the expanded: the file
+    is one the container can write, so it could ask for any of the host's variables."""
+    done = WORKSPACE.sub(lambda m: os.path.basename(worktree) if m[1].endswith("Basename") else worktree, value)
+    return done, LEFT.findall(done)
 
 
 def _mount(spec: Any, worktree: str) -> tuple[str, str, bool] | str:
@@ -182,15 +279,23 @@ def run_args(args: list[str], worktree: str, settings: ContainerSettings) -> Non
 
 @hookimpl
 def dualgit_container_settings(ctx: Context) -> ContainerSettings | None:
-    data = load(ctx.worktree)
+    data = of(ctx)
     if not data:
         return None
     env = {}
+    left_out: list[tuple[str, str]] = []
     for key in ("containerEnv", "remoteEnv"):
         for name, value in (data.get(key) or {}).items():
-            if value is not None and "${" not in str(value):  # ${localEnv:..} and friends are not expanded
-                env[str(name)] = str(value)
+            if value is None:
+                continue
+            done, left = expand_inside(str(value), ctx.worktree)
+            if left:
+                left_out.append((f"{key}.{name}", f"{', '.join(left)} is not expanded yet ({WHY_LEFT})"))
+            else:
+                env[str(name)] = done
     ports = [p for p in data.get("forwardPorts") or [] if isinstance(p, int)]
+    left_out += [("forwardPorts", f"{p!r}: a service's port needs compose, which dualgit does not run yet")
+                 for p in data.get("forwardPorts") or [] if not isinstance(p, int)]
     user = data.get("remoteUser") or data.get("containerUser")
     found = ContainerSettings(env=env, ports=ports, user=str(user) if user else None)
     found.privileged = data.get("privileged") is True
@@ -207,7 +312,42 @@ def dualgit_container_settings(ctx: Context) -> ContainerSettings | None:
         run_args([str(a) for a in args], ctx.worktree, found)
     if data.get("initializeCommand"):
         found.not_honoured.append(("initializeCommand", "it would run on the host, and the container can rewrite it"))
+    for _order, key in LIFECYCLE:
+        for label, command in commands(data.get(key)):
+            left = [v for c in ([command] if isinstance(command, str) else command) for v in expand_inside(c, ctx.worktree)[1]]
+            if left:
+                left_out.append((key + label, f"skipped: {', '.join(left)} is not expanded yet ({WHY_LEFT})"))
+    found.not_honoured.extend(left_out)
+    found.not_honoured.extend((key, NOT_YET[key]) for key, value in data.items()
+                              if key in NOT_YET and not (key in AS_DUALGIT_DOES and value == AS_DUALGIT_DOES[key]))
     return found
+
+
+WHY_LEFT = "${localEnv:..} would copy the host's variables in on the word of a file the container can write"
+# The spec's order when the container is made; postStartCommand runs at setup too, not yet on every start.
+LIFECYCLE = ((100, "onCreateCommand"), (200, "updateContentCommand"), (300, "postCreateCommand"),
+             (400, "postStartCommand"))
+# Keys read and not (yet) honoured, each with why; editor-only ones (customizations, hostRequirements,
+# waitFor, ...) stay quiet.
+NOT_YET = {
+    "features": "dualgit does not install devcontainer features yet; an image that has the tools in it does",
+    "postAttachCommand": "dualgit runs no command on attach yet",
+    "postStartCommand": "it runs once, when the container is made, not yet on every start",
+    "workspaceFolder": "the worktree is mounted at its own path on the host",
+    "workspaceMount": "the worktree is mounted at its own path on the host",
+    "overrideCommand": "dualgit's agent is the container's main process, so the image's own command does not run",
+    "appPort": "publish ports with forwardPorts or .dual.toml's ports",
+    "init": "dualgit's containers always run an init",
+    "updateRemoteUserUID": "dualgit always remaps the user to the worktree's owner",
+    "overrideFeatureInstallOrder": "dualgit does not install devcontainer features yet",
+    "otherPortsAttributes": "ports get no attributes yet",
+    "portsAttributes": "ports get no attributes yet",
+    "shutdownAction": "dualgit's sleep and down stop containers",
+    "userEnvProbe": "variables come from containerEnv and remoteEnv only",
+}
+
+
+AS_DUALGIT_DOES = {"init": True, "updateRemoteUserUID": True, "overrideCommand": True}  # said only when set otherwise
 
 
 def commands(value: Any) -> list[tuple[str, str | list[str]]]:
@@ -224,9 +364,13 @@ def commands(value: Any) -> list[tuple[str, str | list[str]]]:
 
 @hookimpl
 def dualgit_setup_steps(ctx: Context) -> list[Step]:
-    data = load(ctx.worktree)
+    data = of(ctx)
     steps = []
-    for order, key in ((300, "postCreateCommand"), (400, "postStartCommand")):
+    for order, key in LIFECYCLE:
         for i, (label, command) in enumerate(commands(data.get(key))):
-            steps.append(Step(name=f"devcontainer {key}{label}", order=order + i, command=command))
+            parts = [expand_inside(c, ctx.worktree) for c in ([command] if isinstance(command, str) else command)]
+            if any(left for _, left in parts):
+                continue  # named by not_honoured (the settings hook): a shell would fail on ${...}
+            done = parts[0][0] if isinstance(command, str) else [p for p, _ in parts]
+            steps.append(Step(name=f"devcontainer {key}{label}", order=order + i, command=done))
     return steps

@@ -20,7 +20,7 @@ from mcp.client.stdio import stdio_client
 from conftest import BIN, dual, git
 from dualgit.engine.api import DockerAPI
 
-TOOLS = {"list_branches", "create_branch", "remove_branch", "exec", "logs", "urls", "up", "down", "sleep"}
+TOOLS = {"list_branches", "create_branch", "remove_branch", "exec", "logs", "urls", "up", "down", "sleep", "inspect"}
 WAIT = 120  # seconds a gate waits before it fails its test: a deadlock guard, not a timing
 
 
@@ -108,6 +108,8 @@ def test_the_tools_as_an_agent_calls_them(installed: Path) -> None:
         assert {r["branch"]: r["state"] for r in rows} == {"main": "missing", "feat/a": "running"}
         logs = await call(client, "logs", branch="feat/a")
         assert logs["state"] == "done" and "setup done" in logs["text"]
+        made_from = await call(client, "inspect", branch="feat/a")
+        assert made_from["image"] == "busybox:latest" and made_from["worktree"] == str(tree)
         urls = (await call(client, "urls", branch="feat/a"))["urls"]
         assert all(u["branch"] == "feat/a" for u in urls)
 

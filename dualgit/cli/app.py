@@ -203,6 +203,21 @@ def rm(
 
 
 @app.command()
+def inspect(
+    target: PathArg = None,
+    as_json: Annotated[bool, typer.Option(JSON, help="An object: worktree, sources, image, build, features, compose, "
+                                                     "env, mounts, ports, user, workspace_folder, steps, "
+                                                     "not_honoured, needs_consent.")] = False,
+) -> int:
+    """What a worktree's container is made from (image or build, features, compose, env, mounts, ports,
+    user, setup steps and when they run, what is not honoured and why, what waits for `git dual
+    allow`), read from its files with no engine call."""
+    from dualgit.cli.commands.inspect import inspect as run
+
+    return run(target, as_json)
+
+
+@app.command()
 def mcp(
     folder: Annotated[str | None, typer.Argument(help="A folder of the repository. Default: here.", metavar="FOLDER",
                                                  show_default=False)] = None,

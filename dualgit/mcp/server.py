@@ -55,6 +55,12 @@ def speaking(fn: F) -> F:
             raise ToolError(exc.message + (f"; {exc.hint}" if exc.hint else "")) from None
         except ApiError as exc:
             raise ToolError(f"the engine refused: {exc.message}; see `git dual doctor`") from None
+        except Exception as exc:  # a bug: said in one line; the traceback goes to the server's stderr
+            import traceback
+
+            traceback.print_exc()
+            raise ToolError(f"unexpected error in dualgit: {type(exc).__name__}: {exc}; this is a bug: please report it "
+                            "with the server's stderr") from None
 
     return run  # type: ignore[return-value]
 
@@ -139,6 +145,14 @@ def build(folder: str) -> MCPServer[Any]:
         """Branches' URLs: http://BRANCH.REPO.localhost:PORT for web ports, tcp://127.0.0.1:PORT for the others;
         they answer on this machine, and wake a sleeping branch."""
         return {"urls": here.urls(branch)}
+
+    @server.tool(annotations=reads)
+    @speaking
+    def inspect(branch: Branch) -> dict[str, Any]:
+        """What a branch's container is made from, as `git dual inspect --json` says it, read from its
+        files with no engine call: sources, image or build, features, compose, env, mounts, ports, user,
+        setup steps and when they run, what dualgit does not honour and why, what waits for consent."""
+        return here.inspect(branch)
 
     @server.tool()
     @speaking

@@ -141,6 +141,11 @@ class Repository:
             daemon.ensure_started(api.endpoint.url())
         return rows
 
+    def inspect(self, branch: str) -> dict[str, Any]:
+        from dualgit.worktrees.inspection import inspect
+
+        return inspect(self.worktree(branch).location)
+
     def up(self, branch: str, recreate: bool = False, setup: bool = False) -> dict[str, Any]:
         _repo, api, _containers = reconciled(self.folder)
         wt = self.worktree(branch)

@@ -1,0 +1,157 @@
+"""What a repository's devcontainer.json makes of its container, as `git dual inspect` reads it (no
+engine), and on a real engine: where the file is found, the lifecycle's order, the variables, and
+every key that is not honoured said in one line, never a guessed image."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import dual, git
+from dualgit.engine.api import DockerAPI
+
+
+def devcontainer(repo: Path, data: dict[str, Any] | str, where: str = ".devcontainer/devcontainer.json") -> None:
+    path = repo / where
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+
+
+def inspect(repo: Path) -> dict[str, Any]:
+    done = dual("inspect", "--json", cwd=repo, env={"DOCKER_HOST": "unix:///nonexistent/engine.sock"})  # no engine
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def plain(repo: Path) -> Path:
+    (repo / ".dual.toml").unlink()
+    return repo
+
+
+KEYS = {"worktree", "sources", "image", "build", "features", "compose", "env", "mounts", "ports", "user",
+        "workspace_folder", "steps", "not_honoured", "needs_consent"}
+
+# (devcontainer.json, what inspect must say: a key and its value, or a not-honoured key)
+CASES: list[tuple[dict[str, Any], dict[str, Any]]] = [
+    ({"image": "busybox:latest"}, {"image": "busybox:latest", "build": None, "compose": None}),
+    ({"build": {"dockerfile": "Dockerfile", "context": "..", "args": {"A": "1"}, "target": "dev"}},
+     {"image": None, "build": {"dockerfile": ".devcontainer/Dockerfile", "context": ".", "args": {"A": "1"},
+                               "target": "dev"}, "not_honoured": "image"}),
+    ({"dockerFile": "Dockerfile"}, {"image": None, "not_honoured": "image"}),
+    ({"dockerComposeFile": ["../compose.yaml", "compose.dev.yaml"], "service": "app", "runServices": ["db"]},
+     {"image": None, "compose": {"files": ["compose.yaml", ".devcontainer/compose.dev.yaml"], "service": "app",
+                                 "run_services": ["db"]}, "not_honoured": "image"}),
+    ({"image": "busybox:latest", "features": {"ghcr.io/devcontainers/features/go:1": {"version": "1.22"},
+                                              "./local": True}},
+     {"features": [{"id": "ghcr.io/devcontainers/features/go:1", "options": {"version": "1.22"}},
+                   {"id": "./local", "options": {}}], "not_honoured": "features"}),
+    ({"image": "busybox:latest", "containerEnv": {"A": "${containerWorkspaceFolderBasename}", "B": "plain"},
+      "remoteEnv": {"C": "${localWorkspaceFolder}/x"}},
+     {"env": {"A": "demo", "B": "plain", "C": "{worktree}/x"}}),
+    ({"image": "busybox:latest", "containerEnv": {"T": "${localEnv:HOME}"}}, {"env": {}, "not_honoured": "containerEnv.T"}),
+    ({"image": "busybox:latest", "forwardPorts": [8000, "db:5432"]},
+     {"ports": {"http": [3000, 8000], "tcp": []}, "not_honoured": "forwardPorts"}),
+    ({"image": "busybox:latest", "remoteUser": "vscode"}, {"user": "vscode"}),
+    ({"image": "busybox:latest", "capAdd": ["SYS_PTRACE"], "privileged": True},
+     {"needs_consent": [{"key": "capAdd SYS_PTRACE", "source": ".devcontainer/devcontainer.json"},
+                        {"key": "privileged", "source": ".devcontainer/devcontainer.json"}]}),
+    ({"image": "busybox:latest", "workspaceFolder": "/work", "workspaceMount": "x"},
+     {"workspace_folder": "{worktree}", "not_honoured": "workspaceFolder"}),
+    ({"image": "busybox:latest", "postAttachCommand": "x", "overrideCommand": False, "appPort": 8080, "init": False,
+      "shutdownAction": "none", "initializeCommand": "touch /tmp/x"},
+     {"not_honoured": ["postAttachCommand", "overrideCommand", "appPort", "init", "shutdownAction", "initializeCommand"]}),
+    ({"image": "busybox:latest", "init": True, "overrideCommand": True, "updateRemoteUserUID": True,
+      "customizations": {"vscode": {}}, "hostRequirements": {"cpus": 2}, "waitFor": "onCreateCommand", "name": "x"},
+     {"not_honoured": []}),
+]
+
+
+@pytest.mark.parametrize("config, said", CASES, ids=[",".join(sorted(c)) for c, _ in CASES])
+def test_what_inspect_says(plain: Path, config: dict[str, Any], said: dict[str, Any]) -> None:
+    devcontainer(plain, config)
+    found = inspect(plain)
+    assert set(found) == KEYS
+    assert found["sources"] == [".devcontainer/devcontainer.json"]
+    worktree = str(plain.resolve())
+    for key, value in said.items():
+        if key == "not_honoured":
+            named = [item["key"] for item in found["not_honoured"]]
+            assert all(item["source"] == ".devcontainer/devcontainer.json" and item["why"] for item in found["not_honoured"])
+            assert named == value if value == [] else all(v in named for v in ([value] if isinstance(value, str) else value))
+        else:
+            expected = json.loads(json.dumps(value).replace("{worktree}", worktree))
+            assert found[key] == expected, key
+
+
+def test_the_lifecycle_in_the_spec_order_with_variables(plain: Path) -> None:
+    devcontainer(plain, """{
+      // JSON with comments, as the format allows
+      "image": "busybox:latest",
+      "postStartCommand": "echo start",
+      "postCreateCommand": ["sh", "-c", "echo post ${containerWorkspaceFolderBasename}"],
+      "updateContentCommand": {"one": "echo update", "two": "echo update two"},
+      "onCreateCommand": "echo create in ${containerWorkspaceFolder}",
+    }""")
+    steps = inspect(plain)["steps"]
+    assert [(s["source"], s["when"]) for s in steps] == [
+        ("onCreateCommand", "create"), ("updateContentCommand", "create"), ("updateContentCommand", "create"),
+        ("postCreateCommand", "create"), ("postStartCommand", "create")]
+    assert steps[0]["command"] == f"echo create in {plain.resolve()}"
+    assert steps[3]["command"] == ["sh", "-c", "echo post demo"]
+
+
+def test_found_where_the_spec_puts_it(plain: Path) -> None:
+    devcontainer(plain, {"image": "busybox:latest"}, ".devcontainer.json")
+    assert inspect(plain)["sources"] == [".devcontainer.json"]
+    (plain / ".devcontainer.json").unlink()
+    devcontainer(plain, {"image": "busybox:latest"}, ".devcontainer/python/devcontainer.json")
+    assert inspect(plain)["sources"] == [".devcontainer/python/devcontainer.json"]
+    devcontainer(plain, {"image": "debian:bookworm-slim"}, ".devcontainer/node/devcontainer.json")
+    several = dual("inspect", cwd=plain)
+    assert several.returncode == 1
+    assert several.stderr.splitlines()[0] == ("error: 2 devcontainer.json files here: .devcontainer/node/devcontainer.json, "
+                                              ".devcontainer/python/devcontainer.json")
+    assert "git dual config set devcontainer" in several.stderr
+    assert dual("config", "set", "devcontainer", "node", cwd=plain).returncode == 0
+    found = inspect(plain)
+    assert found["image"] == "debian:bookworm-slim" and found["sources"] == [".dual.toml",
+                                                                              ".devcontainer/node/devcontainer.json"]
+    assert dual("config", "set", "devcontainer", "ruby", cwd=plain).returncode == 0
+    wrong = dual("inspect", cwd=plain)
+    assert wrong.returncode == 1 and "names no devcontainer.json here" in wrong.stderr
+
+
+def test_a_build_or_compose_is_refused_never_guessed(plain: Path, docker: DockerAPI) -> None:
+    (plain / ".nvmrc").write_text("20\n")  # the image guess this used to take
+    devcontainer(plain, {"build": {"dockerfile": "Dockerfile"}})
+    assert dual("install", cwd=plain).returncode == 0
+    up = dual("up", cwd=plain)
+    assert up.returncode == 1
+    assert up.stderr.splitlines()[0] == ("error: devcontainer.json builds its image from Dockerfile, which dualgit does "
+                                         "not build yet")
+    devcontainer(plain, {"dockerComposeFile": "compose.yaml", "service": "app"})
+    up = dual("up", cwd=plain)
+    assert up.returncode == 1 and "compose (dockerComposeFile)" in up.stderr
+    assert not docker.containers({"label": [f"dualgit.worktree={plain.resolve()}"]})
+
+
+def test_the_lifecycle_runs_in_order_on_a_real_engine(plain: Path, docker: DockerAPI) -> None:
+    devcontainer(plain, {
+        "image": "busybox:latest",
+        "postCreateCommand": "echo 3 >> order",
+        "onCreateCommand": "echo 1-${containerWorkspaceFolderBasename} >> order",
+        "updateContentCommand": ["sh", "-c", "echo 2 >> order"],
+        "containerEnv": {"WHERE": "${containerWorkspaceFolder}"},
+    })
+    git("add", "-A", cwd=plain)
+    git("commit", "-qm", "devcontainer", cwd=plain)
+    assert dual("install", cwd=plain).returncode == 0
+    tree = plain.parent / "feat"
+    git("worktree", "add", "-q", "-b", "feat", str(tree), cwd=plain)
+    done = dual("exec", "sh", "-c", 'cat order; echo "$WHERE"', cwd=tree)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"1-feat\n2\n3\n{tree.resolve()}\n"
