@@ -1,15 +1,16 @@
 """Built-in plugin: a repository's devcontainer.json works with no `.dual.toml`: found where the spec
 puts it (`.devcontainer/devcontainer.json`, `.devcontainer.json`, `.devcontainer/NAME/devcontainer.json`;
-of several, `devcontainer = "NAME"` in `.dual.toml` picks one). JSON with comments and trailing commas,
-as that format allows. Read from it: `image` (a build or compose is refused in one line, never guessed
-around), `containerEnv`, `remoteEnv`, the lifecycle commands made at creation in the spec's order
-(`onCreateCommand`, `updateContentCommand`, `postCreateCommand`, then `postStartCommand`; a string, a
-list or an object of either), with the workspace folder variables expanded, `forwardPorts` and
-`remoteUser`; keys it does not honour are named with why (`NOT_YET`); and what widens the container's reach, which
-dualgit applies once the user allowed it (`git dual allow`): `privileged`, `capAdd`, `securityOpt`,
-`mounts` (binds) and `runArgs`' `--privileged`, `--cap-add`, `--security-opt`, `--device`,
-`--network host`, `--pid host`, `-v`/`--volume` and `--mount`. `initializeCommand` never runs: it
-would run on the host, and the container can rewrite it. `.dual.toml` wins where both speak."""
+of several, `devcontainer = "NAME"` in `.dual.toml` picks one). JSON with comments and trailing
+commas, as that format allows. Read from it: `image`, or `build` / `dockerFile` (which dualgit
+builds; compose is refused in one line, never guessed around), `containerEnv`, `remoteEnv`, the
+lifecycle commands made at creation in the spec's order (`onCreateCommand`, `updateContentCommand`,
+`postCreateCommand`, then `postStartCommand`; a string, a list or an object of either), with the
+workspace folder variables expanded, `forwardPorts` and `remoteUser`; keys it does not honour are
+named with why (`NOT_YET`); and what widens the container's reach, which dualgit applies once the
+user allowed it (`git dual allow`): `privileged`, `capAdd`, `securityOpt`, `mounts` (binds) and
+`runArgs`' `--privileged`, `--cap-add`, `--security-opt`, `--device`, `--network host`, `--pid
+host`, `-v`/`--volume` and `--mount`. `initializeCommand` never runs: it would run on the host, and
+the container can rewrite it. `.dual.toml` wins where both speak."""
 
 from __future__ import annotations
 
@@ -169,13 +170,7 @@ def dualgit_image(ctx: Context) -> str | None:
         raise DualgitError("devcontainer.json runs its container with compose (dockerComposeFile), which dualgit does "
                            "not run yet", hint="name the image of its service in .dual.toml meanwhile: "
                            "`git dual config set image IMAGE`")
-    build = data.get("build")
-    dockerfile = (build.get("dockerfile") if isinstance(build, dict) else None) or data.get("dockerFile")
-    if dockerfile:
-        raise DualgitError(f"devcontainer.json builds its image from {dockerfile}, which dualgit does not build yet",
-                           hint="build and tag it (`docker build -t NAME -f FILE CONTEXT`), then "
-                           "`git dual config set image NAME`")
-    return None
+    return None  # a build (`build`, `dockerFile`) is dualgit's to make, from `dualgit_environment`
 
 
 LOCAL = re.compile(r"\$\{(localEnv:[A-Za-z_][A-Za-z0-9_]*(?::[^}]*)?|localWorkspaceFolder|localWorkspaceFolderBasename"

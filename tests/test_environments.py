@@ -5,6 +5,7 @@ every key that is not honoured said in one line, never a guessed image."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -125,14 +126,14 @@ def test_found_where_the_spec_puts_it(plain: Path) -> None:
     assert wrong.returncode == 1 and "names no devcontainer.json here" in wrong.stderr
 
 
-def test_a_build_or_compose_is_refused_never_guessed(plain: Path, docker: DockerAPI) -> None:
+def test_compose_or_a_missing_dockerfile_is_refused_never_guessed(plain: Path, docker: DockerAPI) -> None:
     (plain / ".nvmrc").write_text("20\n")  # the image guess this used to take
     devcontainer(plain, {"build": {"dockerfile": "Dockerfile"}})
     assert dual("install", cwd=plain).returncode == 0
     up = dual("up", cwd=plain)
     assert up.returncode == 1
-    assert up.stderr.splitlines()[0] == ("error: devcontainer.json builds its image from Dockerfile, which dualgit does "
-                                         "not build yet")
+    assert up.stderr.splitlines()[0] == ("error: .devcontainer/devcontainer.json: cannot read the Dockerfile "
+                                         ".devcontainer/Dockerfile (No such file or directory)")
     devcontainer(plain, {"dockerComposeFile": "compose.yaml", "service": "app"})
     up = dual("up", cwd=plain)
     assert up.returncode == 1 and "compose (dockerComposeFile)" in up.stderr
@@ -155,3 +156,64 @@ def test_the_lifecycle_runs_in_order_on_a_real_engine(plain: Path, docker: Docke
     done = dual("exec", "sh", "-c", 'cat order; echo "$WHERE"', cwd=tree)
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"1-feat\n2\n3\n{tree.resolve()}\n"
+
+
+def _remove_built(api: DockerAPI) -> None:
+    for image in api.request("GET", "/images/json", query={"filters": json.dumps({"label": ["dualgit.build"]})}).json():
+        if any(t.startswith("dualgit-build/demo:") for t in image.get("RepoTags") or []):
+            api.request("DELETE", f"/images/{image['Id']}", query={"force": 1}, ok=(200, 404, 409))
+
+
+def test_a_build_in_the_background_shared_and_outdated(repo: Path, docker: DockerAPI) -> None:
+    (repo / ".dual.toml").write_text('build = { dockerfile = "Dockerfile", args = { GREETING = "hi" } }\n')
+    (repo / "Dockerfile").write_text("FROM busybox:latest\nARG GREETING\nRUN sleep 5; echo \"$GREETING\" > /greeting\n"
+                                     "COPY data.txt /data.txt\n")
+    (repo / "data.txt").write_text("one\n")
+    (repo / ".dockerignore").write_text("ignored.txt\n")
+    git("add", "-A", cwd=repo)
+    git("commit", "-qm", "build", cwd=repo)
+    assert dual("install", cwd=repo).returncode == 0
+    try:
+        feat = repo.parent / "feat"
+        added = subprocess.run(["git", "worktree", "add", "-q", "-b", "feat", str(feat)], cwd=repo, capture_output=True,
+                               text=True)
+        assert "building from Dockerfile in the background" in added.stderr, added.stderr
+        row = json.loads(dual("ls", "--json", cwd=feat).stdout)
+        assert [(r["setup"], r["setup_step"]) for r in row if r["branch"] == "feat"] == [("running", "build Dockerfile")]
+        done = dual("exec", "cat", "/greeting", "/data.txt", cwd=feat)  # waits for the build
+        assert (done.returncode, done.stdout) == (0, "hi\none\n"), done.stderr
+        assert "Step 3/5 : RUN sleep 5" in dual("logs", cwd=feat).stdout
+        tag = inspect(feat)["image"]
+        assert tag.startswith("dualgit-build/demo:") and inspect(feat)["build"]["args"] == {"GREETING": "hi"}
+
+        (feat / "ignored.txt").write_text("not in the context\n")
+        assert inspect(feat)["image"] == tag  # .dockerignore honoured: no new inputs
+        other = repo.parent / "other"
+        again = subprocess.run(["git", "worktree", "add", "-q", "-b", "other", str(other)], cwd=repo,
+                               capture_output=True, text=True)
+        assert "running" in again.stderr and "building" not in again.stderr  # the same inputs: no build
+        before = docker.containers({"label": [f"dualgit.worktree={feat.resolve()}"]})[0]["Id"]
+        (feat / "data.txt").write_text("two\n")
+        up = dual("up", cwd=feat)
+        assert up.returncode == 0 and "its image is outdated" in up.stderr and "--recreate" in up.stderr
+        assert docker.containers({"label": [f"dualgit.worktree={feat.resolve()}"]})[0]["Id"] == before
+        assert dual("exec", "cat", "/data.txt", cwd=feat).stdout == "one\n"
+        assert dual("up", "--recreate", cwd=feat).returncode == 0
+        assert dual("exec", "cat", "/data.txt", cwd=feat).stdout == "two\n"
+
+        (feat / "Dockerfile").write_text("FROM busybox:latest\n# a comment\nRUN true \\\n  && false\nRUN true\n")
+        failed = dual("up", "--recreate", cwd=feat)
+        assert failed.returncode == 1
+        assert failed.stderr.splitlines()[-2].startswith("error: Dockerfile:3: the build failed: ")
+    finally:
+        _remove_built(docker)
+
+
+def test_a_build_stays_inside_the_worktree(plain: Path) -> None:
+    (plain / ".dual.toml").write_text('build = { dockerfile = "Dockerfile", context = ".." }\n')
+    (plain / "Dockerfile").write_text("FROM busybox:latest\n")
+    found = inspect(plain)
+    assert found["image"] is None
+    assert "the build's context .. is outside the worktree" in found["not_honoured"][0]["why"]
+    bad = dual("config", "set", "build", "[1]", cwd=plain)
+    assert bad.returncode == 1 and "a Dockerfile's path" in bad.stderr

@@ -15,7 +15,7 @@ from dualgit.errors import DualgitError
 
 FILENAME = ".dual.toml"
 DEFAULT_PORTS = (3000,)
-KNOWN_KEYS = ("image", "ports", "tcp_ports", "serve", "env", "strict", "route", "host", "env_pass",
+KNOWN_KEYS = ("image", "build", "ports", "tcp_ports", "serve", "env", "strict", "route", "host", "env_pass",
               "env_block", "idle_after", "cpus", "memory")  # plugins add theirs
 USER_KEYS = ("idle_after", "cpus", "memory", "max_running")  # the user-wide file's: defaults, and the cap
 DEFAULT_IDLE_WITH_SERVE = 30 * 60  # seconds: a branch with `serve` sleeps after this; one without, never
@@ -88,6 +88,7 @@ files = []
 @dataclass(frozen=True)
 class Config:
     image: str | None = None  # None: a plugin chooses (devcontainer.json, then the repository's files)
+    build: dict[str, Any] | None = None  # dockerfile, context, args, target: relative to the worktree
     ports: tuple[int, ...] = DEFAULT_PORTS
     tcp_ports: tuple[int, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
@@ -131,6 +132,7 @@ def parse(text: str, file: str = FILENAME, plugin_keys: dict[str, Any] | list[st
     ports = _ports(doc.get("ports", list(DEFAULT_PORTS)), _at(file, text, "ports"))
     return Config(
         image=_image(doc["image"], _at(file, text, "image")) if "image" in doc else None,
+        build=_build(doc["build"], _at(file, text, "build")) if "build" in doc else None,
         ports=ports,
         tcp_ports=_ports(doc.get("tcp_ports", []), _at(file, text, "tcp_ports"), "tcp_ports"),
         env=_env(doc.get("env", {}), _at(file, text, "env")),
@@ -365,6 +367,25 @@ def _image(value: Any, file: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _bad(file, "image", 'an image name such as "busybox:latest"', value)
     return value.strip()
+
+
+BUILD_FORMS = ('a Dockerfile\'s path ("Dockerfile"), or a table: { dockerfile = "Dockerfile", context = ".", '
+               'args = { K = "v" }, target = "dev" }')
+
+
+def _build(value: Any, file: str) -> dict[str, Any]:
+    """`build`: a Dockerfile's path, or a table of dockerfile, context, args and target."""
+    if isinstance(value, str) and value.strip():
+        return {"dockerfile": value.strip(), "context": ".", "args": {}, "target": None}
+    if not isinstance(value, dict) or set(value) - {"dockerfile", "context", "args", "target"}:
+        raise _bad(file, "build", BUILD_FORMS, value)
+    args = value.get("args", {})
+    parts = (value.get("dockerfile", "Dockerfile"), value.get("context", "."), value.get("target", ""))
+    if not all(isinstance(p, str) for p in parts) or not isinstance(args, dict) \
+            or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in args.values()):
+        raise _bad(file, "build", BUILD_FORMS, value)
+    return {"dockerfile": parts[0], "context": parts[1], "args": {str(k): str(v) for k, v in args.items()},
+            "target": parts[2] or None}
 
 
 def _ports(value: Any, file: str, key: str = "ports") -> tuple[int, ...]:

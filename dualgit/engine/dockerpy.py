@@ -184,6 +184,27 @@ class DockerPy:
             if isinstance(event, dict) and event.get("error"):
                 raise ApiError(500, str(event["error"]))
 
+    def build(self, context: Any, dockerfile: str, tag: str, args: dict[str, str], target: str | None,
+              labels: dict[str, str]) -> Iterator[str]:
+        """Build from `context`, a tar (a file object), with the engine's builder: each line of its
+        output as it comes; an error it streams back ends it as an ApiError with its words."""
+        try:
+            for event in self.api.build(fileobj=context, custom_context=True, dockerfile=dockerfile, tag=tag,
+                                        buildargs=args, target=target, labels=labels, rm=True, forcerm=True,
+                                        decode=True):
+                if not isinstance(event, dict):
+                    continue
+                if event.get("error"):
+                    raise ApiError(500, str(event["error"]).strip())
+                if event.get("stream"):
+                    yield str(event["stream"])
+                elif event.get("status"):
+                    yield str(event["status"]) + "\n"
+        except docker.errors.APIError as exc:
+            raise ApiError(exc.status_code or 500, str(exc.explanation or exc)) from None
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+            raise self.unreachable(exc) from None
+
     @_speaks
     def run(self, container: str, cmd: list[str], user: str | None = None, env: list[str] | None = None,
             timeout: float | None = 30.0, limit: int = 1 << 20) -> tuple[int, bytes]:

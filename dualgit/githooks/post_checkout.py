@@ -69,8 +69,8 @@ def post_checkout(old: str, new: str, flag: str) -> int:
         except ImageNotHere as exc:
             from dualgit.worktrees.setup_state import create_in_background
 
-            create_in_background(loc, exc.image)
-            pulling = exc.image
+            create_in_background(loc, exc.step)
+            pulling = exc.step
         from dualgit.shell.shims import ensure_for_worktree
 
         ensure_for_worktree(loc.worktree)
@@ -78,7 +78,8 @@ def post_checkout(old: str, new: str, flag: str) -> int:
             say(f"{branch} -> container {container.name} {container.state}" + _where(container))
         else:
             _proxy_up()
-            say(f"{branch}: pulling {pulling} in the background, then its container "
+            say(f"{branch}: {pulling.replace('pull ', 'pulling ', 1).replace('build ', 'building from ', 1)} in the "
+                "background, then its container "
                 "(`git dual logs -f` follows it; `git dual exec` waits for it)")
         _reconcile_in_background()
     except DualgitError as exc:

@@ -14,6 +14,7 @@ from dualgit.engine.api import ApiError, DockerAPI
 from dualgit.errors import DualgitError
 from dualgit.git.locate import Location, registered
 from dualgit.worktrees import agent, idle, labels, owner, state
+from dualgit.worktrees.images import ImageNotHere
 from dualgit.worktrees.inventory import Container, list_containers, remove
 from dualgit.worktrees.plan import Plan, caps_text, plan, resources
 
@@ -62,6 +63,20 @@ def ensure_running(loc: Location, config: Config | None = None, api: Engine | No
     api = api or DockerAPI()
     if not registered(loc):
         raise gone_worktree(loc)
+    try:
+        return converge(api, plan(loc, config, api, pull=False), say)
+    except ImageNotHere as exc:
+        current = list_containers(api, loc.common_dir, loc.worktree) if exc.step.startswith("build ") else []
+        if current:  # its build's inputs changed: the container it has stays until `up --recreate`
+            print(f"dualgit: {current[0].name}: its image is outdated: what it is built from changed "
+                  f"({exc.step.removeprefix('build ')} and its context); `git dual up --recreate` rebuilds it",
+                  file=sys.stderr)
+            if current[0].state != "running":
+                start(api, current[0])
+                current = list_containers(api, loc.common_dir, loc.worktree)
+            return current[0]
+        if not pull:
+            raise
     return converge(api, plan(loc, config, api, pull), say)
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import sys
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from dualgit.engine.api import ApiError
 from dualgit.errors import DualgitError
+from dualgit.naming import dns_label
 
 if TYPE_CHECKING:
     from dualgit.engine.interface import Engine
@@ -16,20 +21,24 @@ class ImageNotHere(DualgitError):
     """The image is not on this machine, and the caller would not wait for a pull (the hook: git
     waits for its hooks, and a pull can take minutes)."""
 
-    def __init__(self, image: str) -> None:
+    def __init__(self, image: str, step: str = "") -> None:
         super().__init__(f"image {image} is not on this machine")
         self.image = image
+        self.step = step or f"pull {image}"  # what the background runner does about it, as `ls` says it
 
 
-def image_id(api: Engine, image: str, pull: bool = True) -> str:
-    """The local image's id; pulled first when it isn't here (said on stderr: it can take minutes)."""
+def image_id(api: Engine, image: str, pull: bool = True, build: Build | None = None, worktree: str = "") -> str:
+    """The local image's id; pulled (or with `build`, built) first when it isn't here (said on
+    stderr: it can take minutes)."""
     try:
         return str(api.inspect_image(image)["Id"])
     except ApiError as exc:
         if exc.status != 404:
             raise DualgitError(f"cannot inspect image {image}: {exc.message}")
     if not pull:
-        raise ImageNotHere(image)
+        raise ImageNotHere(image, f"build {build.dockerfile}" if build else "")
+    if build is not None:
+        return build_image(api, worktree, build, image)
     print(f"dualgit: pulling {image} (not on this machine) ...", file=sys.stderr, flush=True)
     reason = _pull(api, image)
     try:
@@ -54,3 +63,150 @@ def _pull(api: Engine, image: str) -> str:
     except ApiError as exc:
         return exc.message
     return "no error given"
+
+
+# Builds: an image made from a Dockerfile, tagged by a hash of everything it is built from, so that
+# branches with the same inputs share one image, and a branch whose inputs have an image builds nothing.
+
+BUILD_REPO = "dualgit-build"  # the tags' repository: dualgit-build/<repo>:<hash of the inputs>
+BUILD_LABEL = "dualgit.build"  # on the images dualgit builds: the Dockerfile, relative to the worktree
+
+
+@dataclass(frozen=True)
+class Build:
+    """A Dockerfile build, its paths relative to the worktree, as .dual.toml or devcontainer.json gave it."""
+
+    dockerfile: str
+    context: str = "."
+    args: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    source: str = ".dual.toml"  # the file that asked for it
+
+    def as_data(self) -> dict[str, Any]:
+        return {"dockerfile": self.dockerfile, "context": self.context, "args": dict(self.args), "target": self.target}
+
+
+def build_tag(worktree: str, repo: str, build: Build) -> str:
+    """The tag for `build`'s inputs in `worktree`: the Dockerfile, the context's files (as the
+    .dockerignore leaves them), the args and the target. Reads the files; no engine call."""
+
+    context = os.path.join(worktree, build.context)
+    dockerfile = os.path.join(worktree, build.dockerfile)
+    if not os.path.isdir(context):
+        raise DualgitError(f"{build.source}: the build context {build.context} is not a folder",
+                           hint="give a folder of the worktree as the build's context")
+    try:
+        with open(dockerfile, "rb") as f:
+            digest = hashlib.sha256(f.read())
+    except OSError as exc:
+        raise DualgitError(f"{build.source}: cannot read the Dockerfile {build.dockerfile} ({exc.strerror})",
+                           hint="give the path of a Dockerfile in the worktree") from None
+    digest.update(json.dumps([build.args, build.target], sort_keys=True).encode())
+    for name in context_files(context, dockerfile):
+        path = os.path.join(context, name)
+        digest.update(b"\0" + name.encode("utf-8", "surrogateescape") + b"\0")
+        if os.path.islink(path):
+            digest.update(b"L" + os.readlink(path).encode("utf-8", "surrogateescape"))
+        elif os.path.isfile(path):
+            digest.update(b"X" if os.access(path, os.X_OK) else b"F")
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+    return f"{BUILD_REPO}/{dns_label(repo)}:{digest.hexdigest()[:16]}"
+
+
+def context_files(context: str, dockerfile: str) -> list[str]:
+    """The files (and folders) of the build's context that go to the engine, sorted: what its
+    .dockerignore leaves, less `.git` (a linked worktree's names its own admin dir, so the same
+    inputs on two branches would never share an image; the devcontainers CLI sends it)."""
+    from docker.utils.build import exclude_paths
+
+    return sorted(exclude_paths(context, [*_dockerignore(context), ".git"], os.path.relpath(dockerfile, context)))
+
+
+def _dockerignore(context: str) -> list[str]:
+    try:
+        with open(os.path.join(context, ".dockerignore")) as f:
+            return [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    except OSError:
+        return []
+
+
+def build_image(api: Engine, worktree: str, build: Build, tag: str) -> str:
+    """Build `tag` unless it is here (another branch's build of the same inputs is waited for, not
+    repeated); its id. The builder's output goes to stdout (the setup log, in the background)."""
+    import fcntl
+
+    from dualgit.background import state_dir
+    from dualgit.engine.dockerpy import DockerPy
+
+    lock_file = state_dir("builds", hashlib.sha256(tag.encode()).hexdigest()[:16] + ".lock")
+    os.makedirs(os.path.dirname(lock_file), exist_ok=True)
+    with open(lock_file, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return str(api.inspect_image(tag)["Id"])
+        except ApiError:
+            pass
+        print(f"dualgit: building {tag} from {build.dockerfile} ({build.source}) ...", file=sys.stderr, flush=True)
+        context = os.path.join(worktree, build.context)
+        dockerfile = os.path.join(worktree, build.dockerfile)
+        steps: list[str] = []
+        try:
+            for line in DockerPy(api.endpoint, timeout=3600).build(
+                    context_tar(context, dockerfile), _in_tar(context, dockerfile), tag, build.args, build.target,
+                    {BUILD_LABEL: build.dockerfile}):
+                if line.startswith("Step "):
+                    steps.append(line)
+                print(line, end="", file=sys.stderr, flush=True)
+        except ApiError as exc:
+            where = _failed_line(os.path.join(worktree, build.dockerfile), steps[-1] if steps else "")
+            raise DualgitError(f"{build.dockerfile}{where}: the build failed: {exc.message}",
+                               hint="fix it, then `git dual up` builds it again (`git dual logs` has the whole output)"
+                               ) from None
+        return str(api.inspect_image(tag)["Id"])
+
+
+OUTSIDE = ".dualgit.Dockerfile"  # the Dockerfile's name in the tar when it lies outside the context
+
+
+def _in_tar(context: str, dockerfile: str) -> str:
+    inside = os.path.relpath(dockerfile, context)
+    return OUTSIDE if inside.startswith("..") else inside
+
+
+def context_tar(context: str, dockerfile: str) -> Any:
+    """The build's context as the engine gets it: a tar of `context_files`, with the Dockerfile
+    added when it lies outside the context. A temporary file, read from its start."""
+    from docker.utils import tar
+
+    extra = None
+    if _in_tar(context, dockerfile) == OUTSIDE:
+        with open(dockerfile) as f:
+            extra = (OUTSIDE, f.read())
+    return tar(context, exclude=[*_dockerignore(context), ".git"], dockerfile=extra or (_in_tar(context, dockerfile), None))
+
+
+def _failed_line(dockerfile: str, step: str) -> str:
+    """`:LINE` of the Dockerfile instruction that the builder's last `Step N/M : ...` line names."""
+    import re
+
+    found = re.match(r"Step (\d+)/\d+ : ", step)
+    if not found:
+        return ""
+    wanted, number, line_no = int(found[1]), 0, 0
+    try:
+        with open(dockerfile, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return ""
+    continued = False
+    for line_no, line in enumerate(lines, 1):
+        stripped = line.strip()
+        if not continued and stripped and not stripped.startswith("#"):
+            number += 1
+            if number == wanted:
+                return f":{line_no}"
+        if stripped and not stripped.startswith("#"):
+            continued = stripped.endswith("\\")
+    return ""

@@ -11,7 +11,7 @@ from dualgit.errors import DualgitError
 from dualgit.git.locate import Location
 from dualgit.hookspecs import ContainerSettings, Environment, Step
 from dualgit.worktrees import consent
-from dualgit.worktrees.plan import container_settings, context_for, image_for, steps_for
+from dualgit.worktrees.plan import container_settings, context_for, image_and_build, steps_for
 
 SETUP_PLUGIN = "setup"  # .dual.toml's `setup`
 WHEN = {"postStartCommand": "create", "postAttachCommand": "attach"}  # postStartCommand: at creation only, for now
@@ -30,8 +30,11 @@ def inspect(loc: Location) -> dict[str, Any]:
     settings = container_settings(ctx, config, each)
     not_honoured = [{"key": key, "source": where.get(name, name), "why": why}
                     for name, extra in each if isinstance(extra, ContainerSettings) for key, why in extra.not_honoured]
+    build: dict[str, Any] | None = environment.build if environment else None
     try:
-        image: str | None = image_for(ctx, config)
+        image: str | None
+        image, made = image_and_build(ctx, config)
+        build = made.as_data() if made else build
     except DualgitError as exc:  # a build or compose that dualgit does not make: said, not guessed around
         image = None
         not_honoured.insert(0, {"key": "image", "source": environment.source if environment else ".dual.toml",
@@ -44,7 +47,7 @@ def inspect(loc: Location) -> dict[str, Any]:
         "worktree": loc.worktree,
         "sources": sources,
         "image": image,
-        "build": environment.build if environment else None,
+        "build": build,
         "features": environment.features if environment else [],
         "compose": environment.compose if environment else None,
         "env": settings.env,

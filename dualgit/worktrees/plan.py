@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from dualgit.background import state_dir
 from dualgit.config import Config, Limits, limits, load, load_user
+from dualgit.errors import DualgitError
 from dualgit.git.locate import Location, read_head
 from dualgit.hookspecs import ContainerSettings, Context, Step
 from dualgit.naming import container_name, repo_name, volume_name
 from dualgit.worktrees import agent, labels, network, owner, readonly
-from dualgit.worktrees.images import image_id
+from dualgit.worktrees.images import Build, build_tag, image_id
 
 if TYPE_CHECKING:
     from dualgit.engine.interface import Engine
@@ -49,6 +50,7 @@ class Plan:
     caps: Limits
     network: str | None
     serve: dict[int, str] = field(default_factory=dict)
+    build: Build | None = None  # what makes the image, when it is built
     body: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -61,16 +63,17 @@ def plan(loc: Location, config: Config | None, api: Engine, pull: bool = True) -
     ImageNotHere."""
     config = config or load(loc.worktree)
     name = container_name(loc.common_dir, loc.worktree)
-    image, extra = settings_for(context_for(loc, name, config), config)
-    extra, held, notes = allowed_settings(loc, extra)
+    ctx = context_for(loc, name, config)
+    image, build = image_and_build(ctx, config)
+    extra, held, notes = allowed_settings(loc, container_settings(ctx, config))
     user, remap = owner.container_user(api, extra.user)
     tools = agent.tools_volume(api)
     if tools is None:
         notes.append(f"no {agent.TOOLS_IMAGE} image here or to pull: it goes without its agent "
                      "(no `serve`, and a server on 127.0.0.1 inside is not reached)")
-    found = Plan(loc, name, image, image_id(api, image, pull), extra, held, notes, user, remap, tools,
-                 limits(config, load_user()), network.network_for(api, name, loc.common_dir, loc.worktree),
-                 dict(config.serve))
+    found = Plan(loc, name, image, image_id(api, image, pull, build, loc.worktree), extra, held, notes, user, remap,
+                 tools, limits(config, load_user()), network.network_for(api, name, loc.common_dir, loc.worktree),
+                 dict(config.serve), build)
     found.body = create_body(found, config)
     return found
 
@@ -84,15 +87,43 @@ def context_for(loc: Location, name: str | None = None, config: Config | None = 
                    name or container_name(common, loc.worktree), dict(config.data))
 
 
-def settings_for(ctx: Context, config: Config) -> tuple[str, ContainerSettings]:
-    """The image and the container settings: `.dual.toml` first, then the plugins."""
-    return image_for(ctx, config), container_settings(ctx, config)
-
-
 def image_for(ctx: Context, config: Config) -> str:
+    """The image's name: .dual.toml's `image`, else a build's tag, else a plugin's image, else the fallback."""
+    return image_and_build(ctx, config)[0]
+
+
+def image_and_build(ctx: Context, config: Config) -> tuple[str, Build | None]:
+    """The image, and the build that makes it when it is one (.dual.toml's `build`, else a plugin's
+    environment's, such as devcontainer.json's `build`)."""
     from dualgit.plugins import plugins
 
-    return config.image or plugins().call("dualgit_image", ctx=ctx) or FALLBACK_IMAGE
+    if config.image:
+        return config.image, None
+    found = build_of(ctx, config)
+    if found is not None:
+        return build_tag(ctx.worktree, ctx.repo_name, found), found
+    return plugins().call("dualgit_image", ctx=ctx) or FALLBACK_IMAGE, None
+
+
+def build_of(ctx: Context, config: Config) -> Build | None:
+    """The build this worktree's image comes from, if any; its paths must stay inside the worktree
+    (the files that name them are the container's to write, and the context goes to the engine)."""
+    from dualgit.plugins import plugins
+
+    if config.build is not None:
+        given, source = config.build, ".dual.toml"
+    else:
+        environments = [e for e in plugins().call("dualgit_environment", ctx=ctx) if e is not None and e.build]
+        if not environments:
+            return None
+        given, source = environments[0].build, environments[0].source
+    root = os.path.realpath(ctx.worktree)
+    for key in ("dockerfile", "context"):
+        real = os.path.realpath(os.path.join(ctx.worktree, given[key]))
+        if real != root and not real.startswith(root.rstrip("/") + "/"):
+            raise DualgitError(f"{source}: the build's {key} {given[key]} is outside the worktree",
+                               hint="give a path inside it: the build's files come from the worktree only")
+    return Build(given["dockerfile"], given["context"], dict(given.get("args") or {}), given.get("target"), source)
 
 
 def container_settings(ctx: Context, config: Config, each: list[tuple[str, ContainerSettings]] | None = None,

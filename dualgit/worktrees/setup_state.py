@@ -124,10 +124,10 @@ def start_background(loc: Location, container: str, container_id: str, force: bo
     spawn(["setup-run", loc.worktree, *(["--force"] if force else [])], log=paths(container)[1])
 
 
-def create_in_background(loc: Location, image: str) -> None:
+def create_in_background(loc: Location, step: str) -> None:
     """The hook's way with an image that is not here: the pull and the container that follows it
     are left to a detached runner, which holds the setup lock meanwhile, so that `git dual ls` says
     `pull IMAGE` and `git dual exec` waits for it."""
     name = container_name(loc.common_dir, loc.worktree)
-    write(name, "running", "", f"pull {image}")
+    write(name, "running", "", step)
     spawn(["setup-run", "--create", loc.worktree], log=paths(name)[1])

@@ -8,7 +8,7 @@ import os
 from dualgit.config import load
 from dualgit.git import repository
 from dualgit.worktrees import consent
-from dualgit.worktrees.plan import context_for, settings_for
+from dualgit.worktrees.plan import container_settings, context_for
 
 
 def allow(target: str | None = None, revoke: bool = False, as_json: bool = False) -> int:
@@ -25,7 +25,7 @@ def allow(target: str | None = None, revoke: bool = False, as_json: bool = False
                   + (": `git dual up` makes its containers without them" if gone else ""))
         return 0
     config = load(loc.worktree)
-    _image, extra = settings_for(context_for(loc, None, config), config)
+    extra = container_settings(context_for(loc, None, config), config)
     wanted = consent.widening(extra, loc.worktree)
     if wanted:
         consent.allow(loc.common_dir, wanted)
