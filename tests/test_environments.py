@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conftest import dual, git
+from conftest import dual, git, remove_labelled
 from dualgit.engine.api import DockerAPI
 
 
@@ -158,7 +158,9 @@ def test_the_lifecycle_runs_in_order_on_a_real_engine(plain: Path, docker: Docke
     assert done.stdout == f"1-feat\n2\n3\n{tree.resolve()}\n"
 
 
-def _remove_built(api: DockerAPI) -> None:
+def _remove_built(api: DockerAPI, under: Path) -> None:
+    """The images the test built, once its containers have gone."""
+    remove_labelled(api, under)
     for image in api.request("GET", "/images/json", query={"filters": json.dumps({"label": ["dualgit.build"]})}).json():
         if any(t.startswith("dualgit-build/demo:") for t in image.get("RepoTags") or []):
             api.request("DELETE", f"/images/{image['Id']}", query={"force": 1}, ok=(200, 404, 409))
@@ -206,7 +208,7 @@ def test_a_build_in_the_background_shared_and_outdated(repo: Path, docker: Docke
         assert failed.returncode == 1
         assert failed.stderr.splitlines()[-2].startswith("error: Dockerfile:3: the build failed: ")
     finally:
-        _remove_built(docker)
+        _remove_built(docker, repo.parent)
 
 
 def test_a_build_stays_inside_the_worktree(plain: Path) -> None:
