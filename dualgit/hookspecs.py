@@ -76,6 +76,10 @@ class Step:
     command: str | list[str] | None = None
     run: Callable[[Context], None] | None = None
     root: bool = False
+    # When it runs: "create" (by the setup runner, once the container is made), "start" (by the agent
+    # inside, on every start of the container, a wake and a reboot's too, after setup; `command` only),
+    # or "attach" (before `git dual shell`'s shell; `command` only).
+    when: str = "create"
 
 
 @hookspec

@@ -307,11 +307,11 @@ def dualgit_container_settings(ctx: Context) -> ContainerSettings | None:
         run_args([str(a) for a in args], ctx.worktree, found)
     if data.get("initializeCommand"):
         found.not_honoured.append(("initializeCommand", "it would run on the host, and the container can rewrite it"))
-    for _order, key in LIFECYCLE:
-        for label, command in commands(data.get(key)):
-            left = [v for c in ([command] if isinstance(command, str) else command) for v in expand_inside(c, ctx.worktree)[1]]
-            if left:
-                left_out.append((key + label, f"skipped: {', '.join(left)} is not expanded yet ({WHY_LEFT})"))
+    for _order, key, _when in LIFECYCLE:
+        command = commands(data.get(key))
+        left = [v for c in ([command] if isinstance(command, str) else command or []) for v in expand_inside(c, ctx.worktree)[1]]
+        if left:
+            left_out.append((key, f"skipped: {', '.join(left)} is not expanded yet ({WHY_LEFT})"))
     found.not_honoured.extend(left_out)
     found.not_honoured.extend((key, NOT_YET[key]) for key, value in data.items()
                               if key in NOT_YET and not (key in AS_DUALGIT_DOES and value == AS_DUALGIT_DOES[key]))
@@ -319,15 +319,14 @@ def dualgit_container_settings(ctx: Context) -> ContainerSettings | None:
 
 
 WHY_LEFT = "${localEnv:..} would copy the host's variables in on the word of a file the container can write"
-# The spec's order when the container is made; postStartCommand runs at setup too, not yet on every start.
-LIFECYCLE = ((100, "onCreateCommand"), (200, "updateContentCommand"), (300, "postCreateCommand"),
-             (400, "postStartCommand"))
+# The spec's order and times: at creation (the setup runner), on every start (the agent), on attach (`shell`).
+LIFECYCLE = ((100, "onCreateCommand", "create"), (200, "updateContentCommand", "create"),
+             (300, "postCreateCommand", "create"), (400, "postStartCommand", "start"),
+             (500, "postAttachCommand", "attach"))
 # Keys read and not (yet) honoured, each with why; editor-only ones (customizations, hostRequirements,
 # waitFor, ...) stay quiet.
 NOT_YET = {
     "features": "dualgit does not install devcontainer features yet; an image that has the tools in it does",
-    "postAttachCommand": "dualgit runs no command on attach yet",
-    "postStartCommand": "it runs once, when the container is made, not yet on every start",
     "workspaceFolder": "the worktree is mounted at its own path on the host",
     "workspaceMount": "the worktree is mounted at its own path on the host",
     "overrideCommand": "dualgit's agent is the container's main process, so the image's own command does not run",
@@ -345,27 +344,40 @@ NOT_YET = {
 AS_DUALGIT_DOES = {"init": True, "updateRemoteUserUID": True, "overrideCommand": True}  # said only when set otherwise
 
 
-def commands(value: Any) -> list[tuple[str, str | list[str]]]:
-    """A lifecycle command as (label, command) pairs: a string runs in a shell, a list as argv, an
-    object's values one after another."""
+def commands(value: Any) -> str | list[str] | None:
+    """A lifecycle command as one step's command: a string runs in a shell, a list as argv, and an
+    object's entries (each a string or a list) in parallel, as the spec says, the step failing when
+    any of them fails."""
+    import shlex
+
     if isinstance(value, str) and value.strip():
-        return [("", value)]
+        return value
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return [("", value)]
+        return [str(v) for v in value]
     if isinstance(value, dict):
-        return [(f" {k}", c) for k, v in value.items() for _, c in commands(v)]
-    return []
+        entries = [(str(k), commands(v)) for k, v in value.items()]
+        entries = [(k, c) for k, c in entries if c]
+        if not entries:
+            return None
+        lines = [f"{shlex.join(['sh', '-c', c]) if isinstance(c, str) else shlex.join(c or [])} & p{i}=$!"
+                 for i, (_k, c) in enumerate(entries)]
+        lines.append("f=0")
+        lines += [f"wait $p{i} || {{ echo {shlex.quote(k)} failed; f=1; }}" for i, (k, _c) in enumerate(entries)]
+        return "\n".join([*lines, "exit $f"])
+    return None
 
 
 @hookimpl
 def dualgit_setup_steps(ctx: Context) -> list[Step]:
     data = of(ctx)
     steps = []
-    for order, key in LIFECYCLE:
-        for i, (label, command) in enumerate(commands(data.get(key))):
-            parts = [expand_inside(c, ctx.worktree) for c in ([command] if isinstance(command, str) else command)]
-            if any(left for _, left in parts):
-                continue  # named by not_honoured (the settings hook): a shell would fail on ${...}
-            done = parts[0][0] if isinstance(command, str) else [p for p, _ in parts]
-            steps.append(Step(name=f"devcontainer {key}{label}", order=order + i, command=done))
+    for order, key, when in LIFECYCLE:
+        command = commands(data.get(key))
+        if command is None:
+            continue
+        parts = [expand_inside(c, ctx.worktree) for c in ([command] if isinstance(command, str) else command)]
+        if any(left for _, left in parts):
+            continue  # named by not_honoured (the settings hook): a shell would fail on ${...}
+        done = parts[0][0] if isinstance(command, str) else [p for p, _ in parts]
+        steps.append(Step(name=f"devcontainer {key}", order=order, command=done, when=when))
     return steps

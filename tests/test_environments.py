@@ -13,6 +13,7 @@ import pytest
 
 from conftest import dual, git, remove_labelled
 from dualgit.engine.api import DockerAPI
+from tests_support import wait_for
 
 
 def devcontainer(repo: Path, data: dict[str, Any] | str, where: str = ".devcontainer/devcontainer.json") -> None:
@@ -62,9 +63,9 @@ CASES: list[tuple[dict[str, Any], dict[str, Any]]] = [
                         {"key": "privileged", "source": ".devcontainer/devcontainer.json"}]}),
     ({"image": "busybox:latest", "workspaceFolder": "/work", "workspaceMount": "x"},
      {"workspace_folder": "{worktree}", "not_honoured": "workspaceFolder"}),
-    ({"image": "busybox:latest", "postAttachCommand": "x", "overrideCommand": False, "appPort": 8080, "init": False,
+    ({"image": "busybox:latest", "overrideCommand": False, "appPort": 8080, "init": False,
       "shutdownAction": "none", "initializeCommand": "touch /tmp/x"},
-     {"not_honoured": ["postAttachCommand", "overrideCommand", "appPort", "init", "shutdownAction", "initializeCommand"]}),
+     {"not_honoured": ["overrideCommand", "appPort", "init", "shutdownAction", "initializeCommand"]}),
     ({"image": "busybox:latest", "init": True, "overrideCommand": True, "updateRemoteUserUID": True,
       "customizations": {"vscode": {}}, "hostRequirements": {"cpus": 2}, "waitFor": "onCreateCommand", "name": "x"},
      {"not_honoured": []}),
@@ -99,10 +100,11 @@ def test_the_lifecycle_in_the_spec_order_with_variables(plain: Path) -> None:
     }""")
     steps = inspect(plain)["steps"]
     assert [(s["source"], s["when"]) for s in steps] == [
-        ("onCreateCommand", "create"), ("updateContentCommand", "create"), ("updateContentCommand", "create"),
-        ("postCreateCommand", "create"), ("postStartCommand", "create")]
+        ("onCreateCommand", "create"), ("updateContentCommand", "create"), ("postCreateCommand", "create"),
+        ("postStartCommand", "start")]
     assert steps[0]["command"] == f"echo create in {plain.resolve()}"
-    assert steps[3]["command"] == ["sh", "-c", "echo post demo"]
+    assert "sh -c 'echo update' & p0=$!" in steps[1]["command"]  # an object's entries: in parallel
+    assert steps[2]["command"] == ["sh", "-c", "echo post demo"]
 
 
 def test_found_where_the_spec_puts_it(plain: Path) -> None:
@@ -140,12 +142,20 @@ def test_compose_or_a_missing_dockerfile_is_refused_never_guessed(plain: Path, d
     assert not docker.containers({"label": [f"dualgit.worktree={plain.resolve()}"]})
 
 
-def test_the_lifecycle_runs_in_order_on_a_real_engine(plain: Path, docker: DockerAPI) -> None:
+def test_the_lifecycle_at_its_times_on_a_real_engine(plain: Path, docker: DockerAPI) -> None:
+    """Create steps in order once; postStartCommand on every start (made, up after down, a stop and
+    an exec, an engine restart); postAttachCommand before `git dual shell`'s shell; an object's
+    entries in parallel (each waits for the other's file: run one after the other, they would fail)."""
     devcontainer(plain, {
         "image": "busybox:latest",
-        "postCreateCommand": "echo 3 >> order",
-        "onCreateCommand": "echo 1-${containerWorkspaceFolderBasename} >> order",
-        "updateContentCommand": ["sh", "-c", "echo 2 >> order"],
+        "postCreateCommand": "echo post-create >> order",
+        "onCreateCommand": "echo create-${containerWorkspaceFolderBasename} >> order",
+        "updateContentCommand": {
+            "a": "touch .a; i=0; until [ -e .b ]; do sleep 0.1; i=$((i+1)); [ $i -gt 600 ] && exit 9; done",
+            "b": ["sh", "-c", "touch .b; i=0; until [ -e .a ]; do sleep 0.1; i=$((i+1)); [ $i -gt 600 ] && exit 9; done"],
+        },
+        "postStartCommand": "echo start >> order",
+        "postAttachCommand": "echo attach >> order",
         "containerEnv": {"WHERE": "${containerWorkspaceFolder}"},
     })
     git("add", "-A", cwd=plain)
@@ -153,9 +163,29 @@ def test_the_lifecycle_runs_in_order_on_a_real_engine(plain: Path, docker: Docke
     assert dual("install", cwd=plain).returncode == 0
     tree = plain.parent / "feat"
     git("worktree", "add", "-q", "-b", "feat", str(tree), cwd=plain)
-    done = dual("exec", "sh", "-c", 'cat order; echo "$WHERE"', cwd=tree)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == f"1-feat\n2\n3\n{tree.resolve()}\n"
+    order = tree / "order"
+
+    def starts(count: int) -> None:
+        wait_for(lambda: order.exists() and order.read_text().count("start\n") == count, timeout=120)
+
+    done = dual("exec", "sh", "-c", 'echo "$WHERE"', cwd=tree)
+    assert done.returncode == 0 and done.stdout == f"{tree.resolve()}\n", done.stderr
+    starts(1)
+    assert order.read_text() == "create-feat\npost-create\nstart\n"
+    assert dual("down", cwd=tree).returncode == 0
+    assert dual("up", cwd=tree).returncode == 0
+    starts(2)
+    container = docker.containers({"label": [f"dualgit.worktree={tree.resolve()}"]})[0]["Id"]
+    docker.request("POST", f"/containers/{container}/stop", query={"t": 1}, ok=(204, 304))
+    assert dual("exec", "true", cwd=tree).returncode == 0
+    starts(3)
+    docker.request("POST", f"/containers/{container}/restart", query={"t": 1}, ok=(204,))
+    starts(4)
+    shell = dual("shell", cwd=tree, input="cat order\n")
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout.endswith("start\nattach\n")
+    assert "==> devcontainer postStartCommand" in dual("logs", cwd=tree).stdout
+    assert [s["when"] for s in inspect(tree)["steps"]] == ["create", "create", "create", "start", "attach"]
 
 
 def _remove_built(api: DockerAPI, under: Path) -> None:

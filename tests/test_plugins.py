@@ -107,12 +107,13 @@ def test_devcontainer_json_with_comments_and_trailing_commas(repo: Path, docker:
   "containerEnv": {"FROM_DEVCONTAINER": "yes", "URL": "http://x//y",},
   "remoteEnv": {"REMOTE": "1"},
   "forwardPorts": [5000,],
-  "postCreateCommand": {"one": "echo created > created.txt", "two": ["sh", "-c", "echo two >> created.txt"]},
-  "postStartCommand": "echo started >> created.txt",
+  "postCreateCommand": {"one": "echo created > one.txt", "two": ["sh", "-c", "echo two > two.txt"]},
+  "postStartCommand": "echo started >> started.txt",
 }
 """)
     assert dual("up", cwd=repo).returncode == 0
-    assert dual("exec", "cat", "created.txt", cwd=repo).stdout == "created\ntwo\nstarted\n"
+    assert dual("exec", "cat", "one.txt", "two.txt", cwd=repo).stdout == "created\ntwo\n"
+    wait_for(lambda: (repo / "started.txt").exists())  # the agent runs it once setup is done
     env = dual("exec", "sh", "-c", 'echo "$FROM_DEVCONTAINER $URL $REMOTE"', cwd=repo).stdout
     assert env == "yes http://x//y 1\n"
     row = json.loads(dual("ls", "--json", cwd=repo).stdout)[0]

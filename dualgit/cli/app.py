@@ -150,10 +150,11 @@ def exec_(ctx: typer.Context) -> int:
 @app.command()
 def shell(root: Annotated[bool, typer.Option("--root", help="As root inside (the worktree owner's by default).")] = False
           ) -> int:
-    """An interactive shell in this worktree's container (bash where the image has it)."""
-    from dualgit.shell import exec
+    """An interactive shell in this worktree's container (bash where the image has it), after the
+    steps that run on attach (devcontainer.json's postAttachCommand)."""
+    from dualgit.shell import attach, exec
 
-    return exec.run(exec.parse([*(["--root"] if root else []), "--", *exec.SHELL]))
+    return exec.run(exec.parse([*(["--root"] if root else []), "--", *attach.command()]))
 
 
 @app.command()

@@ -108,7 +108,7 @@ class Runner:
 
     @hookimpl
     def dualgit_setup(self, ctx: Context) -> None:
-        steps = steps_for(ctx)
+        steps = [step for step in steps_for(ctx) if step.when == "create"]
         for number, step in enumerate(steps, 1):
             self.current = step.name
             setup_state.write(self.container, "running", self.container_id, step.name)

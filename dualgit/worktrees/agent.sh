@@ -11,8 +11,12 @@
 #   the host marked setup done ($S/setup-done), restarted with backoff when it exits, up to a
 #   crash loop; its output goes to $S/serve/PORT.log and its state to $S/serve/PORT.state.
 #
-# The host writes serve.d/, setup-done and serve.want; this script writes listen and serve/. The
-# host reads them as plain data and never runs anything from them.
+# - start: $S/start, a script dualgit wrote from the steps that run on every start (devcontainer.json's
+#   postStartCommand), runs once per start of the container (a wake's and a reboot's too), once the
+#   host marked setup done; its output goes to $S/start.log and its state to $S/start.state.
+#
+# The host writes serve.d/, start, setup-done and serve.want; this script writes listen, serve/ and
+# start.*. The host reads them as plain data and never runs anything from them.
 B=/.dualgit/bin/busybox
 S=/.dualgit/state
 FAST=10      # seconds: a serve that exits sooner than this counts towards a crash loop
@@ -105,10 +109,20 @@ supervise() {  # supervise PORT: run serve.d/PORT until told to stop, with backo
   done
 }
 
+starter() {  # the start script, once per start of the container, after setup
+  until [ -f "$S/setup-done" ]; do $B sleep 0.2; done
+  [ -f "$S/start" ] || { put "$S/start.state" "none $(now)"; return; }
+  put "$S/start.state" "running $(now)"
+  echo "==> $($B date '+%Y-%m-%d %H:%M:%S') start" >>"$S/start.log"
+  (cd "$WT" 2>/dev/null; exec $(shell) "$S/start") >>"$S/start.log" 2>&1 </dev/null
+  put "$S/start.state" "done $(now) $?"
+}
+
 # Each start of the container starts `serve` afresh: what an earlier run recorded is gone.
 $B mkdir -p "$S/serve" 2>/dev/null
-$B rm -f "$S"/serve/*.state "$S"/serve/*.sup "$S"/serve/*.pid "$S"/serve/*.restart 2>/dev/null
+$B rm -f "$S"/serve/*.state "$S"/serve/*.sup "$S"/serve/*.pid "$S"/serve/*.restart "$S/start.state" 2>/dev/null
 relays
+starter &
 seen=-  # what the last scan wrote: the first one always writes
 quick=100  # looks 0.1 s apart before they slow to one a second
 while :; do

@@ -93,6 +93,7 @@ def converge(api: Engine, wanted: Plan, say: bool = False) -> Container:
     if wanted.tools is not None:
         try:
             serve_changed = agent.write_serve(name, wanted.serve)
+            agent.write(name, "start", wanted.start)
         except DualgitError as exc:
             print(f"dualgit: warning: {exc.message}", file=sys.stderr)
     made = False

@@ -14,7 +14,6 @@ from dualgit.worktrees import consent
 from dualgit.worktrees.plan import container_settings, context_for, image_and_build, steps_for
 
 SETUP_PLUGIN = "setup"  # .dual.toml's `setup`
-WHEN = {"postStartCommand": "create", "postAttachCommand": "attach"}  # postStartCommand: at creation only, for now
 
 
 def inspect(loc: Location) -> dict[str, Any]:
@@ -72,10 +71,9 @@ def _mounts(settings: ContainerSettings) -> list[dict[str, Any]]:
 def _step(step: Step) -> dict[str, Any]:
     """A step as inspect says it: its source (devcontainer.json's key, `setup`, or a plugin's step),
     when it runs, and its command (null for a plugin's step that runs on the host)."""
-    source, when = step.name, "create"
+    source, when = step.name, step.when
     if step.name.startswith("devcontainer "):
         source = step.name.split()[1]
-        when = WHEN.get(source, "create")
     elif step.name.startswith("setup "):
         source = SETUP_PLUGIN
     return {"name": step.name, "source": source, "when": when,

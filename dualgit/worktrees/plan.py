@@ -51,6 +51,7 @@ class Plan:
     network: str | None
     serve: dict[int, str] = field(default_factory=dict)
     build: Build | None = None  # what makes the image, when it is built
+    start: str | None = None  # the script the agent runs on every start (the steps whose `when` is start)
     body: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -73,7 +74,7 @@ def plan(loc: Location, config: Config | None, api: Engine, pull: bool = True) -
                      "(no `serve`, and a server on 127.0.0.1 inside is not reached)")
     found = Plan(loc, name, image, image_id(api, image, pull, build, loc.worktree), extra, held, notes, user, remap,
                  tools, limits(config, load_user()), network.network_for(api, name, loc.common_dir, loc.worktree),
-                 dict(config.serve), build)
+                 dict(config.serve), build, script([s for s in steps_for(ctx) if s.when == "start"]))
     found.body = create_body(found, config)
     return found
 
@@ -153,6 +154,22 @@ def container_settings(ctx: Context, config: Config, each: list[tuple[str, Conta
         merged.not_honoured.extend(extra.not_honoured)
     merged.env.update(config.env)  # .dual.toml wins
     return merged
+
+
+def script(steps: list[Step]) -> str | None:
+    """Steps as one POSIX sh script that runs them in order and stops at the first that fails,
+    saying which (None: no steps). A string command runs as it is; a list, as its argv."""
+    import shlex
+
+    if not steps:
+        return None
+    lines = []
+    for step in steps:
+        command = step.command if isinstance(step.command, str) else shlex.join(step.command or ["true"])
+        lines.append(f"echo {shlex.quote('==> ' + step.name)}")
+        lines.append(f"( {command}\n) || {{ code=$?; echo {shlex.quote('==> ' + step.name)} failed with exit $code; "
+                     "exit $code; }")
+    return "\n".join(lines) + "\n"
 
 
 def steps_for(ctx: Context) -> list[Step]:

@@ -37,6 +37,9 @@ def logs(target: str | None = None, follow: bool = False, serve: bool = False) -
             if not follow or setup_state.read(name).status != "running":
                 break
             time.sleep(0.2)
+    started = agent.read_from(name, "start.log", 0)  # what runs on every start, inside (postStartCommand)
+    if started:
+        sys.stdout.write(started.decode("utf-8", "replace"))
     state = setup_state.read(name)
     return 1 if state.status == "failed" else 0
 
