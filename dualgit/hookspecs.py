@@ -41,6 +41,7 @@ class ContainerSettings:
     volumes: dict[str, str] = field(default_factory=dict)  # a name of the plugin's choosing -> container path
     ports: list[int] = field(default_factory=list)
     user: str | None = None  # who `git dual exec` runs as
+    workspace: str | None = None  # where the project expects its worktree inside, besides the worktree's own path
     # What widens the container's reach beyond its worktree. dualgit applies it only once the user
     # has said yes on the host (`git dual allow`), since a repository's files ask for it.
     binds: list[tuple[str, str, bool]] = field(default_factory=list)  # (host path, container path, read-only)

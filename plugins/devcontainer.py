@@ -312,6 +312,11 @@ def dualgit_container_settings(ctx: Context) -> ContainerSettings | None:
         left = [v for c in ([command] if isinstance(command, str) else command or []) for v in expand_inside(c, ctx.worktree)[1]]
         if left:
             left_out.append((key, f"skipped: {', '.join(left)} is not expanded yet ({WHY_LEFT})"))
+    workspace = _workspace(data, ctx.worktree)
+    if isinstance(workspace, tuple):
+        left_out.append(workspace)
+    else:
+        found.workspace = workspace
     found.not_honoured.extend(left_out)
     found.not_honoured.extend((key, NOT_YET[key]) for key, value in data.items()
                               if key in NOT_YET and not (key in AS_DUALGIT_DOES and value == AS_DUALGIT_DOES[key]))
@@ -327,8 +332,6 @@ LIFECYCLE = ((100, "onCreateCommand", "create"), (200, "updateContentCommand", "
 # waitFor, ...) stay quiet.
 NOT_YET = {
     "features": "dualgit does not install devcontainer features yet; an image that has the tools in it does",
-    "workspaceFolder": "the worktree is mounted at its own path on the host",
-    "workspaceMount": "the worktree is mounted at its own path on the host",
     "overrideCommand": "dualgit's agent is the container's main process, so the image's own command does not run",
     "appPort": "publish ports with forwardPorts or .dual.toml's ports",
     "init": "dualgit's containers always run an init",
@@ -342,6 +345,29 @@ NOT_YET = {
 
 
 AS_DUALGIT_DOES = {"init": True, "updateRemoteUserUID": True, "overrideCommand": True}  # said only when set otherwise
+
+
+def _workspace(data: dict[str, Any], worktree: str) -> str | None | tuple[str, str]:
+    """Where the project expects its worktree inside: workspaceMount's target (its source must be
+    the worktree), else workspaceFolder; or (key, why) when it can't be."""
+    folder, key = None, "workspaceFolder"
+    mount = data.get("workspaceMount")
+    if isinstance(mount, str) and mount:
+        fields = dict(part.split("=", 1) for part in mount.split(",") if "=" in part)
+        source = expand_inside(fields.get("source", fields.get("src", "")), worktree)[0]
+        if not source or os.path.realpath(source) != os.path.realpath(worktree) or fields.get("type", "bind") != "bind":
+            return ("workspaceMount", "only a bind mount of the worktree itself is honoured (its source must be "
+                    "${localWorkspaceFolder})")
+        folder, key = fields.get("target") or fields.get("dst") or fields.get("destination"), "workspaceMount"
+    if folder is None and isinstance(data.get("workspaceFolder"), str):
+        folder = data["workspaceFolder"]
+    if not folder:
+        return None
+    done, left = expand_inside(folder, worktree)
+    normal = os.path.normpath(done)
+    if left or not os.path.isabs(done) or normal == "/" or normal.split("/")[1] in ("proc", "sys", "dev", ".dualgit"):
+        return (key, f"{done!r} can't be where the worktree goes: give an absolute folder such as /workspaces/app")
+    return normal
 
 
 def commands(value: Any) -> str | list[str] | None:

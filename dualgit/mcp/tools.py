@@ -92,7 +92,7 @@ class Repository:
             raise DualgitError(f"timeout {timeout} is out of range", hint="give seconds between 1 and 86400")
         if not 1024 <= max_output <= 16 * 1024 * 1024:
             raise DualgitError(f"max_output {max_output} is out of range", hint="give bytes between 1024 and 16777216")
-        cwd = capture.inside(wt.path, folder)
+        cwd = capture.folder_of(wt.path, folder)
         result = capture.run(wt.location, argv, cwd, [f"{k}={v}" for k, v in (env or {}).items()],
                              None if stdin is None else stdin.encode(), timeout, max_output, root, wait_for_setup)
         if result.timed_out:

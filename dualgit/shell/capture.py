@@ -20,7 +20,7 @@ from dualgit.engine.api import DockerAPI, path
 from dualgit.errors import DualgitError
 from dualgit.git.locate import Location
 from dualgit.naming import container_name
-from dualgit.shell.exec import NOT_FOUND_MARKS, RUNTIME_FAILED, create_exec, split_frames, text_only
+from dualgit.shell.exec import NOT_FOUND_MARKS, RUNTIME_FAILED, create_exec, inside, split_frames, text_only
 from dualgit.worktrees import agent
 from dualgit.worktrees.idle import Use
 from dualgit.worktrees.setup_state import read as read_setup
@@ -77,6 +77,7 @@ def run(loc: Location, cmd: list[str], cwd: str, env: list[str] | None = None, s
     """Run `cmd` in `loc`'s container, in `cwd` (a folder of the worktree), and keep its output.
     Setup is waited for first (with `wait`), within the same timeout."""
     env = list(env or [])
+    cwd = inside(loc, cwd)
     text_only(cmd, env, cwd)
     began = time.monotonic()
     deadline = began + timeout
@@ -180,7 +181,7 @@ def _not_found_said_plainly(err: Kept, program: str, code: int | None) -> None:
         err.add(f"{program}: command not found\n".encode())
 
 
-def inside(worktree: str, folder: str | None) -> str:
+def folder_of(worktree: str, folder: str | None) -> str:
     """The folder `folder` (relative to the worktree) names, which must stay inside it and exist."""
     if not folder:
         return worktree

@@ -115,6 +115,7 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
     cwd = os.path.realpath(os.getcwd())
     if cwd != loc.worktree and not cwd.startswith(loc.worktree.rstrip("/") + "/"):
         cwd = loc.worktree  # a caller that named the worktree from elsewhere
+    cwd = inside(loc, cwd)
     tty = os.isatty(0) and os.isatty(1)
     attach_stdin = _stdin_worth_attaching()
     env = list(request.env)
@@ -149,6 +150,18 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
             _reconcile_now_and_then(loc)
             _proxy_up(api.endpoint.url())
         return Session(api, exec_id, tty, attach_stdin, request.cmd[0]).run()
+
+
+def inside(loc: Location, folder: str) -> str:
+    """A folder of the worktree as the container sees it: under the project's workspace folder
+    (devcontainer.json's workspaceFolder) when the worktree is mounted there too; one file read."""
+    from dualgit.worktrees.state import read_line
+
+    workspace = read_line(container_name(loc.common_dir, loc.worktree), "workspace")
+    root = loc.worktree.rstrip("/")
+    if not workspace or not (folder == loc.worktree or folder.startswith(root + "/")):
+        return folder
+    return workspace + folder[len(root):]
 
 
 RECONCILE_EVERY = 30.0  # seconds: exec is the hot path, so it reaps gone worktrees' containers at most this often

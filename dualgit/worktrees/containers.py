@@ -96,6 +96,7 @@ def converge(api: Engine, wanted: Plan, say: bool = False) -> Container:
             agent.write(name, "start", wanted.start)
         except DualgitError as exc:
             print(f"dualgit: warning: {exc.message}", file=sys.stderr)
+    state.write_line(name, "workspace", wanted.settings.workspace or "")  # where exec's folders are, inside
     made = False
     for _ in range(3):
         current = list_containers(api, loc.common_dir, loc.worktree)

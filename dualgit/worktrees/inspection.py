@@ -53,7 +53,7 @@ def inspect(loc: Location) -> dict[str, Any]:
         "mounts": _mounts(settings),
         "ports": {"http": ports, "tcp": list(config.tcp_ports)},
         "user": settings.user,
-        "workspace_folder": loc.worktree,  # mounted at its own path (workspaceFolder is not honoured yet)
+        "workspace_folder": settings.workspace or loc.worktree,
         "steps": [_step(step) for step in steps_for(ctx)],
         "not_honoured": not_honoured,
         "needs_consent": [{"key": phrase, "source": environment.source if environment else "plugins"} for phrase in held],

@@ -144,6 +144,7 @@ def container_settings(ctx: Context, config: Config, each: list[tuple[str, Conta
         merged.volumes.update(extra.volumes)
         merged.ports.extend(p for p in extra.ports if p not in merged.ports)
         merged.user = extra.user or merged.user
+        merged.workspace = extra.workspace or merged.workspace
         merged.binds.extend(extra.binds)
         merged.privileged = merged.privileged or extra.privileged
         merged.cap_add.extend(c for c in extra.cap_add if c not in merged.cap_add)
@@ -198,13 +199,19 @@ def create_body(plan: Plan, config: Config) -> dict[str, Any]:
     """What the engine is asked to make: the plan as its create call's body, labels and all. With
     tools (the tools volume), the agent is the main process; caps are kept out of the spec hash."""
     loc, extra, name, tools, caps, network = plan.location, plan.settings, plan.name, plan.tools, plan.caps, plan.network
+    workspace = extra.workspace if extra.workspace and extra.workspace != loc.worktree else None
     binds = [f"{loc.worktree}:{loc.worktree}"]  # the git dir: `readonly.mounts`
+    guarded = readonly.mounts(loc)
+    if workspace:  # the worktree again where the project expects it, its git dir as guarded there too
+        binds.append(f"{loc.worktree}:{workspace}")
+        guarded += [{**m, "Target": workspace + str(m["Target"])[len(loc.worktree):]} for m in guarded
+                    if str(m["Target"]).startswith(loc.worktree.rstrip("/") + "/")]
     binds += [f"{host}:{inside}:ro" for host, inside in extra.mounts]
     binds += [f"{host}:{inside}" + (":ro" if read_only else "") for host, inside, read_only in extra.binds]
     http_ports = [*config.ports, *(p for p in extra.ports if p not in config.ports)]
     exposed: dict[str, dict[str, str]] = {f"{p}/tcp": {} for p in (*http_ports, *config.tcp_ports)}
     env = {**extra.env, **config.env}
-    parts = agent.body_parts(name, loc.worktree, tuple(http_ports), tools) if tools else None
+    parts = agent.body_parts(name, workspace or loc.worktree, tuple(http_ports), tools) if tools else None
     if parts is not None:
         env.update(parts.env)
         binds += parts.binds
@@ -213,7 +220,7 @@ def create_body(plan: Plan, config: Config) -> dict[str, Any]:
         "Image": plan.image,
         "Entrypoint": KEEPALIVE[:1],
         "Cmd": KEEPALIVE[1:],
-        "WorkingDir": loc.worktree,
+        "WorkingDir": workspace or loc.worktree,
         "Hostname": name,
         "Env": [f"{k}={v}" for k, v in sorted(env.items())],
         "ExposedPorts": exposed,
@@ -221,7 +228,7 @@ def create_body(plan: Plan, config: Config) -> dict[str, Any]:
             "Init": True,
             "Binds": binds,
             "Mounts": [{"Type": "volume", "Source": volume_name(name, key), "Target": target}
-                       for key, target in sorted(extra.volumes.items())] + readonly.mounts(loc)
+                       for key, target in sorted(extra.volumes.items())] + guarded
                       + (parts.mounts if parts else []),
             "PortBindings": {p: [{"HostIp": "127.0.0.1", "HostPort": ""}] for p in exposed},
             "RestartPolicy": {"Name": "unless-stopped"},

@@ -18,7 +18,7 @@ import os
 
 from dualgit.background import atomic_write, state_dir
 
-HOST_KINDS = ("state", "log", "lock", "active", "asleep", "caps")
+HOST_KINDS = ("state", "log", "lock", "active", "asleep", "caps", "workspace")
 
 
 def shared_folder(name: str) -> str:
