@@ -42,6 +42,9 @@ class ContainerSettings:
     ports: list[int] = field(default_factory=list)
     user: str | None = None  # who `git dual exec` runs as
     workspace: str | None = None  # where the project expects its worktree inside, besides the worktree's own path
+    # env keys whose values were made from the host's variables (`${localEnv:VAR}`): the key -> the
+    # variables read. A repository's file asks for them, so they reach the container once allowed.
+    env_from_host: dict[str, list[str]] = field(default_factory=dict)
     # What widens the container's reach beyond its worktree. dualgit applies it only once the user
     # has said yes on the host (`git dual allow`), since a repository's files ask for it.
     binds: list[tuple[str, str, bool]] = field(default_factory=list)  # (host path, container path, read-only)

@@ -190,15 +190,46 @@ def expand(value: str, worktree: str) -> str:
 
 
 WORKSPACE = re.compile(r"\$\{(localWorkspaceFolder|localWorkspaceFolderBasename|containerWorkspaceFolder"
-                       r"|containerWorkspaceFolderBasename)\}")
-LEFT = re.compile(r"\$\{[^}]*\}")
+                       r"|containerWorkspaceFolderBasename|devcontainerId)\}")
+LEFT = re.compile(r"\$\{(?:localEnv|containerEnv):[^}]*\}")  # the spec's, unexpanded; any other ${..} is the shell's
+HOST_VAR = re.compile(r"\$\{localEnv:([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}")
 
 
-def expand_inside(value: str, worktree: str) -> tuple[str, list[str]]:
+CONTAINER_VAR = re.compile(r"\$\{containerEnv:([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
+
+
+def _parts(command: str | list[str] | None) -> list[str]:
+    return [command] if isinstance(command, str) else list(command or [])
+
+
+def command_inside(value: str, ctx: Context, shell: bool) -> tuple[str, list[str]]:
+    """A lifecycle command's text: as `expand_inside`, and in a shell string `${containerEnv:VAR}`
+    becomes the shell's `${VAR}` (`${VAR:-default}`), which the container's environment holds."""
+    done, _ = expand_inside(value, ctx.worktree, ctx.container)
+    if shell:
+        done = CONTAINER_VAR.sub(lambda m: "${%s:-%s}" % (m[1], m[2]) if m[2] is not None else "${%s}" % m[1], done)
+    return done, LEFT.findall(done)
+
+
+def devcontainer_id(container: str) -> str:
+    """`${devcontainerId}`: stable for a worktree, the same over rebuilds, in the spec's form (52
+    characters of base32)."""
+    import base64
+    import hashlib
+
+    return base64.b32encode(hashlib.sha256(container.encode()).digest()).decode().lower()[:52]
+
+
+def expand_inside(value: str, worktree: str, container: str = "") -> tuple[str, list[str]]:
     """A value that goes into the container (an env value, a command), with the workspace folders
-    expanded, and the variables left in it. `${localEnv:..}` is not among the expanded: the file
-    is one the container can write, so it could ask for any of the host's variables."""
-    done = WORKSPACE.sub(lambda m: os.path.basename(worktree) if m[1].endswith("Basename") else worktree, value)
+    and `${devcontainerId}` expanded, and the variables left in it. `${localEnv:..}` is not among
+    the expanded: the file is one the container can write, so it could ask for any of the host's
+    variables; env values get them behind `git dual allow` (`env_from_host`)."""
+    def one(m: re.Match[str]) -> str:
+        if m[1] == "devcontainerId":
+            return devcontainer_id(container)
+        return os.path.basename(worktree) if m[1].endswith("Basename") else worktree
+    done = WORKSPACE.sub(one, value)
     return done, LEFT.findall(done)
 
 
@@ -277,22 +308,27 @@ def dualgit_container_settings(ctx: Context) -> ContainerSettings | None:
     data = of(ctx)
     if not data:
         return None
-    env = {}
+    env: dict[str, str] = {}
+    from_host: dict[str, list[str]] = {}
     left_out: list[tuple[str, str]] = []
     for key in ("containerEnv", "remoteEnv"):
         for name, value in (data.get(key) or {}).items():
             if value is None:
                 continue
-            done, left = expand_inside(str(value), ctx.worktree)
+            host_vars = [m[1] for m in HOST_VAR.finditer(str(value))]
+            done, left = expand_inside(expand(str(value), ctx.worktree), ctx.worktree, ctx.container)
+            left = [v for v in left if not v.startswith("${containerEnv:")]  # the image's: resolved by dualgit's plan
             if left:
-                left_out.append((f"{key}.{name}", f"{', '.join(left)} is not expanded yet ({WHY_LEFT})"))
-            else:
-                env[str(name)] = done
+                left_out.append((f"{key}.{name}", f"{', '.join(left)} is not a variable dualgit knows"))
+                continue
+            env[str(name)] = done
+            if host_vars:
+                from_host[str(name)] = host_vars
     ports = [p for p in data.get("forwardPorts") or [] if isinstance(p, int)]
     left_out += [("forwardPorts", f"{p!r}: a service's port needs compose, which dualgit does not run yet")
                  for p in data.get("forwardPorts") or [] if not isinstance(p, int)]
     user = data.get("remoteUser") or data.get("containerUser")
-    found = ContainerSettings(env=env, ports=ports, user=str(user) if user else None)
+    found = ContainerSettings(env=env, ports=ports, user=str(user) if user else None, env_from_host=from_host)
     found.privileged = data.get("privileged") is True
     found.cap_add = [str(c) for c in data.get("capAdd") or [] if isinstance(c, str)]
     found.security_opt = [str(o) for o in data.get("securityOpt") or [] if isinstance(o, str)]
@@ -309,7 +345,7 @@ def dualgit_container_settings(ctx: Context) -> ContainerSettings | None:
         found.not_honoured.append(("initializeCommand", "it would run on the host, and the container can rewrite it"))
     for _order, key, _when in LIFECYCLE:
         command = commands(data.get(key))
-        left = [v for c in ([command] if isinstance(command, str) else command or []) for v in expand_inside(c, ctx.worktree)[1]]
+        left = [v for c in _parts(command) for v in command_inside(c, ctx, isinstance(command, str))[1]]
         if left:
             left_out.append((key, f"skipped: {', '.join(left)} is not expanded yet ({WHY_LEFT})"))
     workspace = _workspace(data, ctx.worktree)
@@ -323,7 +359,8 @@ def dualgit_container_settings(ctx: Context) -> ContainerSettings | None:
     return found
 
 
-WHY_LEFT = "${localEnv:..} would copy the host's variables in on the word of a file the container can write"
+WHY_LEFT = ("${localEnv:..} in a command would copy the host's variables in on the word of a file the container can "
+            "write (in containerEnv and remoteEnv it does, once `git dual allow` says yes)")
 # The spec's order and times: at creation (the setup runner), on every start (the agent), on attach (`shell`).
 LIFECYCLE = ((100, "onCreateCommand", "create"), (200, "updateContentCommand", "create"),
              (300, "postCreateCommand", "create"), (400, "postStartCommand", "start"),
@@ -401,7 +438,7 @@ def dualgit_setup_steps(ctx: Context) -> list[Step]:
         command = commands(data.get(key))
         if command is None:
             continue
-        parts = [expand_inside(c, ctx.worktree) for c in ([command] if isinstance(command, str) else command)]
+        parts = [command_inside(c, ctx, isinstance(command, str)) for c in _parts(command)]
         if any(left for _, left in parts):
             continue  # named by not_honoured (the settings hook): a shell would fail on ${...}
         done = parts[0][0] if isinstance(command, str) else [p for p, _ in parts]

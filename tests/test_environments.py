@@ -5,6 +5,7 @@ every key that is not honoured said in one line, never a guessed image."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,13 @@ CASES: list[tuple[dict[str, Any], dict[str, Any]]] = [
     ({"image": "busybox:latest", "containerEnv": {"A": "${containerWorkspaceFolderBasename}", "B": "plain"},
       "remoteEnv": {"C": "${localWorkspaceFolder}/x"}},
      {"env": {"A": "demo", "B": "plain", "C": "{worktree}/x"}}),
-    ({"image": "busybox:latest", "containerEnv": {"T": "${localEnv:HOME}"}}, {"env": {}, "not_honoured": "containerEnv.T"}),
+    ({"image": "busybox:latest", "containerEnv": {"T": "${localEnv:HOME}", "U": "${localEnv:NOT_SET_HERE:fallback}"}},
+     {"env": {}, "needs_consent": [{"key": "host variable HOME (as T)", "source": ".devcontainer/devcontainer.json"},
+                                   {"key": "host variable NOT_SET_HERE (as U)",
+                                    "source": ".devcontainer/devcontainer.json"}]}),
+    ({"image": "busybox:latest", "containerEnv": {"ID": "${devcontainerId}", "P": "${containerEnv:PATH}:/x"},
+      "postCreateCommand": "echo ${containerEnv:HOME:/root} ${HOME}", "onCreateCommand": ["echo", "${localEnv:HOME}"]},
+     {"not_honoured": ["onCreateCommand"]}),
     ({"image": "busybox:latest", "forwardPorts": [8000, "db:5432"]},
      {"ports": {"http": [3000, 8000], "tcp": []}, "not_honoured": "forwardPorts"}),
     ({"image": "busybox:latest", "remoteUser": "vscode"}, {"user": "vscode"}),
@@ -92,6 +99,25 @@ def test_what_inspect_says(plain: Path, config: dict[str, Any], said: dict[str, 
         else:
             expected = json.loads(json.dumps(value).replace("{worktree}", worktree))
             assert found[key] == expected, key
+
+
+def test_variables_as_the_spec_expands_them(plain: Path, docker: DockerAPI) -> None:
+    devcontainer(plain, {"image": "busybox:latest",
+                         "containerEnv": {"ID": "${devcontainerId}", "P": "${containerEnv:PATH}:/x", "H": "${localEnv:HOME}"},
+                         "postCreateCommand": "echo ${containerEnv:P} ${containerEnv:NOPE:dflt} > vars.txt"})
+    found = inspect(plain)
+    assert len(found["env"]["ID"]) == 52 and found["env"]["P"] == "${containerEnv:PATH}:/x"  # the image's: at up
+    assert found["steps"][0]["command"] == "echo ${P} ${NOPE:-dflt} > vars.txt"
+    assert dual("install", cwd=plain).returncode == 0
+    assert dual("up", cwd=plain).returncode == 0
+    env = dual("exec", "sh", "-c", 'echo "$ID $P $H"; cat vars.txt', cwd=plain)
+    image_env = docker.request("GET", "/images/busybox:latest/json").json()["Config"]["Env"]
+    image_path = next(e[5:] for e in image_env if e.startswith("PATH="))
+    assert env.stdout == f"{found['env']['ID']} {image_path}:/x \n{image_path}:/x dflt\n", env.stderr  # H: held back
+    assert dual("allow", cwd=plain).returncode == 0
+    assert dual("up", cwd=plain).returncode == 0
+    home = dual("exec", "sh", "-c", 'echo "$H"', cwd=plain).stdout
+    assert home == f"{os.environ['HOME']}\n"
 
 
 def test_the_lifecycle_in_the_spec_order_with_variables(plain: Path) -> None:

@@ -55,6 +55,7 @@ def widening(settings: ContainerSettings, worktree: str) -> list[str]:
     found += [f"mount {host} -> {inside} (read-only)" for host, inside in settings.mounts if _outside(host, root)]
     found += [f"mount {host} -> {inside}" + (" (read-only)" if ro else "")
               for host, inside, ro in settings.binds if _outside(host, root)]
+    found += [f"host variable {var} (as {key})" for key, names in settings.env_from_host.items() for var in names]
     return sorted(set(found))
 
 
@@ -67,6 +68,7 @@ def held_back(settings: ContainerSettings, worktree: str) -> ContainerSettings:
         security_opt=[o for o in settings.security_opt if not _wide_opt(o)],
         mounts=[m for m in settings.mounts if not _outside(m[0], root)],
         binds=[b for b in settings.binds if not _outside(b[0], root)],
+        env={k: v for k, v in settings.env.items() if k not in settings.env_from_host}, env_from_host={},
     )
 
 

@@ -40,6 +40,8 @@ def inspect(loc: Location) -> dict[str, Any]:
                                 "why": exc.message})
     wanted = consent.widening(settings, loc.worktree)
     held = [] if not wanted or consent.allowed(loc.common_dir, wanted) else wanted
+    if held:
+        settings = consent.held_back(settings, loc.worktree)
     sources = ([os.path.relpath(config.source, loc.worktree)] if config.source else []) + [e.source for _, e in environments]
     ports = [*config.ports, *(p for p in settings.ports if p not in config.ports)]
     return {

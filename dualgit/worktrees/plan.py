@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -72,11 +73,27 @@ def plan(loc: Location, config: Config | None, api: Engine, pull: bool = True) -
     if tools is None:
         notes.append(f"no {agent.TOOLS_IMAGE} image here or to pull: it goes without its agent "
                      "(no `serve`, and a server on 127.0.0.1 inside is not reached)")
-    found = Plan(loc, name, image, image_id(api, image, pull, build, loc.worktree), extra, held, notes, user, remap,
-                 tools, limits(config, load_user()), network.network_for(api, name, loc.common_dir, loc.worktree),
-                 dict(config.serve), build, script([s for s in steps_for(ctx) if s.when == "start"]))
+    made_from = image_id(api, image, pull, build, loc.worktree)
+    extra.env = with_container_env(api, made_from, extra.env)
+    found = Plan(loc, name, image, made_from, extra, held, notes, user, remap, tools, limits(config, load_user()),
+                 network.network_for(api, name, loc.common_dir, loc.worktree), dict(config.serve), build,
+                 script([s for s in steps_for(ctx) if s.when == "start"]))
     found.body = create_body(found, config)
     return found
+
+
+CONTAINER_VAR = re.compile(r"\$\{containerEnv:([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
+
+
+def with_container_env(api: Engine, image: str, env: dict[str, str]) -> dict[str, str]:
+    """`env` with devcontainer.json's `${containerEnv:VAR[:default]}` expanded from the container's
+    environment: the image's, under the values that need no expanding (one image inspect, when asked)."""
+    if not any("${containerEnv:" in value for value in env.values()):
+        return env
+    known = dict(item.split("=", 1) for item in (api.inspect_image(image).get("Config") or {}).get("Env") or []
+                 if "=" in item)
+    known.update({k: v for k, v in env.items() if "${containerEnv:" not in v})
+    return {k: CONTAINER_VAR.sub(lambda m: str(known.get(m[1], m[2] or "")), v) for k, v in env.items()}
 
 
 def context_for(loc: Location, name: str | None = None, config: Config | None = None) -> Context:
@@ -145,6 +162,7 @@ def container_settings(ctx: Context, config: Config, each: list[tuple[str, Conta
         merged.ports.extend(p for p in extra.ports if p not in merged.ports)
         merged.user = extra.user or merged.user
         merged.workspace = extra.workspace or merged.workspace
+        merged.env_from_host.update(extra.env_from_host)
         merged.binds.extend(extra.binds)
         merged.privileged = merged.privileged or extra.privileged
         merged.cap_add.extend(c for c in extra.cap_add if c not in merged.cap_add)
