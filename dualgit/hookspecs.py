@@ -67,6 +67,8 @@ class Environment:
     build: dict[str, Any] | None = None  # dockerfile, context, args, target
     compose: dict[str, Any] | None = None  # files, service, run_services
     features: list[dict[str, Any]] = field(default_factory=list)  # {"id", "options"}
+    feature_order: list[str] = field(default_factory=list)  # overrideFeatureInstallOrder
+    user: str | None = None  # whom the features install for (remoteUser, else containerUser)
 
 
 @dataclass(frozen=True)

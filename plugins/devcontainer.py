@@ -150,6 +150,10 @@ def dualgit_environment(ctx: Context) -> Environment | None:
         services = data.get("runServices")
         found.compose = {"files": [rel(f) for f in listed], "service": data.get("service"),
                          "run_services": services if isinstance(services, list) else None}
+    first = data.get("overrideFeatureInstallOrder")
+    found.feature_order = [str(f) for f in first] if isinstance(first, list) else []
+    user = data.get("remoteUser") or data.get("containerUser")
+    found.user = str(user) if user else None
     features = data.get("features")
     if isinstance(features, dict):
         found.features = [{"id": str(k), "options": v if isinstance(v, dict) else ({"version": v} if v not in (True, None)
@@ -368,12 +372,10 @@ LIFECYCLE = ((100, "onCreateCommand", "create"), (200, "updateContentCommand", "
 # Keys read and not (yet) honoured, each with why; editor-only ones (customizations, hostRequirements,
 # waitFor, ...) stay quiet.
 NOT_YET = {
-    "features": "dualgit does not install devcontainer features yet; an image that has the tools in it does",
     "overrideCommand": "dualgit's agent is the container's main process, so the image's own command does not run",
     "appPort": "publish ports with forwardPorts or .dual.toml's ports",
     "init": "dualgit's containers always run an init",
     "updateRemoteUserUID": "dualgit always remaps the user to the worktree's owner",
-    "overrideFeatureInstallOrder": "dualgit does not install devcontainer features yet",
     "otherPortsAttributes": "ports get no attributes yet",
     "portsAttributes": "ports get no attributes yet",
     "shutdownAction": "dualgit's sleep and down stop containers",

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import dual, git, remove_labelled
+from conftest import dual, free_port, git, remove_labelled
 from dualgit.engine.api import DockerAPI
-from tests_support import wait_for
+from tests_support import DistributionRegistry, wait_for
 
 
 def devcontainer(repo: Path, data: dict[str, Any] | str, where: str = ".devcontainer/devcontainer.json") -> None:
@@ -51,7 +52,7 @@ CASES: list[tuple[dict[str, Any], dict[str, Any]]] = [
     ({"image": "busybox:latest", "features": {"ghcr.io/devcontainers/features/go:1": {"version": "1.22"},
                                               "./local": True}},
      {"features": [{"id": "ghcr.io/devcontainers/features/go:1", "options": {"version": "1.22"}},
-                   {"id": "./local", "options": {}}], "not_honoured": "features"}),
+                   {"id": "./local", "options": {}}], "not_honoured": "image"}),  # ./local: no such folder
     ({"image": "busybox:latest", "containerEnv": {"A": "${containerWorkspaceFolderBasename}", "B": "plain"},
       "remoteEnv": {"C": "${localWorkspaceFolder}/x"}},
      {"env": {"A": "demo", "B": "plain", "C": "{worktree}/x"}}),
@@ -303,3 +304,61 @@ def test_the_workspace_folder_where_the_project_expects_it(plain: Path, docker: 
     assert dual("up", cwd=plain).returncode == 0
     wrote = dual("exec", "sh", "-c", "echo x >> /workspaces/demo/.git/config", cwd=plain)
     assert wrote.returncode != 0 and "Read-only file system" in wrote.stderr
+
+
+@pytest.fixture
+def feature_registry(tmp_path: Path) -> Any:
+    if not shutil.which("docker-registry") and not os.path.exists("/usr/bin/docker-registry"):
+        message = "docker-registry (Debian's) is missing: run scripts/setup --tests"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    (tmp_path / "registry").mkdir()
+    served = DistributionRegistry(tmp_path / "registry", free_port())
+    yield served
+    served.stop()
+
+
+def test_features_local_and_from_a_registry(plain: Path, docker: DockerAPI, feature_registry: Any) -> None:
+    """A local feature with options (and one it installsAfter), and an OCI feature pushed to a real
+    registry on loopback, installed into an image built on busybox, in order, with their env."""
+    feature_registry.push_feature("devcontainers/features/tool", "1", {
+        "devcontainer-feature.json": json.dumps({"id": "tool", "version": "1.0.0",
+                                                 "options": {"level": {"type": "string", "default": "low"}},
+                                                 "containerEnv": {"TOOL_HOME": "/opt/tool"}}),
+        "install.sh": "#!/bin/sh\nset -e\nmkdir -p /opt/tool\necho \"tool $LEVEL for $_REMOTE_USER\" >> /opt/order\n",
+    })
+    folder = plain / ".devcontainer" / "features"
+    for name, meta, script in (
+        ("hello", {"id": "hello", "version": "1.0.0", "installsAfter": ["./features/base"],
+                   "options": {"greeting": {"type": "string", "default": "hi"}, "punct-mark": {"type": "string",
+                                                                                              "default": "!"}},
+                   "containerEnv": {"HELLO": "${PATH}-x"}},  # Docker's ENV expands it, as for the CLI
+         '#!/bin/sh\nset -e\necho "hello $GREETING$PUNCT_MARK home $_REMOTE_USER_HOME" >> /opt/order\n'),
+        ("base", {"id": "base", "version": "1.0.0"}, "#!/bin/sh\nmkdir -p /opt\necho base >> /opt/order\n"),
+    ):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "devcontainer-feature.json").write_text(json.dumps(meta))
+        (folder / name / "install.sh").write_text(script)
+    devcontainer(plain, {"image": "busybox:latest", "features": {
+        "./features/hello": {"greeting": "hey"},
+        "./features/base": {},
+        f"{feature_registry.address}/devcontainers/features/tool:1": {"level": "high"},
+    }, "overrideFeatureInstallOrder": [f"{feature_registry.address}/devcontainers/features/tool"]})
+    found = inspect(plain)
+    assert found["image"].startswith("dualgit-build/demo:f") and [f["id"] for f in found["features"]] == [
+        "./features/hello", "./features/base", f"{feature_registry.address}/devcontainers/features/tool:1"]
+    assert dual("install", cwd=plain).returncode == 0
+    try:
+        up = dual("up", cwd=plain)
+        assert up.returncode == 0, up.stderr
+        done = dual("exec", "sh", "-c", "cat /opt/order; echo $TOOL_HOME; echo $HELLO", cwd=plain)
+        image_env = docker.request("GET", "/images/busybox:latest/json").json()["Config"]["Env"]
+        path = next(e[5:] for e in image_env if e.startswith("PATH="))
+        assert done.stdout == f"tool high for root\nbase\nhello hey! home /root\n/opt/tool\n{path}-x\n", done.stderr
+        missing = dict(found)
+        devcontainer(plain, {"image": "busybox:latest", "features": {
+            f"{feature_registry.address}/devcontainers/features/nothing-here:1": {}}})
+        failed = dual("up", "--recreate", cwd=plain)
+        assert failed.returncode == 1 and missing
+        assert f"feature {feature_registry.address}/devcontainers/features/nothing-here:1 could not be fetched" in failed.stderr
+    finally:
+        _remove_built(docker, plain.parent)

@@ -11,6 +11,7 @@ import os
 import tarfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -128,3 +129,71 @@ class LocalRegistry:
 
 def _digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class DistributionRegistry:
+    """Debian's docker-registry (the CNCF distribution registry) on loopback, with a push of an OCI
+    artifact as the devcontainers CLI publishes a feature: a config blob and one tar layer."""
+
+    def __init__(self, root: Path, port: int) -> None:
+        import shutil
+        import subprocess
+
+        binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+        config = root / "registry.yml"
+        config.write_text(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n"
+                          f"http:\n  addr: 127.0.0.1:{port}\n")
+        self.address = f"127.0.0.1:{port}"
+        self.process = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        wait_for(lambda: _answers(f"http://{self.address}/v2/"), timeout=30)
+
+    def push_feature(self, repository: str, tag: str, files: dict[str, str]) -> None:
+        import tarfile as tar
+
+        buffer = io.BytesIO()
+        with tar.open(fileobj=buffer, mode="w") as archive:
+            for name, text in files.items():
+                data = text.encode()
+                info = tar.TarInfo(f"./{name}")
+                info.size, info.mode = len(data), 0o755
+                archive.addfile(info, io.BytesIO(data))
+        layer, config = buffer.getvalue(), b"{}"
+        for blob in (config, layer):
+            self._put_blob(repository, blob)
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.devcontainers", "size": len(config), "digest": _digest(config)},
+            "layers": [{"mediaType": "application/vnd.devcontainers.layer.v1+tar", "size": len(layer),
+                        "digest": _digest(layer), "annotations": {"org.opencontainers.image.title": "feature.tgz"}}],
+        }).encode()
+        self._request("PUT", f"/v2/{repository}/manifests/{tag}", manifest,
+                      {"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+
+    def _put_blob(self, repository: str, blob: bytes) -> None:
+        import urllib.parse
+
+        location = self._request("POST", f"/v2/{repository}/blobs/uploads/", b"", {}).headers["Location"]
+        parts = urllib.parse.urlsplit(location)
+        query = (parts.query + "&" if parts.query else "") + f"digest={_digest(blob)}"
+        self._request("PUT", f"{parts.path}?{query}", blob, {"Content-Type": "application/octet-stream"})
+
+    def _request(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Any:
+        import urllib.request
+
+        request = urllib.request.Request(f"http://{self.address}{path}", data=body, method=method, headers=headers)
+        return urllib.request.urlopen(request, timeout=30)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(url, timeout=2)
+        return True
+    except OSError:
+        return False

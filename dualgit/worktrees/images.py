@@ -15,6 +15,7 @@ from dualgit.naming import dns_label
 
 if TYPE_CHECKING:
     from dualgit.engine.interface import Engine
+    from dualgit.worktrees.features import FeatureBuild
 
 
 class ImageNotHere(DualgitError):
@@ -27,7 +28,8 @@ class ImageNotHere(DualgitError):
         self.step = step or f"pull {image}"  # what the background runner does about it, as `ls` says it
 
 
-def image_id(api: Engine, image: str, pull: bool = True, build: Build | None = None, worktree: str = "") -> str:
+def image_id(api: Engine, image: str, pull: bool = True, build: Build | FeatureBuild | None = None,
+             worktree: str = "") -> str:
     """The local image's id; pulled (or with `build`, built) first when it isn't here (said on
     stderr: it can take minutes)."""
     try:
@@ -36,7 +38,7 @@ def image_id(api: Engine, image: str, pull: bool = True, build: Build | None = N
         if exc.status != 404:
             raise DualgitError(f"cannot inspect image {image}: {exc.message}")
     if not pull:
-        raise ImageNotHere(image, f"build {build.dockerfile}" if build else "")
+        raise ImageNotHere(image, build.step if build else "")
     if build is not None:
         return build_image(api, worktree, build, image)
     print(f"dualgit: pulling {image} (not on this machine) ...", file=sys.stderr, flush=True)
@@ -81,6 +83,10 @@ class Build:
     args: dict[str, str] = field(default_factory=dict)
     target: str | None = None
     source: str = ".dual.toml"  # the file that asked for it
+
+    @property
+    def step(self) -> str:
+        return f"build {self.dockerfile}"
 
     def as_data(self) -> dict[str, Any]:
         return {"dockerfile": self.dockerfile, "context": self.context, "args": dict(self.args), "target": self.target}
@@ -132,7 +138,7 @@ def _dockerignore(context: str) -> list[str]:
         return []
 
 
-def build_image(api: Engine, worktree: str, build: Build, tag: str) -> str:
+def build_image(api: Engine, worktree: str, build: Build | FeatureBuild, tag: str) -> str:
     """Build `tag` unless it is here (another branch's build of the same inputs is waited for, not
     repeated); its id. The builder's output goes to stdout (the setup log, in the background)."""
     import fcntl
@@ -148,20 +154,32 @@ def build_image(api: Engine, worktree: str, build: Build, tag: str) -> str:
             return str(api.inspect_image(tag)["Id"])
         except ApiError:
             pass
-        print(f"dualgit: building {tag} from {build.dockerfile} ({build.source}) ...", file=sys.stderr, flush=True)
-        context = os.path.join(worktree, build.context)
-        dockerfile = os.path.join(worktree, build.dockerfile)
+        if isinstance(build, Build):
+            print(f"dualgit: building {tag} from {build.dockerfile} ({build.source}) ...", file=sys.stderr, flush=True)
+            context = os.path.join(worktree, build.context)
+            dockerfile = os.path.join(worktree, build.dockerfile)
+            args, target, label = build.args, build.target, build.dockerfile
+        else:
+            from dualgit.worktrees import features
+
+            base_id = image_id(api, build.base, True, build.base_build, worktree)
+            base_user = str((api.inspect_image(base_id).get("Config") or {}).get("User") or "")
+            print(f"dualgit: installing {len(build.features)} features on {build.base} as {tag} ...", file=sys.stderr,
+                  flush=True)
+            context = features.context(build.base, list(build.features), list(build.first), build.users, base_user)
+            dockerfile = os.path.join(context, "Dockerfile")
+            args, target, label = {}, None, "features"
         steps: list[str] = []
         try:
             for line in DockerPy(api.endpoint, timeout=3600).build(
-                    context_tar(context, dockerfile), _in_tar(context, dockerfile), tag, build.args, build.target,
-                    {BUILD_LABEL: build.dockerfile}):
+                    context_tar(context, dockerfile), _in_tar(context, dockerfile), tag, args, target, {BUILD_LABEL: label}):
                 if line.startswith("Step "):
                     steps.append(line)
                 print(line, end="", file=sys.stderr, flush=True)
         except ApiError as exc:
-            where = _failed_line(os.path.join(worktree, build.dockerfile), steps[-1] if steps else "")
-            raise DualgitError(f"{build.dockerfile}{where}: the build failed: {exc.message}",
+            where = _failed_line(dockerfile, steps[-1] if steps else "")
+            what = build.dockerfile if isinstance(build, Build) else f"installing features ({dockerfile})"
+            raise DualgitError(f"{what}{where}: the build failed: {exc.message}",
                                hint="fix it, then `git dual up` builds it again (`git dual logs` has the whole output)"
                                ) from None
         return str(api.inspect_image(tag)["Id"])

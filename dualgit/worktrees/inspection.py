@@ -11,6 +11,7 @@ from dualgit.errors import DualgitError
 from dualgit.git.locate import Location
 from dualgit.hookspecs import ContainerSettings, Environment, Step
 from dualgit.worktrees import consent
+from dualgit.worktrees.features import FeatureBuild
 from dualgit.worktrees.plan import container_settings, context_for, image_and_build, steps_for
 
 SETUP_PLUGIN = "setup"  # .dual.toml's `setup`
@@ -33,7 +34,8 @@ def inspect(loc: Location) -> dict[str, Any]:
     try:
         image: str | None
         image, made = image_and_build(ctx, config)
-        build = made.as_data() if made else build
+        base = made.base_build if isinstance(made, FeatureBuild) else made
+        build = base.as_data() if base else build
     except DualgitError as exc:  # a build or compose that dualgit does not make: said, not guessed around
         image = None
         not_honoured.insert(0, {"key": "image", "source": environment.source if environment else ".dual.toml",

@@ -22,7 +22,7 @@ from dualgit.errors import DualgitError
 from dualgit.git.locate import Location, read_head
 from dualgit.hookspecs import ContainerSettings, Context, Step
 from dualgit.naming import container_name, repo_name, volume_name
-from dualgit.worktrees import agent, labels, network, owner, readonly
+from dualgit.worktrees import agent, features, labels, network, owner, readonly
 from dualgit.worktrees.images import Build, build_tag, image_id
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ class Plan:
     caps: Limits
     network: str | None
     serve: dict[int, str] = field(default_factory=dict)
-    build: Build | None = None  # what makes the image, when it is built
+    build: Build | features.FeatureBuild | None = None  # what makes the image, when it is built
     start: str | None = None  # the script the agent runs on every start (the steps whose `when` is start)
     body: dict[str, Any] = field(default_factory=dict)
 
@@ -67,7 +67,14 @@ def plan(loc: Location, config: Config | None, api: Engine, pull: bool = True) -
     name = container_name(loc.common_dir, loc.worktree)
     ctx = context_for(loc, name, config)
     image, build = image_and_build(ctx, config)
-    extra, held, notes = allowed_settings(loc, container_settings(ctx, config))
+    wanted = container_settings(ctx, config)
+    start = [s for s in steps_for(ctx) if s.when == "start"]
+    if isinstance(build, features.FeatureBuild):
+        asked, entrypoints = features.runtime(build)
+        wanted = container_settings(ctx, config, [("features", asked), ("", wanted)])
+        start = [Step(f"feature entrypoint {e}", command=f"{e} {agent.BUSYBOX} sleep 2147483647 >/dev/null 2>&1 &")
+                 for e in entrypoints] + start
+    extra, held, notes = allowed_settings(loc, wanted)
     user, remap = owner.container_user(api, extra.user)
     tools = agent.tools_volume(api)
     if tools is None:
@@ -77,7 +84,7 @@ def plan(loc: Location, config: Config | None, api: Engine, pull: bool = True) -
     extra.env = with_container_env(api, made_from, extra.env)
     found = Plan(loc, name, image, made_from, extra, held, notes, user, remap, tools, limits(config, load_user()),
                  network.network_for(api, name, loc.common_dir, loc.worktree), dict(config.serve), build,
-                 script([s for s in steps_for(ctx) if s.when == "start"]))
+                 script(start))
     found.body = create_body(found, config)
     return found
 
@@ -110,9 +117,35 @@ def image_for(ctx: Context, config: Config) -> str:
     return image_and_build(ctx, config)[0]
 
 
-def image_and_build(ctx: Context, config: Config) -> tuple[str, Build | None]:
+def image_and_build(ctx: Context, config: Config) -> tuple[str, Build | features.FeatureBuild | None]:
     """The image, and the build that makes it when it is one (.dual.toml's `build`, else a plugin's
     environment's, such as devcontainer.json's `build`)."""
+    from dualgit.plugins import plugins
+
+    image, build = _base_image(ctx, config)
+    environments = [e for e in plugins().call("dualgit_environment", ctx=ctx) if e is not None and e.features]
+    if not environments:
+        return image, build
+    environment = environments[0]
+    here = os.path.join(ctx.worktree, os.path.dirname(environment.source))
+    wanted = []
+    for given in environment.features:
+        ref = str(given["id"])
+        folder = None
+        if features.local(ref):
+            folder = os.path.realpath(os.path.join(here, ref))
+            root = os.path.realpath(ctx.worktree)
+            if not folder.startswith(root.rstrip("/") + "/") or not os.path.isdir(folder):
+                raise DualgitError(f"{environment.source}: feature {ref} is not a folder inside the worktree",
+                                   hint="a local feature is a folder beside devcontainer.json, such as ./features/x")
+        wanted.append(features.Feature(ref, dict(given.get("options") or {}), folder))
+    users = (environment.user or "root", environment.user or "root")
+    made = features.FeatureBuild(image, build, tuple(wanted), tuple(environment.feature_order), users, environment.source)
+    return features.tag(ctx.repo_name, image, wanted, users), made
+
+
+def _base_image(ctx: Context, config: Config) -> tuple[str, Build | None]:
+    """The image features (if any) go on: .dual.toml's, else a build's, else a plugin's, else the fallback."""
     from dualgit.plugins import plugins
 
     if config.image:
