@@ -45,6 +45,10 @@ class ContainerSettings:
     # env keys whose values were made from the host's variables (`${localEnv:VAR}`): the key -> the
     # variables read. A repository's file asks for them, so they reach the container once allowed.
     env_from_host: dict[str, list[str]] = field(default_factory=dict)
+    remap_user: bool = True  # False: the user keeps its ids (devcontainer.json's updateRemoteUserUID: false)
+    init: bool = True  # whether the engine's init runs as PID 1 (devcontainer.json's `init`)
+    image_command: bool = False  # the image's own entrypoint and command run too (overrideCommand: false)
+    port_labels: dict[int, str] = field(default_factory=dict)  # a port -> what it is (portsAttributes' label)
     # What widens the container's reach beyond its worktree. dualgit applies it only once the user
     # has said yes on the host (`git dual allow`), since a repository's files ask for it.
     binds: list[tuple[str, str, bool]] = field(default_factory=list)  # (host path, container path, read-only)

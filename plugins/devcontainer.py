@@ -141,7 +141,7 @@ def dualgit_environment(ctx: Context) -> Environment | None:
     if isinstance(dockerfile, str):
         given_args = build.get("args")
         args: dict[str, Any] = given_args if isinstance(given_args, dict) else {}
-        found.build = {"dockerfile": rel(dockerfile), "context": rel(str(build.get("context") or ".")),
+        found.build = {"dockerfile": rel(dockerfile), "context": rel(str(build.get("context") or data.get("context") or ".")),
                        "args": {str(k): expand_inside(str(v), ctx.worktree)[0] for k, v in args.items()},
                        "target": build.get("target") if isinstance(build.get("target"), str) else None}
     files = data.get("dockerComposeFile")
@@ -328,11 +328,20 @@ def dualgit_container_settings(ctx: Context) -> ContainerSettings | None:
             env[str(name)] = done
             if host_vars:
                 from_host[str(name)] = host_vars
-    ports = [p for p in data.get("forwardPorts") or [] if isinstance(p, int)]
+    app_port = data.get("appPort")
+    ports = [p for p in [*(data.get("forwardPorts") or []), *(app_port if isinstance(app_port, list) else [app_port])]
+             if isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536]
     left_out += [("forwardPorts", f"{p!r}: a service's port needs compose, which dualgit does not run yet")
                  for p in data.get("forwardPorts") or [] if not isinstance(p, int)]
     user = data.get("remoteUser") or data.get("containerUser")
     found = ContainerSettings(env=env, ports=ports, user=str(user) if user else None, env_from_host=from_host)
+    found.remap_user = data.get("updateRemoteUserUID") is not False
+    found.init = data.get("init") is not False
+    found.image_command = data.get("overrideCommand") is False
+    attributes = data.get("portsAttributes")
+    if isinstance(attributes, dict):
+        found.port_labels = {int(port): str(spec["label"]) for port, spec in attributes.items()
+                             if str(port).isdigit() and isinstance(spec, dict) and isinstance(spec.get("label"), str)}
     found.privileged = data.get("privileged") is True
     found.cap_add = [str(c) for c in data.get("capAdd") or [] if isinstance(c, str)]
     found.security_opt = [str(o) for o in data.get("securityOpt") or [] if isinstance(o, str)]
@@ -358,8 +367,12 @@ def dualgit_container_settings(ctx: Context) -> ContainerSettings | None:
     else:
         found.workspace = workspace
     found.not_honoured.extend(left_out)
-    found.not_honoured.extend((key, NOT_YET[key]) for key, value in data.items()
-                              if key in NOT_YET and not (key in AS_DUALGIT_DOES and value == AS_DUALGIT_DOES[key]))
+    found.not_honoured.extend((key, NOT_YET[key]) for key in data if key in NOT_YET)
+    build = data.get("build")
+    found.not_honoured.extend((f"build.{key}", "the engine's builder API takes no such setting") for key in
+                              ("options", "cacheFrom") if isinstance(build, dict) and build.get(key))
+    if data.get("containerUser") and data.get("remoteUser") and data["containerUser"] != data["remoteUser"]:
+        found.not_honoured.append(("containerUser", "the container and exec both run as remoteUser"))
     return found
 
 
@@ -372,18 +385,10 @@ LIFECYCLE = ((100, "onCreateCommand", "create"), (200, "updateContentCommand", "
 # Keys read and not (yet) honoured, each with why; editor-only ones (customizations, hostRequirements,
 # waitFor, ...) stay quiet.
 NOT_YET = {
-    "overrideCommand": "dualgit's agent is the container's main process, so the image's own command does not run",
-    "appPort": "publish ports with forwardPorts or .dual.toml's ports",
-    "init": "dualgit's containers always run an init",
-    "updateRemoteUserUID": "dualgit always remaps the user to the worktree's owner",
-    "otherPortsAttributes": "ports get no attributes yet",
-    "portsAttributes": "ports get no attributes yet",
+    "otherPortsAttributes": "only portsAttributes' labels are shown (by `git dual urls`)",
     "shutdownAction": "dualgit's sleep and down stop containers",
     "userEnvProbe": "variables come from containerEnv and remoteEnv only",
 }
-
-
-AS_DUALGIT_DOES = {"init": True, "updateRemoteUserUID": True, "overrideCommand": True}  # said only when set otherwise
 
 
 def _workspace(data: dict[str, Any], worktree: str) -> str | None | tuple[str, str]:

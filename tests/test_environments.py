@@ -78,7 +78,7 @@ CASES: list[tuple[dict[str, Any], dict[str, Any]]] = [
      {"workspace_folder": "{worktree}", "not_honoured": ["workspaceFolder"]}),
     ({"image": "busybox:latest", "overrideCommand": False, "appPort": 8080, "init": False,
       "shutdownAction": "none", "initializeCommand": "touch /tmp/x"},
-     {"not_honoured": ["overrideCommand", "appPort", "init", "shutdownAction", "initializeCommand"]}),
+     {"not_honoured": ["shutdownAction", "initializeCommand"], "ports": {"http": [3000, 8080], "tcp": []}}),
     ({"image": "busybox:latest", "init": True, "overrideCommand": True, "updateRemoteUserUID": True,
       "customizations": {"vscode": {}}, "hostRequirements": {"cpus": 2}, "waitFor": "onCreateCommand", "name": "x"},
      {"not_honoured": []}),
@@ -362,3 +362,72 @@ def test_features_local_and_from_a_registry(plain: Path, docker: DockerAPI, feat
         assert f"feature {feature_registry.address}/devcontainers/features/nothing-here:1 could not be fetched" in failed.stderr
     finally:
         _remove_built(docker, plain.parent)
+
+
+def test_the_rest_of_what_changes_the_container(plain: Path, docker: DockerAPI) -> None:
+    """appPort and forwardPorts become URLs with portsAttributes' labels; init, updateRemoteUserUID
+    and overrideCommand: false, as the engine's inspect shows them."""
+    (plain / "Dockerfile").write_text('FROM busybox:latest\nCMD ["sh", "-c", "echo own > /tmp/own; sleep 3600"]\n')
+    devcontainer(plain, {"build": {"dockerfile": "../Dockerfile", "context": ".."}, "appPort": 8080,
+                         "forwardPorts": [5000], "portsAttributes": {"5000": {"label": "API"}}, "init": False,
+                         "overrideCommand": False, "updateRemoteUserUID": False})
+    assert dual("install", cwd=plain).returncode == 0
+    try:
+        assert dual("up", cwd=plain).returncode == 0
+        made = docker.containers({"label": [f"dualgit.worktree={plain.resolve()}"]})[0]
+        details = docker.request("GET", f"/containers/{made['Id']}/json").json()
+        assert details["HostConfig"]["Init"] is False
+        wait_for(lambda: dual("exec", "cat", "/tmp/own", cwd=plain).stdout == "own\n", timeout=60)
+        urls = json.loads(dual("urls", "--json", cwd=plain).stdout)
+        assert {(u["port"], u["label"]) for u in urls} == {(3000, None), (5000, "API"), (8080, None)}
+        assert "(API)" in dual("urls", cwd=plain).stdout
+    finally:
+        _remove_built(docker, plain.parent)
+
+
+# Every key of the spec's devcontainer.json reference, each with a value, and what dualgit makes of
+# it: "used" (checked by the tests above), "named" (a not_honoured line says why), or "quiet"
+# (editor-only, or compose's, refused as a whole).
+SPEC_KEYS: dict[str, tuple[Any, str]] = {
+    "name": ("x", "quiet"), "image": ("busybox:latest", "used"), "forwardPorts": ([5000], "used"),
+    "portsAttributes": ({"5000": {"label": "API"}}, "used"), "otherPortsAttributes": ({"onAutoForward": "silent"}, "named"),
+    "containerEnv": ({"A": "1"}, "used"), "remoteEnv": ({"B": "2"}, "used"), "remoteUser": ("root", "used"),
+    "containerUser": ("root", "used"), "updateRemoteUserUID": (False, "used"), "userEnvProbe": ("loginShell", "named"),
+    "overrideCommand": (False, "used"), "shutdownAction": ("none", "named"), "init": (False, "used"),
+    "privileged": (True, "used"), "capAdd": (["SYS_PTRACE"], "used"), "securityOpt": (["seccomp=unconfined"], "used"),
+    "mounts": (["source=/tmp,target=/host-tmp,type=bind"], "used"), "features": ({}, "used"),
+    "overrideFeatureInstallOrder": ([], "used"), "customizations": ({"vscode": {}}, "quiet"),
+    "appPort": (8080, "used"), "workspaceMount": ("source=${localWorkspaceFolder},target=/w,type=bind", "used"),
+    "workspaceFolder": ("/w", "used"), "runArgs": (["--cap-add=SYS_ADMIN", "--label=x"], "named"),
+    "initializeCommand": ("touch x", "named"), "onCreateCommand": ("true", "used"),
+    "updateContentCommand": ("true", "used"), "postCreateCommand": ("true", "used"),
+    "postStartCommand": ("true", "used"), "postAttachCommand": ("true", "used"), "waitFor": ("postCreateCommand", "quiet"),
+    "hostRequirements": ({"cpus": 2, "memory": "4gb", "storage": "32gb", "gpu": False}, "quiet"),
+    "secrets": ({"TOKEN": {"description": "x"}}, "quiet"),
+}
+BUILD_KEYS = {"dockerfile": "used", "context": "used", "args": "used", "target": "used", "options": "named",
+              "cacheFrom": "named"}
+
+
+@pytest.mark.parametrize("key", sorted(SPEC_KEYS))
+def test_every_key_of_the_spec_is_used_or_named(plain: Path, key: str) -> None:
+    value, fate = SPEC_KEYS[key]
+    config = {"image": "busybox:latest", key: value}
+    devcontainer(plain, config)
+    found = inspect(plain)
+    named = {item["key"] for item in found["not_honoured"]}
+    assert (fate == "named") == any(n == key or n.startswith((key + ".", key + " ")) for n in named), found["not_honoured"]
+
+
+def test_every_build_key_is_used_or_named(plain: Path) -> None:
+    (plain / ".devcontainer").mkdir()
+    (plain / ".devcontainer" / "Dockerfile").write_text("FROM busybox:latest\n")
+    devcontainer(plain, {"build": {"dockerfile": "Dockerfile", "context": ".", "args": {"A": "1"}, "target": "t",
+                                   "options": ["--pull"], "cacheFrom": "x"}})
+    found = inspect(plain)
+    named = {item["key"] for item in found["not_honoured"]}
+    assert named == {f"build.{k}" for k, fate in BUILD_KEYS.items() if fate == "named"}
+    assert found["build"] == {"dockerfile": ".devcontainer/Dockerfile", "context": ".devcontainer", "args": {"A": "1"},
+                              "target": "t"}
+    devcontainer(plain, {"dockerFile": "Dockerfile", "context": ".."})  # the legacy spelling
+    assert inspect(plain)["build"]["context"] == "."

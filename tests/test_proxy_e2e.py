@@ -207,7 +207,7 @@ def test_websocket_upgrade_becomes_a_pipe(site: tuple[Proxy, dict[str, Path]]) -
 def test_raw_tcp_port_is_stable_and_echoes(site: tuple[Proxy, dict[str, Path]]) -> None:
     proxy, trees = site
     rows = json.loads(dual("urls", "--json", cwd=trees["feat/auth"]).stdout)
-    assert {"branch": "feat/auth", "port": PORT, "url": f"http://feat-auth.demo.localhost:{PORT}/"} in rows
+    assert {"branch": "feat/auth", "port": PORT, "url": f"http://feat-auth.demo.localhost:{PORT}/", "label": None} in rows
     tcp = {r["branch"]: r["url"] for r in rows if str(r["url"]).startswith("tcp://")}
     assert set(tcp) == {"main", "feat/auth", "feat/cart"} and len(set(tcp.values())) == 3
     port = int(tcp["feat/auth"].rsplit(":", 1)[1])

@@ -130,17 +130,21 @@ class HostTable:
         return targets
 
     def urls(self, repo_dir: str | None = None, worktree: str | None = None) -> list[dict[str, object]]:
-        """{branch, port, url} for every declared port, of one repository or one worktree."""
+        """{branch, port, url, label} for every declared port, of one repository or one worktree (label:
+        devcontainer.json's portsAttributes', or null)."""
         rows: list[dict[str, object]] = []
         tcp = self.tcp_targets()
         for b in self.backends:
             if (repo_dir is not None and b.container.repo != repo_dir) or (worktree and b.container.worktree != worktree):
                 continue
+            named = b.container.port_labels
             for port in b.container.http_ports:
-                rows.append({"branch": b.branch_name, "port": port, "url": f"http://{b.host()}:{port}/"})
+                rows.append({"branch": b.branch_name, "port": port, "url": f"http://{b.host()}:{port}/",
+                             "label": named.get(str(port))})
             for host_port, (owner, port) in sorted(tcp.items()):
                 if owner is b:
-                    rows.append({"branch": b.branch_name, "port": port, "url": f"tcp://127.0.0.1:{host_port}"})
+                    rows.append({"branch": b.branch_name, "port": port, "url": f"tcp://127.0.0.1:{host_port}",
+                                 "label": named.get(str(port))})
         return rows
 
 

@@ -29,6 +29,7 @@ class Container:
     ports: dict[str, str] = field(default_factory=dict)  # "3000" -> "127.0.0.1:49153"
     http_ports: tuple[int, ...] = ()  # what its .dual.toml declared, from the labels
     tcp_ports: tuple[int, ...] = ()
+    port_labels: dict[str, str] = field(default_factory=dict)  # a port -> what it is (portsAttributes' label)
 
     @classmethod
     def from_summary(cls, entry: dict[str, Any]) -> Container:
@@ -50,7 +51,21 @@ class Container:
             ports=dict(sorted(ports.items(), key=lambda kv: int(kv[0]))),
             http_ports=_port_list(tags.get(labels.PORTS, "")),
             tcp_ports=_port_list(tags.get(labels.TCP_PORTS, "")),
+            port_labels=_port_labels(tags.get(labels.PORT_LABELS)),
         )
+
+
+def _port_labels(text: str | None) -> dict[str, str]:
+    """The container's label of port labels: data it was made with, read as text only."""
+    if not text:
+        return {}
+    import json
+
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return {}
+    return {str(k): str(v)[:100] for k, v in found.items()} if isinstance(found, dict) else {}
 
 
 def _port_list(text: str) -> tuple[int, ...]:

@@ -8,6 +8,7 @@ GITDIR = "dualgit.gitdir"  # the worktree's admin dir: it stays put through `git
 SPEC = "dualgit.spec"  # a hash of what the container was made from; a change means recreate
 PORTS = "dualgit.ports"  # the HTTP ports it declares, comma-separated: the proxy listens on these
 TCP_PORTS = "dualgit.tcp_ports"  # the raw TCP ports it declares
+PORT_LABELS = "dualgit.port_labels"  # JSON: a port -> what it is (devcontainer.json's portsAttributes' label)
 AGENT = "dualgit.agent"  # "1": its main process is the agent (`agent.sh`): relays, listeners, `serve`
 STATE = "dualgit.state"  # the state folder of the dualgit that made it: whose proxy serves it (one per user)
 

@@ -76,12 +76,20 @@ def plan(loc: Location, config: Config | None, api: Engine, pull: bool = True) -
                  for e in entrypoints] + start
     extra, held, notes = allowed_settings(loc, wanted)
     user, remap = owner.container_user(api, extra.user)
+    remap = remap and extra.remap_user
     tools = agent.tools_volume(api)
     if tools is None:
         notes.append(f"no {agent.TOOLS_IMAGE} image here or to pull: it goes without its agent "
                      "(no `serve`, and a server on 127.0.0.1 inside is not reached)")
     made_from = image_id(api, image, pull, build, loc.worktree)
     extra.env = with_container_env(api, made_from, extra.env)
+    if extra.image_command and tools is not None:  # overrideCommand: false: the agent runs the image's own
+        found_config = api.inspect_image(made_from).get("Config") or {}
+        own = [*(found_config.get("Entrypoint") or []), *(found_config.get("Cmd") or [])]
+        if own:
+            import shlex
+
+            start.insert(0, Step("the image's own command", command=f"{shlex.join(own)} >/dev/null 2>&1 &"))
     found = Plan(loc, name, image, made_from, extra, held, notes, user, remap, tools, limits(config, load_user()),
                  network.network_for(api, name, loc.common_dir, loc.worktree), dict(config.serve), build,
                  script(start))
@@ -196,6 +204,10 @@ def container_settings(ctx: Context, config: Config, each: list[tuple[str, Conta
         merged.user = extra.user or merged.user
         merged.workspace = extra.workspace or merged.workspace
         merged.env_from_host.update(extra.env_from_host)
+        merged.remap_user = merged.remap_user and extra.remap_user
+        merged.init = merged.init and extra.init
+        merged.image_command = merged.image_command or extra.image_command
+        merged.port_labels.update(extra.port_labels)
         merged.binds.extend(extra.binds)
         merged.privileged = merged.privileged or extra.privileged
         merged.cap_add.extend(c for c in extra.cap_add if c not in merged.cap_add)
@@ -276,7 +288,7 @@ def create_body(plan: Plan, config: Config) -> dict[str, Any]:
         "Env": [f"{k}={v}" for k, v in sorted(env.items())],
         "ExposedPorts": exposed,
         "HostConfig": {
-            "Init": True,
+            "Init": extra.init,
             "Binds": binds,
             "Mounts": [{"Type": "volume", "Source": volume_name(name, key), "Target": target}
                        for key, target in sorted(extra.volumes.items())] + guarded
@@ -302,6 +314,8 @@ def create_body(plan: Plan, config: Config) -> dict[str, Any]:
         labels.SPEC: spec,
         labels.PORTS: ",".join(map(str, http_ports)),
         labels.TCP_PORTS: ",".join(map(str, config.tcp_ports)),
+        **({labels.PORT_LABELS: json.dumps({str(k): v for k, v in sorted(extra.port_labels.items())})}
+           if extra.port_labels else {}),
         labels.STATE: state_dir(),  # not in the spec: whose proxy serves it
     }
     if parts is not None:

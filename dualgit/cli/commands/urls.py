@@ -27,7 +27,7 @@ def urls(as_json: bool = False) -> int:
         print("no container yet: `git dual up` makes this worktree's")
     width = max((len(str(r["branch"])) for r in rows), default=0)
     for row in rows:
-        print(f"{str(row['branch']).ljust(width)}  {row['url']}")
+        print(f"{str(row['branch']).ljust(width)}  {row['url']}" + (f"  ({row['label']})" if row.get("label") else ""))
     labels = {wt.path: wt.label for wt in trees}
     for container in mine:  # a server with no URL: said here, from the agent's files (no engine call)
         seen = agent.seen(container.name, container.http_ports, container.tcp_ports)
