@@ -171,6 +171,10 @@ def test_compose_or_a_missing_dockerfile_is_refused_never_guessed(plain: Path, d
     devcontainer(plain, {"dockerComposeFile": "compose.yaml", "service": "app"})
     up = dual("up", cwd=plain)
     assert up.returncode == 1 and "compose (dockerComposeFile)" in up.stderr
+    doctor = json.loads(dual("doctor", "--json", cwd=plain).stdout)
+    assert [i["key"] for i in doctor["not_honoured"]] == ["image"]
+    assert "note not honoured: image (.devcontainer/devcontainer.json): devcontainer.json runs its container with compose" \
+        in dual("doctor", cwd=plain).stdout
     assert not docker.containers({"label": [f"dualgit.worktree={plain.resolve()}"]})
 
 

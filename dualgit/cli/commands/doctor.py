@@ -32,6 +32,7 @@ def report(folder: str | None = None) -> dict[str, Any]:
     found: dict[str, Any] = {
         "endpoint": None, "source": None, "tls": None, "reachable": False, "error": None, "hint": None,
         "server": None, "sockets": sockets, "others": [], "checks": [], "proxy": None,
+        "not_honoured": _not_honoured(folder),
         "env": {key: os.environ[key] for key in ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY",
                                                  "DOCKER_CERT_PATH", "DOCKER_CONFIG") if os.environ.get(key)},
     }
@@ -61,6 +62,24 @@ def report(folder: str | None = None) -> dict[str, Any]:
     found["proxy"], proxy_check = _proxy(endpoint.url())
     checks.append(proxy_check)
     return found
+
+
+def _not_honoured(folder: str | None) -> list[dict[str, str]]:
+    """What this worktree's config asks for and dualgit does not honour (as `inspect` says it), or why
+    that can't be read."""
+    if not folder:
+        return []
+    from dualgit.git.locate import locate
+    from dualgit.worktrees.inspection import inspect
+
+    try:
+        loc = locate(folder)
+    except DualgitError:
+        return []  # not in a worktree: nothing of a config to say
+    try:
+        return list(inspect(loc).get("not_honoured") or [])
+    except DualgitError as exc:
+        return [{"key": "config", "source": folder, "why": exc.message}]
 
 
 def _undeclared(api: DockerPy) -> list[dict[str, Any]]:
@@ -214,4 +233,6 @@ def doctor(as_json: bool = False) -> int:
         print(f"{mark} {line['name']}: {line['detail']}")
         if line["fix"] and line["ok"] is not True:
             print(f"     fix: {line['fix']}")
+    for item in found["not_honoured"]:
+        print(f"note not honoured: {item['key']} ({item['source']}): {item['why']}")
     return EXIT_ERROR if failed else 0
