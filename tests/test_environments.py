@@ -234,8 +234,9 @@ def _remove_built(api: DockerAPI, under: Path) -> None:
 
 def test_a_build_in_the_background_shared_and_outdated(repo: Path, docker: DockerAPI) -> None:
     (repo / ".dual.toml").write_text('build = { dockerfile = "Dockerfile", args = { GREETING = "hi" } }\n')
-    (repo / "Dockerfile").write_text("FROM busybox:latest\nARG GREETING\nRUN sleep 5; echo \"$GREETING\" > /greeting\n"
-                                     "COPY data.txt /data.txt\n")
+    fresh = os.urandom(4).hex()  # BuildKit's cache outlives the images: a step of this run's own
+    (repo / "Dockerfile").write_text(f"FROM busybox:latest\nARG GREETING\nRUN sleep 5; echo {fresh}; echo \"$GREETING\" > "
+                                     "/greeting\nCOPY data.txt /data.txt\n")
     (repo / "data.txt").write_text("one\n")
     (repo / ".dockerignore").write_text("ignored.txt\n")
     git("add", "-A", cwd=repo)
@@ -250,7 +251,9 @@ def test_a_build_in_the_background_shared_and_outdated(repo: Path, docker: Docke
         assert [(r["setup"], r["setup_step"]) for r in row if r["branch"] == "feat"] == [("running", "build Dockerfile")]
         done = dual("exec", "cat", "/greeting", "/data.txt", cwd=feat)  # waits for the build
         assert (done.returncode, done.stdout) == (0, "hi\none\n"), done.stderr
-        assert "Step 3/5 : RUN sleep 5" in dual("logs", cwd=feat).stdout
+        log = dual("logs", cwd=feat).stdout
+        assert f"RUN sleep 5; echo {fresh}" in log and f" {fresh}\n" in log or f"\n{fresh}\n" in log, log
+        assert "#1 [internal] load remote build context" in log  # BuildKit, which this engine has
         tag = inspect(feat)["image"]
         assert tag.startswith("dualgit-build/demo:") and inspect(feat)["build"]["args"] == {"GREETING": "hi"}
 
@@ -435,3 +438,16 @@ def test_every_build_key_is_used_or_named(plain: Path) -> None:
                               "target": "t"}
     devcontainer(plain, {"dockerFile": "Dockerfile", "context": ".."})  # the legacy spelling
     assert inspect(plain)["build"]["context"] == "."
+
+
+def test_a_failed_step_is_found_in_the_dockerfile(tmp_path: Path) -> None:
+    from dualgit.worktrees.images import _failed_line
+
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM busybox AS base\n# note\nRUN a \\\n  && b\n\nFROM base AS app\nARG X\nRUN c\nRUN d\n")
+    assert _failed_line(str(dockerfile), "Step 2/6 : RUN a   && b\n") == ":3"
+    assert _failed_line(str(dockerfile), "Step 5/6 : RUN c\n") == ":8"
+    assert _failed_line(str(dockerfile), "#9 [app 2/3] RUN c\n") == ":8"  # ARG: no step of BuildKit's
+    assert _failed_line(str(dockerfile), "#9 [stage-1 3/3] RUN d\n") == ":9"
+    assert _failed_line(str(dockerfile), "#5 [2/2] RUN a   && b\n") == ":3"
+    assert _failed_line(str(dockerfile), "#9 [internal] load metadata\n") == ""

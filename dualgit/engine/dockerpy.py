@@ -186,17 +186,31 @@ class DockerPy:
 
     def build(self, context: Any, dockerfile: str, tag: str, args: dict[str, str], target: str | None,
               labels: dict[str, str]) -> Iterator[str]:
-        """Build from `context`, a tar (a file object), with the engine's builder: each line of its
-        output as it comes; an error it streams back ends it as an ApiError with its words."""
+        """Build from `context`, a tar (a file object), with the engine's BuildKit where it has it
+        (API `version=2`; an engine without it, such as Podman's, builds its own way and says so in
+        plain lines): each line of its output as it comes, BuildKit's as `--progress=plain` prints
+        them. An error it streams back ends it as an ApiError with its words."""
+        import json
+
+        from dualgit.engine.buildkit import Progress
+
+        params = {"t": tag, "dockerfile": dockerfile, "buildargs": json.dumps(args), "labels": json.dumps(labels),
+                  "rm": "1", "forcerm": "1", "version": "2", **({"target": target} if target else {})}
+        headers = {"Content-Type": "application/tar"}
+        progress = Progress()
         try:
-            for event in self.api.build(fileobj=context, custom_context=True, dockerfile=dockerfile, tag=tag,
-                                        buildargs=args, target=target, labels=labels, rm=True, forcerm=True,
-                                        decode=True):
+            self.api._set_auth_headers(headers)  # docker-py's own: the registries' credentials, for FROM
+            response = self.api._post(self.api._url("/build"), data=context, params=params, headers=headers,
+                                      stream=True, timeout=None)
+            self.api._raise_for_status(response)
+            for event in self.api._stream_helper(response, decode=True):
                 if not isinstance(event, dict):
                     continue
                 if event.get("error"):
                     raise ApiError(500, str(event["error"]).strip())
-                if event.get("stream"):
+                if event.get("id") == "moby.buildkit.trace" and isinstance(event.get("aux"), str):
+                    yield from progress.lines(event["aux"])
+                elif event.get("stream"):
                     yield str(event["stream"])
                 elif event.get("status"):
                     yield str(event["status"]) + "\n"

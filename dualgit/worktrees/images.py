@@ -173,8 +173,11 @@ def build_image(api: Engine, worktree: str, build: Build | FeatureBuild, tag: st
         try:
             for line in DockerPy(api.endpoint, timeout=3600).build(
                     context_tar(context, dockerfile), _in_tar(context, dockerfile), tag, args, target, {BUILD_LABEL: label}):
-                if line.startswith("Step "):
-                    steps.append(line)
+                if line.startswith("Step ") or (line.startswith("#") and " ERROR: " not in line and " [" in line[:8]):
+                    steps.append(line)  # the classic builder's `Step 3/5 : ...`, BuildKit's `#7 [3/5] RUN ...`
+                elif line.startswith("#") and " ERROR: " in line:  # BuildKit names the one that failed
+                    number = line.split(" ", 1)[0] + " "
+                    steps += [step for step in steps if step.startswith(number)][:1]
                 print(line, end="", file=sys.stderr, flush=True)
         except ApiError as exc:
             where = _failed_line(dockerfile, steps[-1] if steps else "")
@@ -195,36 +198,73 @@ def _in_tar(context: str, dockerfile: str) -> str:
 
 def context_tar(context: str, dockerfile: str) -> Any:
     """The build's context as the engine gets it: a tar of `context_files`, with the Dockerfile
-    added when it lies outside the context. A temporary file, read from its start."""
-    from docker.utils import tar
+    added when it lies outside the context. GNU format: BuildKit takes a PAX header at the front of
+    a remote context for a Dockerfile of its own. A temporary file, read from its start."""
+    import tarfile
+    import tempfile
 
-    extra = None
-    if _in_tar(context, dockerfile) == OUTSIDE:
-        with open(dockerfile) as f:
-            extra = (OUTSIDE, f.read())
-    return tar(context, exclude=[*_dockerignore(context), ".git"], dockerfile=extra or (_in_tar(context, dockerfile), None))
+    out = tempfile.NamedTemporaryFile()  # noqa: SIM115 - the engine client reads it, then it goes
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as archive:
+        for name in context_files(context, dockerfile):
+            path = os.path.join(context, name)
+            info = archive.gettarinfo(path, arcname=name)
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            if info.isfile():
+                with open(path, "rb") as f:
+                    archive.addfile(info, f)
+            else:
+                archive.addfile(info)
+        if _in_tar(context, dockerfile) == OUTSIDE:
+            info = archive.gettarinfo(dockerfile, arcname=OUTSIDE)
+            with open(dockerfile, "rb") as f:
+                archive.addfile(info, f)
+    out.seek(0)
+    return out
 
 
 def _failed_line(dockerfile: str, step: str) -> str:
-    """`:LINE` of the Dockerfile instruction that the builder's last `Step N/M : ...` line names."""
+    """`:LINE` of the Dockerfile instruction the builder's last step line names: the classic
+    builder's `Step N/M : ...` (N counted over the file), or BuildKit's `#K [STAGE N/M] ...` (N
+    counted within the stage, its FROM first; STAGE a name given with AS, or stage-I)."""
     import re
 
-    found = re.match(r"Step (\d+)/\d+ : ", step)
-    if not found:
+    classic = re.match(r"Step (\d+)/\d+ : ", step)
+    kit = re.match(r"#\d+ \[(?:(\S+) )?(\d+)/\d+\] ", step)
+    if not classic and not kit:
         return ""
-    wanted, number, line_no = int(found[1]), 0, 0
     try:
         with open(dockerfile, encoding="utf-8", errors="replace") as f:
             lines = f.read().splitlines()
     except OSError:
         return ""
+    instructions = []  # (line number, text) of each instruction, continuation lines joined
     continued = False
     for line_no, line in enumerate(lines, 1):
         stripped = line.strip()
-        if not continued and stripped and not stripped.startswith("#"):
-            number += 1
-            if number == wanted:
-                return f":{line_no}"
-        if stripped and not stripped.startswith("#"):
-            continued = stripped.endswith("\\")
-    return ""
+        if not stripped or stripped.startswith("#"):
+            continue
+        if not continued:
+            instructions.append((line_no, stripped))
+        continued = stripped.endswith("\\")
+    if classic:
+        wanted = int(classic[1])
+        return f":{instructions[wanted - 1][0]}" if 0 < wanted <= len(instructions) else ""
+    assert kit is not None
+    stage, wanted = kit[1], int(kit[2])
+    starts = [i for i, (_n, text) in enumerate(instructions) if text.upper().startswith("FROM ")]
+    index = 0
+    if stage:
+        named = [i for i in starts if re.search(rf"\s+AS\s+{re.escape(stage)}\s*$", instructions[i][1], re.IGNORECASE)]
+        if named:
+            index = starts.index(named[0])
+        elif stage.startswith("stage-") and stage[6:].isdigit():
+            index = int(stage[6:])
+    if index >= len(starts):
+        return ""
+    end = starts[index + 1] if index + 1 < len(starts) else len(instructions)
+    counted = [n for n, text in instructions[starts[index]:end] if text.split()[0].upper() in STEPS]  # BuildKit's
+    return f":{counted[wanted - 1]}" if 0 < wanted <= len(counted) else ""
+
+
+STEPS = {"FROM", "RUN", "COPY", "ADD", "WORKDIR"}  # the instructions BuildKit numbers; the rest set metadata
