@@ -61,11 +61,15 @@ class Progress:
                 out += self._log(value)
         return out
 
-    def _vertex(self, data: bytes) -> list[str]:
+    def _read(self, data: bytes, text_field: int) -> tuple[dict[int, int | bytes], bytes, bytes, int]:
+        """A vertex's or a log's fields, its digest, its text (a name, a message) and its #N."""
         found = dict(fields(data))
-        digest, name = found.get(1, b""), found.get(3, b"")
-        assert isinstance(digest, bytes) and isinstance(name, bytes)
-        number = self.numbers.setdefault(digest, len(self.numbers) + 1)
+        digest, text = found.get(1, b""), found.get(text_field, b"")
+        assert isinstance(digest, bytes) and isinstance(text, bytes)
+        return found, digest, text, self.numbers.setdefault(digest, len(self.numbers) + 1)
+
+    def _vertex(self, data: bytes) -> list[str]:
+        found, digest, name, number = self._read(data, 3)
         out = []
         if digest not in self.named and name:
             self.named.add(digest)
@@ -79,9 +83,6 @@ class Progress:
         return out
 
     def _log(self, data: bytes) -> list[str]:
-        found = dict(fields(data))
-        digest, message = found.get(1, b""), found.get(4, b"")
-        assert isinstance(digest, bytes) and isinstance(message, bytes)
-        number = self.numbers.setdefault(digest, len(self.numbers) + 1)
+        _found, _digest, message, number = self._read(data, 4)
         text = message.decode(errors="replace")
         return [f"#{number} {line}\n" for line in text.splitlines()]
