@@ -5,6 +5,8 @@
    Goal: at most 1.10x the `exit 0` hook (the hook script exits before Python).
 2. `git worktree add` with the hook (copying a `[shared]` file too, with `serve`, `idle_after` and
    caps set) against `git worktree add` then `docker run -d` of the same image. Goal: at most 1.30x.
+   Also with an image from a build (`build = "Dockerfile"`, 200 files in its context, built once):
+   the hook hashes the inputs, finds the image, and builds nothing.
    Also printed: that `docker run -d` on dualgit's own network (inter-container traffic off), which
    each branch's container joins, for what the engine's start there costs by itself.
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -42,7 +45,7 @@ def two_branches(repo: Path) -> None:
 def main() -> None:
     rounds = rounds_arg(20)
 
-    plain, hooked = new_repo("plain"), new_repo("hooked")
+    plain, hooked, built = new_repo("plain"), new_repo("hooked"), new_repo("built")
     big = new_repo("big")
     no_hooks = Path(tempfile.mkdtemp(prefix="dualgit-bench-nohooks-"))
     exit_0 = Path(tempfile.mkdtemp(prefix="dualgit-bench-exit0-"))
@@ -56,8 +59,17 @@ def main() -> None:
         (hooked / ".env").write_text("SECRET=1\n")
         sh("git", "add", ".dual.toml", cwd=hooked)
         sh("git", "commit", "-q", "-m", "shared", cwd=hooked)
-        for repo in (hooked, big):
+        # A build: a Dockerfile whose context is the worktree (200 files, hashed on each add), built once.
+        (built / ".dual.toml").write_text('build = "Dockerfile"\n')
+        (built / "Dockerfile").write_text("FROM busybox:latest\nCOPY src /src\n")
+        (built / "src").mkdir()
+        for f in range(200):
+            (built / "src" / f"mod{f}.py").write_text(f"VALUE = {f}\n" * 50)
+        sh("git", "add", "-A", cwd=built)
+        sh("git", "commit", "-q", "-m", "build", cwd=built)
+        for repo in (hooked, big, built):
             sh(str(installed / "git-dual"), "install", cwd=repo)
+        sh(str(installed / "git-dual"), "up", cwd=built)  # builds the image the new worktrees then share
         sh("git", "branch", "a", cwd=hooked)
         sh("git", "branch", "b", cwd=hooked)
         two_branches(big)
@@ -79,17 +91,21 @@ def main() -> None:
         counter = itertools.count()
         run_ids: list[str] = []
 
-        def add_then_run(*network: str) -> float:
+        def add_then_run(*network: str, repo: Path = plain, image: str = "busybox:latest") -> float:
             i = next(counter)
             started = time.perf_counter()
-            sh("git", "worktree", "add", "-q", f"../p{i}", "-b", f"p{i}", cwd=plain)
+            sh("git", "worktree", "add", "-q", f"../p{i}", "-b", f"p{i}", cwd=repo)
             run_ids.append(sh("docker", "run", "-d", "--init", *network, "-p", "127.0.0.1::3000", "--label",
-                              "dualgit-bench=1", "busybox:latest", "tail", "-f", "/dev/null", cwd=plain).strip())
+                              "dualgit-bench=1", image, "tail", "-f", "/dev/null", cwd=repo).strip())
             return time.perf_counter() - started
 
         def add_with_hook() -> float:
             i = next(counter)
             return timed("git", "worktree", "add", "-q", f"../h{i}", "-b", f"h{i}", cwd=hooked)
+
+        def add_with_build() -> float:
+            i = next(counter)
+            return timed("git", "worktree", "add", "-q", f"../b{i}", "-b", f"b{i}", cwd=built)
 
         # the same, joining dualgit's network, where branches can't reach each other (made by the hook's
         # warm-up): what starting a container there costs the engine, apart from dualgit
@@ -99,11 +115,20 @@ def main() -> None:
                                "git worktree add, dualgit hook": add_with_hook}, rounds, warmup=2)
         report(f"new worktree with a running container, median of {rounds}", medians,
                "git worktree add + docker run -d", goal=1.30)
+        built_image = sh("docker", "images", "-q", "--filter", "label=dualgit.build", cwd=built).split()[0]
+        medians = interleaved({"git worktree add + docker run -d of the built image":
+                                   lambda: add_then_run(repo=built, image=built_image),
+                               "git worktree add, dualgit hook (hashes the build's inputs, finds the image)":
+                                   add_with_build}, rounds, warmup=2)
+        report(f"new worktree of a repository whose image is built (200 files in its context), median of {rounds}",
+               medians, "git worktree add + docker run -d of the built image", goal=1.30)
         if run_ids:
             sh("docker", "rm", "-f", *run_ids, cwd=plain)
     finally:
-        for repo in (hooked, plain, big):
+        for repo in (hooked, plain, big, built):
             cleanup(repo)
+        subprocess.run("docker images -q --filter label=dualgit.build | xargs -r docker rmi -f", shell=True,
+                       capture_output=True)
         no_hooks.rmdir()
         shutil.rmtree(installed.parent, ignore_errors=True)
         shutil.rmtree(exit_0, ignore_errors=True)

@@ -451,3 +451,20 @@ def test_a_failed_step_is_found_in_the_dockerfile(tmp_path: Path) -> None:
     assert _failed_line(str(dockerfile), "#9 [stage-1 3/3] RUN d\n") == ":9"
     assert _failed_line(str(dockerfile), "#5 [2/2] RUN a   && b\n") == ":3"
     assert _failed_line(str(dockerfile), "#9 [internal] load metadata\n") == ""
+
+
+@pytest.mark.parametrize("patterns", [[], ["node_modules"], ["**/*.py"], ["*.md", "!README.md"], ["docs", "!docs/keep.md"],
+                                      ["a/**", "!a/b/d.py"], ["src/*/t.py"], ["a/b/[cd].*"], ["./docs/../a"], ["*", "!src"],
+                                      ["**/test", "Dockerfile"]])
+def test_dockerignore_as_docker_py_reads_it(tmp_path: Path, patterns: list[str]) -> None:
+    """dualgit's own reading of .dockerignore (no docker-py import in the hook) against docker-py's."""
+    from docker.utils.build import exclude_paths
+
+    from dualgit.worktrees.dockerignore import files
+
+    for name in ("a/b/c.txt", "a/b/d.py", "a/x.py", "node_modules/m/i.js", "src/app.py", "src/test/t.py", "Dockerfile",
+                 "README.md", "docs/x.md", "docs/keep.md"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    (tmp_path / ".dockerignore").write_text("\n".join(["# a comment", *patterns]) + "\n")
+    assert set(files(str(tmp_path), "Dockerfile")) == set(exclude_paths(str(tmp_path), list(patterns), "Dockerfile"))

@@ -125,17 +125,9 @@ def context_files(context: str, dockerfile: str) -> list[str]:
     """The files (and folders) of the build's context that go to the engine, sorted: what its
     .dockerignore leaves, less `.git` (a linked worktree's names its own admin dir, so the same
     inputs on two branches would never share an image; the devcontainers CLI sends it)."""
-    from docker.utils.build import exclude_paths
+    from dualgit.worktrees.dockerignore import files
 
-    return sorted(exclude_paths(context, [*_dockerignore(context), ".git"], os.path.relpath(dockerfile, context)))
-
-
-def _dockerignore(context: str) -> list[str]:
-    try:
-        with open(os.path.join(context, ".dockerignore")) as f:
-            return [line.strip() for line in f if line.strip() and not line.startswith("#")]
-    except OSError:
-        return []
+    return files(context, os.path.relpath(dockerfile, context), [".git"])
 
 
 def build_image(api: Engine, worktree: str, build: Build | FeatureBuild, tag: str) -> str:
