@@ -94,7 +94,7 @@ def main() -> None:
         def add_then_run(*network: str, repo: Path = plain, image: str = "busybox:latest") -> float:
             i = next(counter)
             started = time.perf_counter()
-            sh("git", "worktree", "add", "-q", f"../p{i}", "-b", f"p{i}", cwd=repo)
+            sh("git", "-c", f"core.hooksPath={no_hooks}", "worktree", "add", "-q", f"../p{i}", "-b", f"p{i}", cwd=repo)
             run_ids.append(sh("docker", "run", "-d", "--init", *network, "-p", "127.0.0.1::3000", "--label",
                               "dualgit-bench=1", image, "tail", "-f", "/dev/null", cwd=repo).strip())
             return time.perf_counter() - started
