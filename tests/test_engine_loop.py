@@ -89,6 +89,7 @@ def core_loop(repo: Path, tmp_path: Path, containers: Callable[[Path], list[str]
     assert said.stdout == f"got it\n{feat}\n"
     rows = json.loads(dual("ls", "--json", cwd=feat).stdout)
     assert [r["state"] for r in rows if r["worktree"] == str(feat)] == ["running"], rows
+    built(feat, api)
     if page:
         (feat / "www").mkdir()
         (feat / "www" / "index.html").write_text("page of feat\n")
@@ -107,6 +108,22 @@ def core_loop(repo: Path, tmp_path: Path, containers: Callable[[Path], list[str]
         assert not containers(feat)
     gone = {name for name in own - {"dualgit"} if name.startswith("dual-demo-demo-feat-")}
     wait_for(lambda: not gone & {n["Name"] for n in api.get("/networks")}, timeout=30)  # went with its container
+
+
+def built(feat: Path, api: DockerAPI) -> None:
+    """A Dockerfile build by this engine (Podman's builds its own way, behind the same API), its
+    image then removed."""
+    write_config(feat, f'build = "Dockerfile"\nports = [{PORT}]\n')
+    (feat / "Dockerfile").write_text(f"FROM busybox:latest\nRUN echo built-{os.urandom(3).hex()} > /built\n")
+    up = dual("up", cwd=feat)
+    assert up.returncode == 0, up.stderr
+    tag = json.loads(dual("inspect", "--json", cwd=feat).stdout)["image"]
+    try:
+        assert dual("exec", "cat", "/built", cwd=feat).stdout.startswith("built-")
+    finally:
+        write_config(feat, f'image = "busybox:latest"\nports = [{PORT}]\n')
+        assert dual("up", cwd=feat).returncode == 0
+        api.request("DELETE", f"/images/{tag}", query={"force": 1}, ok=(200, 404, 409))
 
 
 def on_docker(path: Path) -> list[str]:

@@ -13,7 +13,7 @@ from dualgit.config import Config, Limits
 from dualgit.engine.api import ApiError, DockerAPI
 from dualgit.errors import DualgitError
 from dualgit.git.locate import Location, registered
-from dualgit.worktrees import agent, idle, labels, owner, state
+from dualgit.worktrees import agent, idle, labels, network, owner, state
 from dualgit.worktrees.images import ImageNotHere
 from dualgit.worktrees.inventory import Container, list_containers, remove
 from dualgit.worktrees.plan import Plan, caps_text, plan, resources
@@ -67,7 +67,8 @@ def ensure_running(loc: Location, config: Config | None = None, api: Engine | No
         return converge(api, plan(loc, config, api, pull=False), say)
     except ImageNotHere as exc:
         current = list_containers(api, loc.common_dir, loc.worktree) if exc.step.startswith("build ") else []
-        if current:  # its build's inputs changed: the container it has stays until `up --recreate`
+        if current and _built_from(api, current[0]) == exc.step.removeprefix("build "):
+            # the same Dockerfile's inputs changed: the container it has stays until `up --recreate`
             print(f"dualgit: {current[0].name}: its image is outdated: what it is built from changed "
                   f"({exc.step.removeprefix('build ')} and its context); `git dual up --recreate` rebuilds it",
                   file=sys.stderr)
@@ -78,6 +79,17 @@ def ensure_running(loc: Location, config: Config | None = None, api: Engine | No
         if not pull:
             raise
     return converge(api, plan(loc, config, api, pull), say)
+
+
+def _built_from(api: Engine, container: Container) -> str | None:
+    """The Dockerfile (relative to the worktree) that the container's image was built from by dualgit."""
+    from dualgit.worktrees.images import BUILD_LABEL
+
+    try:
+        found = (api.inspect_image(container.image_id).get("Config") or {}).get("Labels") or {}
+    except ApiError:
+        return None
+    return found.get(BUILD_LABEL)
 
 
 def converge(api: Engine, wanted: Plan, say: bool = False) -> Container:
@@ -103,6 +115,8 @@ def converge(api: Engine, wanted: Plan, say: bool = False) -> Container:
         if current and current[0].spec != wanted.spec:
             remove(api, current[0], volumes=False)
             current = []
+            if wanted.network not in (None, network.SHARED):  # a network of its own went with it
+                network.network_for(api, name, loc.common_dir, loc.worktree)
         if current and current[0].state == "running":
             if serve_changed and not made:  # a running container: its `serve` takes the new command now
                 agent.end_serve(api, name, current[0].id, sorted(wanted.serve), again=True)

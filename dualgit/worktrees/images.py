@@ -165,7 +165,7 @@ def build_image(api: Engine, worktree: str, build: Build | FeatureBuild, tag: st
         try:
             for line in DockerPy(api.endpoint, timeout=3600).build(
                     context_tar(context, dockerfile), _in_tar(context, dockerfile), tag, args, target, {BUILD_LABEL: label}):
-                if line.startswith("Step ") or (line.startswith("#") and " ERROR: " not in line and " [" in line[:8]):
+                if line.startswith(("Step ", "STEP ")) or (line.startswith("#") and " ERROR: " not in line and " [" in line[:8]):
                     steps.append(line)  # the classic builder's `Step 3/5 : ...`, BuildKit's `#7 [3/5] RUN ...`
                 elif line.startswith("#") and " ERROR: " in line:  # BuildKit names the one that failed
                     number = line.split(" ", 1)[0] + " "
@@ -221,7 +221,7 @@ def _failed_line(dockerfile: str, step: str) -> str:
     counted within the stage, its FROM first; STAGE a name given with AS, or stage-I)."""
     import re
 
-    classic = re.match(r"Step (\d+)/\d+ : ", step)
+    classic = re.match(r"(?:Step|STEP) (\d+)/\d+ ?: ", step)  # Docker's classic builder; Podman's (buildah)
     kit = re.match(r"#\d+ \[(?:(\S+) )?(\d+)/\d+\] ", step)
     if not classic and not kit:
         return ""
