@@ -14,6 +14,7 @@ the container can rewrite it. `.dual.toml` wins where both speak."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -97,9 +98,17 @@ def strip_jsonc(text: str) -> str:
 
 
 def load(worktree: str, choice: str | None = None) -> dict[str, Any]:
+    """The devcontainer.json this worktree uses, parsed (to be read, not changed): one parse per
+    version of the file, though each of the plugin's hooks asks for it."""
     path = find(worktree, choice)
     if path is None:
         return {}
+    stat = os.stat(path)
+    return _parsed(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(path: str, _mtime_ns: int, _size: int) -> dict[str, Any]:
     with open(path, encoding="utf-8") as f:
         text = f.read()
     try:

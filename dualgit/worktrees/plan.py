@@ -20,7 +20,7 @@ from dualgit.background import state_dir
 from dualgit.config import Config, Limits, limits, load, load_user
 from dualgit.errors import DualgitError
 from dualgit.git.locate import Location, read_head
-from dualgit.hookspecs import ContainerSettings, Context, Step
+from dualgit.hookspecs import ContainerSettings, Context, Environment, Step
 from dualgit.naming import container_name, repo_name, volume_name
 from dualgit.worktrees import agent, features, labels, network, owner, readonly
 from dualgit.worktrees.images import Build, build_tag, image_id
@@ -130,11 +130,11 @@ def image_and_build(ctx: Context, config: Config) -> tuple[str, Build | features
     environment's, such as devcontainer.json's `build`)."""
     from dualgit.plugins import plugins
 
-    image, build = _base_image(ctx, config)
-    environments = [e for e in plugins().call("dualgit_environment", ctx=ctx) if e is not None and e.features]
-    if not environments:
+    environments = [e for e in plugins().call("dualgit_environment", ctx=ctx) if e is not None]  # asked once
+    image, build = _base_image(ctx, config, environments)
+    environment = next((e for e in environments if e.features), None)
+    if environment is None:
         return image, build
-    environment = environments[0]
     here = os.path.join(ctx.worktree, os.path.dirname(environment.source))
     wanted = []
     for given in environment.features:
@@ -152,30 +152,29 @@ def image_and_build(ctx: Context, config: Config) -> tuple[str, Build | features
     return features.tag(ctx.repo_name, image, wanted, users), made
 
 
-def _base_image(ctx: Context, config: Config) -> tuple[str, Build | None]:
+def _base_image(ctx: Context, config: Config, environments: list[Environment]) -> tuple[str, Build | None]:
     """The image features (if any) go on: .dual.toml's, else a build's, else a plugin's, else the fallback."""
     from dualgit.plugins import plugins
 
     if config.image:
         return config.image, None
-    found = build_of(ctx, config)
+    found = build_of(ctx, config, environments)
     if found is not None:
         return build_tag(ctx.worktree, ctx.repo_name, found), found
     return plugins().call("dualgit_image", ctx=ctx) or FALLBACK_IMAGE, None
 
 
-def build_of(ctx: Context, config: Config) -> Build | None:
-    """The build this worktree's image comes from, if any; its paths must stay inside the worktree
-    (the files that name them are the container's to write, and the context goes to the engine)."""
-    from dualgit.plugins import plugins
-
+def build_of(ctx: Context, config: Config, environments: list[Environment]) -> Build | None:
+    """The build this worktree's image comes from, if any (.dual.toml's, else the first of the
+    plugins' `environments` that has one); its paths must stay inside the worktree (the files that
+    name them are the container's to write, and the context goes to the engine)."""
     if config.build is not None:
         given, source = config.build, ".dual.toml"
     else:
-        environments = [e for e in plugins().call("dualgit_environment", ctx=ctx) if e is not None and e.build]
-        if not environments:
+        building = next((e for e in environments if e.build), None)
+        if building is None or building.build is None:
             return None
-        given, source = environments[0].build, environments[0].source
+        given, source = building.build, building.source
     root = os.path.realpath(ctx.worktree)
     for key in ("dockerfile", "context"):
         real = os.path.realpath(os.path.join(ctx.worktree, given[key]))
