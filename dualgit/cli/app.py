@@ -44,11 +44,12 @@ def logs(
     target: PathArg = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing (setup's: until it ends).")] = False,
     serve: Annotated[bool, typer.Option("--serve", help="The dev server's output (`serve`), not setup's.")] = False,
+    service: Annotated[str | None, typer.Option("--service", help="A service's output (`[services.NAME]`).")] = None,
 ) -> int:
-    """The setup steps' output for this worktree, or with --serve its dev server's."""
+    """The setup steps' output for this worktree, or with --serve its dev server's, or with --service a service's."""
     from dualgit.cli.commands.logs import logs as run
 
-    return run(target, follow, serve)
+    return run(target, follow, serve, service)
 
 
 @app.command()

@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dualgit.background import user_config_file
+from dualgit.config import services as _services
+from dualgit.config.services import Service
 from dualgit.errors import DualgitError
 
 FILENAME = ".dual.toml"
 DEFAULT_PORTS = (3000,)
 KNOWN_KEYS = ("image", "build", "ports", "tcp_ports", "serve", "env", "strict", "route", "host", "env_pass",
-              "env_block", "idle_after", "cpus", "memory")  # plugins add theirs
+              "env_block", "idle_after", "cpus", "memory", "services", "compose")  # plugins add theirs
 USER_KEYS = ("idle_after", "cpus", "memory", "max_running")  # the user-wide file's: defaults, and the cap
 DEFAULT_IDLE_WITH_SERVE = 30 * 60  # seconds: a branch with `serve` sleeps after this; one without, never
 DURATION = re.compile(r"(?:(\d+)([smhd]))+")
@@ -99,6 +101,8 @@ class Config:
     memory: int | None = None  # bytes
     source: str | None = None  # the file it came from; None when defaults
     data: dict[str, Any] = field(default_factory=dict)  # the whole file, for plugins' keys
+    services: tuple[Service, ...] = ()  # `[services.NAME]`: each branch runs its own copy of each
+    compose: tuple[str, ...] = ()  # compose files opted in (relative to the worktree); their services join
 
 
 def load(worktree: str) -> Config:
@@ -130,17 +134,25 @@ def parse(text: str, file: str = FILENAME, plugin_keys: dict[str, Any] | list[st
         if key not in known:
             _unknown(key, known, file)
     ports = _ports(doc.get("ports", list(DEFAULT_PORTS)), _at(file, text, "ports"))
+    tcp_ports = _ports(doc.get("tcp_ports", []), _at(file, text, "tcp_ports"), "tcp_ports")
+    compose = doc.get("compose", [])
+    if isinstance(compose, str):
+        compose = [compose]
+    if not isinstance(compose, list) or not all(isinstance(c, str) and c.strip() for c in compose):
+        raise _bad(_at(file, text, "compose"), "compose", 'a list of compose files such as ["compose.yaml"]', compose)
     return Config(
         image=_image(doc["image"], _at(file, text, "image")) if "image" in doc else None,
         build=_build(doc["build"], _at(file, text, "build")) if "build" in doc else None,
         ports=ports,
-        tcp_ports=_ports(doc.get("tcp_ports", []), _at(file, text, "tcp_ports"), "tcp_ports"),
+        tcp_ports=tcp_ports,
         env=_env(doc.get("env", {}), _at(file, text, "env")),
         serve=_serve(doc.get("serve", {}), file, text, ports),
         strict=_bool(doc.get("strict", False), "strict", _at(file, text, "strict")),
         **_caps(doc, file, text),
         source=file,
         data=doc,
+        services=_services.parse(doc, file, text, (*ports, *tcp_ports)),
+        compose=tuple(compose),
     )
 
 

@@ -211,6 +211,9 @@ class DockerAPI:
     def start(self, container: str) -> None:
         self.request("POST", path("/containers/%s/start", container), {})
 
+    def pause(self, container: str) -> None:
+        self.request("POST", path("/containers/%s/pause", container), {})
+
     def unpause(self, container: str) -> None:
         self.request("POST", path("/containers/%s/unpause", container), {})
 

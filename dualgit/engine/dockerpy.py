@@ -115,6 +115,10 @@ class DockerPy:
         self.api.start(container)
 
     @_speaks
+    def pause(self, container: str) -> None:
+        self.api.pause(container)
+
+    @_speaks
     def unpause(self, container: str) -> None:
         self.api.unpause(container)
 

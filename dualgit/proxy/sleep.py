@@ -222,6 +222,10 @@ class Sleeper:
             idle.fell_asleep(c.name)
             try:
                 self.proxy.api.stop(c.id, STOP_TIMEOUT)
+                if c.services:  # they sleep with it, after it: they live in its namespace
+                    from dualgit.worktrees.inventory import stop_services
+
+                    stop_services(self.proxy.api, c.repo, c.worktree)
             except Exception as exc:  # noqa: BLE001 - an ApiError or an unreachable engine: said, and awake
                 idle.woke(c.name)
                 log(f"{c.name}: could not put it to sleep: {exc}")
@@ -262,6 +266,10 @@ class Sleeper:
             apply_caps(self.proxy.api, c, caps)  # edited while it slept: it wakes with them
         agent.write(c.name, "listen", None)  # what listened before it slept: the wake waits for the agent's new word
         self.proxy.api.start(c.id)
+        if c.services:  # after it: they join its new namespace
+            from dualgit.worktrees.inventory import start_services
+
+            start_services(self.proxy.api, c.repo, c.worktree)
         idle.woke(c.name)
 
     def _make_room(self, c: Container) -> None:

@@ -62,6 +62,8 @@ def run(args: list[str]) -> int:
         if not force and before.status == "done" and before.container_id == container.id:
             return 0  # another runner did it while we waited
         ctx = context_for(loc, container.name)
+        if container.services and not _services(loc, ctx, container.name, container.id):
+            return 1
         runner = Runner(ctx, container.name, container.id)
         pm = plugins().pm
         pm.register(runner, name="dualgit-setup-runner")
@@ -84,6 +86,32 @@ def run(args: list[str]) -> int:
             print(f"==> serve does not start: {exc.message}", flush=True)
         print(f"==> setup done ({len(runner.ran)} steps in {time.monotonic() - runner.started:.1f}s)", flush=True)
     return 0
+
+
+def _services(loc: Location, ctx: Context, name: str, container_id: str) -> bool:
+    """The branch's services made (seeded where asked) and ready, before its setup: what setup and
+    `serve` run may use them at once. False when one is not (said in the log, and in the state)."""
+    from dualgit.config import load
+    from dualgit.engine.dockerpy import DockerPy
+    from dualgit.worktrees import services
+    from dualgit.worktrees.plan import services_for
+
+    now = ["services"]
+
+    def step(what: str) -> None:
+        if what != now[0]:
+            now[0] = what
+            setup_state.write(name, "running", container_id, what)
+            print(f"==> {what}", flush=True)
+
+    try:
+        for line in services.bring_up(DockerPy(), loc, services_for(ctx, load(loc.worktree)), container_id, step):
+            print(f"==> {line}", flush=True)
+    except DualgitError as exc:
+        setup_state.write(name, "failed", container_id, now[0])
+        print(f"==> {now[0]} failed: {exc.render()}", flush=True)
+        return False
+    return True
 
 
 class StepFailed(DualgitError):

@@ -29,9 +29,10 @@ OPTIONS = (
     (("-e", "--env"), "KEY=VALUE", "set a variable for COMMAND (-e KEY passes this shell's value)"),
     (("--root",), "", "run as root inside (by default, as the owner of the worktree where that matters)"),
     (("--no-wait",), "", "run at once, without waiting for setup to finish"),
+    (("--service",), "NAME", "run in the branch's service NAME's container (`[services.NAME]`)"),
     (("--",), "", "what follows is COMMAND, even when it starts with -"),
 )
-USAGE = "usage: git dual exec [-e KEY=VALUE]... [--root] [--no-wait] [--] COMMAND [ARG]..."
+USAGE = "usage: git dual exec [-e KEY=VALUE]... [--root] [--no-wait] [--service NAME] [--] COMMAND [ARG]..."
 HELP = USAGE + """
 
 Run COMMAND in this worktree's container, in the same directory, passing exit code,
@@ -48,18 +49,21 @@ RUNTIME_FAILED = (b"OCI runtime exec failed", b"Error: runc: exec failed", b"Err
 
 
 class ExecRequest:
-    __slots__ = ("cmd", "env", "wait", "root")
+    __slots__ = ("cmd", "env", "wait", "root", "service")
 
-    def __init__(self, cmd: list[str], env: list[str], wait: bool, root: bool = False) -> None:
+    def __init__(self, cmd: list[str], env: list[str], wait: bool, root: bool = False, service: str | None = None,
+                 ) -> None:
         self.cmd = cmd
         self.env = env
         self.wait = wait
         self.root = root
+        self.service = service
 
 
 def parse(argv: list[str]) -> ExecRequest:
     env: list[str] = []
     wait, root = True, False
+    service = None
     args = list(argv)
     while args:
         arg = args[0]
@@ -83,6 +87,12 @@ def parse(argv: list[str]) -> ExecRequest:
         elif arg == "--root":
             root = True
             args.pop(0)
+        elif arg == "--service" or arg.startswith("--service="):
+            given = arg.partition("=")[2] if "=" in arg else (args[1] if len(args) > 1 else "")
+            if not given:
+                raise DualgitError("--service needs a service's name", hint="`git dual ls` lists each branch's services")
+            service = given
+            del args[:1 if "=" in arg else 2]
         elif arg in ("-h", "--help"):
             raise SystemExit(_help())
         elif arg.startswith("-") and arg != "-":
@@ -93,7 +103,7 @@ def parse(argv: list[str]) -> ExecRequest:
             break
     if not args:
         raise DualgitError("no command given", hint=USAGE)
-    return ExecRequest(args, env, wait, root)
+    return ExecRequest(args, env, wait, root, service)
 
 
 def _env_item(item: str) -> str:
@@ -132,7 +142,10 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
     }
     if request.root:
         body["User"] = "0:0"
-    text_only(request.cmd, env, cwd)
+    if request.service:
+        del body["WorkingDir"]  # a service's container has its own folders, not the worktree
+    else:
+        text_only(request.cmd, env, cwd)
     api = DockerAPI()
     pinned = os.environ.get(SETUP_CONTAINER)  # a setup step's exec: that container, never another
     name = pinned or container_name(loc.common_dir, loc.worktree)
@@ -141,7 +154,12 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
             failed = _wait_for_setup(name)
             if failed is not None:
                 return failed
-        exec_id, brought_up = create_exec(api, name, body, None if pinned else loc)
+        target = name
+        if request.service:
+            from dualgit.worktrees.inventory import container_for
+
+            target = container_for(name, request.service)
+        exec_id, brought_up = create_exec(api, target, body, None if pinned else loc)
         if brought_up and request.wait:  # a container made just now: its setup has just begun
             failed = _wait_for_setup(name)
             if failed is not None:

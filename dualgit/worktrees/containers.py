@@ -122,7 +122,7 @@ def converge(api: Engine, wanted: Plan, say: bool = False) -> Container:
                 agent.end_serve(api, name, current[0].id, sorted(wanted.serve), again=True)
             if not made:
                 apply_caps(api, current[0], wanted.caps)
-            return _after(api, loc, current[0], made)
+            return _after(api, loc, current[0], made, wanted)
         if current:
             apply_caps(api, current[0], wanted.caps)  # a stopped container takes an update too
             start(api, current[0])
@@ -152,7 +152,7 @@ def converge(api: Engine, wanted: Plan, say: bool = False) -> Container:
                     raise
         found = list_containers(api, loc.common_dir, loc.worktree)
         if found and found[0].state == "running":
-            return _after(api, loc, found[0], made)
+            return _after(api, loc, found[0], made, wanted)
     raise DualgitError(f"container {name} kept changing while dualgit brought it up", hint="run `git dual up` again")
 
 
@@ -161,14 +161,19 @@ def gone_worktree(loc: Location) -> DualgitError:
                         hint="`git worktree list` shows the worktrees; `git worktree add` makes one anew")
 
 
-def _after(api: Engine, loc: Location, container: Container, made: bool) -> Container:
+def _after(api: Engine, loc: Location, container: Container, made: bool, wanted: Plan) -> Container:
+    from dualgit.worktrees import setup_state
+
     if not registered(loc):  # removed while we made it: reconcile wins, the container goes too
         remove(api, container, volumes=True)
         raise gone_worktree(loc)
     if made:
-        from dualgit.worktrees.setup_state import start_background
+        setup_state.start_background(loc, container.name, container.id)
+    elif wanted.services and setup_state.read(container.name).status != "running":  # else its runner does it
+        from dualgit.worktrees import services
 
-        start_background(loc, container.name, container.id)
+        for line in services.bring_up(api, loc, wanted.services, container.id, lambda _step: None, wait=False):
+            print(f"dualgit: {container.name}: {line}", file=sys.stderr)
     return container
 
 
@@ -190,6 +195,10 @@ def start(api: Engine, container: Container) -> None:
         try:
             api.start(container.id)
             idle.woke(container.name)
+            if container.services:
+                from dualgit.worktrees.inventory import start_services
+
+                start_services(api, container.repo, container.worktree)
             return
         except ApiError as exc:
             message = exc.message
@@ -202,6 +211,10 @@ def start(api: Engine, container: Container) -> None:
     if container.state == "paused":
         api.unpause(container.id)
         idle.woke(container.name)
+        if container.services:
+            from dualgit.worktrees.inventory import start_services
+
+            start_services(api, container.repo, container.worktree)
         return
     raise DualgitError(
         f"container {container.name} for {container.worktree} does not start: {message}",

@@ -4,6 +4,7 @@ and the proxy only need this, and none of what making one takes (config, plugins
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ class Container:
     http_ports: tuple[int, ...] = ()  # what its .dual.toml declared, from the labels
     tcp_ports: tuple[int, ...] = ()
     port_labels: dict[str, str] = field(default_factory=dict)  # a port -> what it is (portsAttributes' label)
+    services: tuple[str, ...] = ()  # its services' names (`worktrees/services.py`)
 
     @classmethod
     def from_summary(cls, entry: dict[str, Any]) -> Container:
@@ -52,6 +54,7 @@ class Container:
             http_ports=_port_list(tags.get(labels.PORTS, "")),
             tcp_ports=_port_list(tags.get(labels.TCP_PORTS, "")),
             port_labels=_port_labels(tags.get(labels.PORT_LABELS)),
+            services=tuple(s for s in tags.get(labels.SERVICES, "").split(",") if s),
         )
 
 
@@ -77,13 +80,15 @@ def list_all(api: Engine) -> list[Container]:
     repository: one list call."""
     entries, here = api.containers(labels.filters(None)), state_dir()
     return [Container.from_summary(e) for e in entries
-            if (e.get("Labels") or {}).get(labels.REPO) and labels.mine(e.get("Labels"), here)]
+            if (e.get("Labels") or {}).get(labels.REPO) and labels.mine(e.get("Labels"), here)
+            and not labels.service(e.get("Labels"))]
 
 
 def list_containers(api: Engine, repo: str, worktree: str | None = None) -> list[Container]:
     """Every container of the repository (or of one worktree): one label-filtered list call."""
     entries = api.containers(labels.filters(repo, worktree))
-    return [Container.from_summary(e) for e in entries if labels.owned(e.get("Labels"), repo)]
+    return [Container.from_summary(e) for e in entries
+            if labels.owned(e.get("Labels"), repo) and not labels.service(e.get("Labels"))]
 
 
 def killed_by_memory_cap(api: Engine, container: str) -> bool:
@@ -102,10 +107,16 @@ def stop(api: Engine, container: Container) -> None:
     except ApiError as exc:
         if exc.status != 404:
             raise DualgitError(f"cannot stop container {container.name}: {exc.message}")
+    if container.services:  # after it: they live in its namespace
+        stop_services(api, container.repo, container.worktree)
 
 
 def remove(api: Engine, container: Container, volumes: bool = True) -> None:
-    """Remove the container and, with `volumes`, the named volumes dualgit made for its worktree."""
+    """Remove the container and, with `volumes`, the named volumes dualgit made for its worktree
+    (its services' among them). Its services' containers go first: they live in its namespace."""
+    if container.services:
+        for found in listed(api, container.repo, container.worktree):
+            remove_service(api, found)
     try:
         api.remove_container(container.id)
     except ApiError as exc:
@@ -128,3 +139,94 @@ def remove_volumes(api: Engine, repo: str, worktree: str) -> list[str]:
             except ApiError:
                 pass  # still in use by a container that is going away; the next reconcile retries
     return gone
+
+
+# A branch's services' containers (`worktrees/services.py` makes them): listed, started, stopped, removed.
+
+@dataclass(frozen=True)
+class Running:
+    """A service's container as the engine lists it."""
+    id: str
+    name: str
+    service: str
+    state: str
+    spec: str
+    health: str  # "healthy", "starting", "unhealthy", or "" when it has no check
+
+    @classmethod
+    def from_summary(cls, entry: dict[str, Any]) -> Running:
+        tags = entry.get("Labels") or {}
+        status = str(entry.get("Status") or "")
+        health = next((h for h in ("healthy", "unhealthy", "starting") if f"({h})" in status
+                       or f"(health: {h})" in status), "")
+        return cls(entry["Id"], (entry.get("Names") or ["/?"])[0].lstrip("/"), tags.get(labels.SERVICE, ""),
+                   entry.get("State", "unknown"), tags.get(labels.SPEC, ""), health)
+
+
+def container_for(branch: str, service: str) -> str:
+    from dualgit.naming import slug
+
+    return f"{branch}-{slug(service)}"
+
+
+def listed(api: Engine, repo: str, worktree: str | None = None) -> list[Running]:
+    """The services' containers of a repository (or of one worktree's branch): one list call."""
+    wanted = [f"{labels.REPO}={repo}", labels.SERVICE]
+    if worktree is not None:
+        wanted.append(f"{labels.SERVICE_OF}={worktree}")
+    entries = api.containers({"label": wanted})
+    return [Running.from_summary(e) for e in entries if labels.owned(e.get("Labels"), repo)]
+
+
+def by_worktree(api: Engine, repo: str) -> dict[str, list[Running]]:
+    """Each worktree's services' containers, for `ls`."""
+    found: dict[str, list[Running]] = {}
+    for entry in api.containers({"label": [f"{labels.REPO}={repo}", labels.SERVICE]}):
+        tags = entry.get("Labels") or {}
+        if labels.owned(tags, repo) and tags.get(labels.SERVICE_OF):
+            found.setdefault(tags[labels.SERVICE_OF], []).append(Running.from_summary(entry))
+    return found
+
+
+def start_services(api: Engine, repo: str, worktree: str) -> None:
+    """Start a branch's stopped services, after its container (their namespace) started."""
+    for found in listed(api, repo, worktree):
+        try:
+            if found.state == "paused":
+                api.unpause(found.id)
+            elif found.state != "running":
+                api.start(found.id)
+        except ApiError as exc:
+            print(f"dualgit: warning: service {found.service} ({found.name}) does not start: {exc.message}",
+                  file=sys.stderr)
+
+
+def stop_services(api: Engine, repo: str, worktree: str) -> None:
+    """Stop a branch's services, after its container."""
+    for found in listed(api, repo, worktree):
+        if found.state in ("running", "paused", "restarting"):
+            try:
+                api.stop(found.id, 10)
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise DualgitError(f"cannot stop service container {found.name}: {exc.message}") from None
+
+
+def remove_service(api: Engine, found: Running) -> None:
+    """Remove a service's container (its volumes go with the worktree's: `remove_volumes`)."""
+    try:
+        api.remove_container(found.id)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise DualgitError(f"cannot remove service container {found.name}: {exc.message}") from None
+
+
+def logs_tail(api: Engine, container: str, lines: int = 10) -> str:
+    from dualgit.engine.dockerpy import DockerPy
+
+    engine = DockerPy(api.endpoint) if not isinstance(api, DockerPy) else api
+    try:
+        text: str = engine.api.logs(container, tail=lines).decode(errors="replace")
+    except Exception:  # noqa: BLE001 - the tail is a courtesy: the error it goes with is what matters
+        return ""
+    return text.rstrip("\n")

@@ -10,6 +10,11 @@ PORTS = "dualgit.ports"  # the HTTP ports it declares, comma-separated: the prox
 TCP_PORTS = "dualgit.tcp_ports"  # the raw TCP ports it declares
 PORT_LABELS = "dualgit.port_labels"  # JSON: a port -> what it is (devcontainer.json's portsAttributes' label)
 AGENT = "dualgit.agent"  # "1": its main process is the agent (`agent.sh`): relays, listeners, `serve`
+SERVICES = "dualgit.services"  # on a branch's container: its services' names, comma-separated
+SERVICE = "dualgit.service"  # on a service's container and volumes: the service's name (`[services.NAME]`)
+SERVICE_OF = "dualgit.service_of"  # on a service's container: the worktree whose branch it serves
+VOLUME = "dualgit.volume"  # on a service's volume: its key (`volumes = { KEY = PATH }`)
+HELPER = "dualgit.helper"  # on a short-lived container of dualgit's own (a seed's copy): what it does
 STATE = "dualgit.state"  # the state folder of the dualgit that made it: whose proxy serves it (one per user)
 
 
@@ -20,6 +25,11 @@ def filters(repo: str | None, worktree: str | None = None) -> dict[str, list[str
     if worktree is not None:
         wanted.append(f"{WORKTREE}={worktree}")
     return {"label": wanted}
+
+
+def service(labels: dict[str, str] | None) -> bool:
+    """Whether an object is a branch's service's (not the branch's own container)."""
+    return bool(labels) and (SERVICE in labels or HELPER in labels)  # type: ignore[operator]
 
 
 def mine(labels: dict[str, str] | None, state: str) -> bool:

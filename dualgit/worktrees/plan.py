@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from dualgit.background import state_dir
 from dualgit.config import Config, Limits, limits, load, load_user
+from dualgit.config.services import Service
 from dualgit.errors import DualgitError
 from dualgit.git.locate import Location, read_head
 from dualgit.hookspecs import ContainerSettings, Context, Environment, Step
@@ -53,6 +54,7 @@ class Plan:
     serve: dict[int, str] = field(default_factory=dict)
     build: Build | features.FeatureBuild | None = None  # what makes the image, when it is built
     start: str | None = None  # the script the agent runs on every start (the steps whose `when` is start)
+    services: tuple[Service, ...] = ()  # each runs in a container of its own in this one's namespace
     body: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -92,7 +94,7 @@ def plan(loc: Location, config: Config | None, api: Engine, pull: bool = True) -
             start.insert(0, Step("the image's own command", command=f"{shlex.join(own)} >/dev/null 2>&1 &"))
     found = Plan(loc, name, image, made_from, extra, held, notes, user, remap, tools, limits(config, load_user()),
                  network.network_for(api, name, loc.common_dir, loc.worktree), dict(config.serve), build,
-                 script(start))
+                 script(start), services_for(ctx, config))
     found.body = create_body(found, config)
     return found
 
@@ -109,6 +111,24 @@ def with_container_env(api: Engine, image: str, env: dict[str, str]) -> dict[str
                  if "=" in item)
     known.update({k: v for k, v in env.items() if "${containerEnv:" not in v})
     return {k: CONTAINER_VAR.sub(lambda m: str(known.get(m[1], m[2] or "")), v) for k, v in env.items()}
+
+
+def services_for(ctx: Context, config: Config) -> tuple[Service, ...]:
+    """The branch's services: `.dual.toml`'s `[services.NAME]`, and those of the compose files it opts
+    in or devcontainer.json names. A name given twice is an error."""
+    found = list(config.services)
+    names = {s.name for s in found}
+    for extra in compose_services(ctx, config):
+        if extra.name in names:
+            raise DualgitError(f"{extra.at}: service {extra.name} is also declared in .dual.toml",
+                               hint="declare each service once")
+        found.append(extra)
+    return tuple(found)
+
+
+def compose_services(ctx: Context, config: Config) -> list[Service]:
+    """The services of the compose files in use (none yet)."""
+    return []
 
 
 def context_for(loc: Location, name: str | None = None, config: Config | None = None) -> Context:
@@ -271,7 +291,9 @@ def create_body(plan: Plan, config: Config) -> dict[str, Any]:
     binds += [f"{host}:{inside}:ro" for host, inside in extra.mounts]
     binds += [f"{host}:{inside}" + (":ro" if read_only else "") for host, inside, read_only in extra.binds]
     http_ports = [*config.ports, *(p for p in extra.ports if p not in config.ports)]
-    exposed: dict[str, dict[str, str]] = {f"{p}/tcp": {} for p in (*http_ports, *config.tcp_ports)}
+    service_ports = {p: s.name for s in plan.services for p in s.ports}
+    tcp_ports = [*config.tcp_ports, *(p for p in service_ports if p not in config.tcp_ports)]
+    exposed: dict[str, dict[str, str]] = {f"{p}/tcp": {} for p in (*http_ports, *tcp_ports)}
     env = {**extra.env, **config.env}
     parts = agent.body_parts(name, workspace or loc.worktree, tuple(http_ports), tools) if tools else None
     if parts is not None:
@@ -298,6 +320,8 @@ def create_body(plan: Plan, config: Config) -> dict[str, Any]:
     }
     if network is not None:
         body["HostConfig"]["NetworkMode"] = network
+    if plan.services:  # each service's name is the branch's loopback: they share its namespace
+        body["HostConfig"]["ExtraHosts"] = [f"{s.name}:127.0.0.1" for s in plan.services]
     body["HostConfig"].update(power(extra))
     if parts is not None:
         body["Entrypoint"], body["Cmd"] = parts.entrypoint, []
@@ -312,9 +336,10 @@ def create_body(plan: Plan, config: Config) -> dict[str, Any]:
         labels.GITDIR: loc.gitdir,
         labels.SPEC: spec,
         labels.PORTS: ",".join(map(str, http_ports)),
-        labels.TCP_PORTS: ",".join(map(str, config.tcp_ports)),
-        **({labels.PORT_LABELS: json.dumps({str(k): v for k, v in sorted(extra.port_labels.items())})}
-           if extra.port_labels else {}),
+        labels.TCP_PORTS: ",".join(map(str, tcp_ports)),
+        **({labels.SERVICES: ",".join(s.name for s in plan.services)} if plan.services else {}),
+        **({labels.PORT_LABELS: json.dumps({str(k): v for k, v in sorted({**service_ports, **extra.port_labels}.items())})}
+           if extra.port_labels or service_ports else {}),
         labels.STATE: state_dir(),  # not in the spec: whose proxy serves it
     }
     if parts is not None:

@@ -9,7 +9,7 @@ from dualgit.background import user_config_file
 from dualgit.git import repository
 from dualgit.naming import container_name
 from dualgit.worktrees import agent, idle, setup_state
-from dualgit.worktrees.inventory import Container, killed_by_memory_cap
+from dualgit.worktrees.inventory import Container, Running, by_worktree, killed_by_memory_cap
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -20,6 +20,9 @@ def rows(trees: list[repository.Worktree], containers: list[Container], api: Eng
          ) -> list[dict[str, Any]]:
     """A row per worktree. With `api`, a container that exited is asked whether its memory cap killed it."""
     by_path = {c.worktree: c for c in containers}
+    held: dict[str, list[Running]] = {}
+    if api is not None and any(c.services for c in containers):
+        held = by_worktree(api, containers[0].repo)
     out = []
     for wt in trees:
         container = by_path.get(wt.path)
@@ -37,12 +40,21 @@ def rows(trees: list[repository.Worktree], containers: list[Container], api: Eng
                 "out_of_memory": bool(api and container and container.state in ("exited", "dead") and asleep is None
                                       and killed_by_memory_cap(api, container.id)),
                 "ports": agent.own_ports(container) if container else {},
+                "services": _services(container, held.get(wt.path, [])) if container else [],
                 **_setup(container, container_name(wt.common_dir, wt.path)),
                 **(agent.seen(container.name, container.http_ports, container.tcp_ports) if container
                    else {"serve": [], "undeclared": [], "declare": {}}),
             }
         )
     return out
+
+
+def _services(container: Container, found: list[Running]) -> list[dict[str, Any]]:
+    """Each of the branch's services: its name, state (Docker's word, or `missing`), health and container."""
+    by_name = {r.service: r for r in found}
+    return [{"name": name, "state": by_name[name].state if name in by_name else "missing",
+             "health": by_name[name].health or None if name in by_name else None,
+             "container": by_name[name].name if name in by_name else None} for name in container.services]
 
 
 def over_cap(api: Engine) -> tuple[int, int] | None:

@@ -12,10 +12,16 @@ from dualgit.worktrees import agent, setup_state
 from dualgit.worktrees.inventory import killed_by_memory_cap
 from dualgit.worktrees.targets import targeted
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dualgit.engine.interface import Engine
 
-def logs(target: str | None = None, follow: bool = False, serve: bool = False) -> int:
+
+def logs(target: str | None = None, follow: bool = False, serve: bool = False, service: str | None = None) -> int:
     _repo, api, wt, mine = targeted(target)
     name = mine[0].name if mine else container_name(wt.common_dir, wt.path)
+    if service is not None:
+        return _service_logs(api, wt.label, mine[0].services if mine else (), name, service, follow)
     if mine and mine[0].state == "exited" and killed_by_memory_cap(api, mine[0].id):
         print(f"dualgit: {wt.label}: {name} was killed by its memory cap (out of memory): raise `memory` in "
               ".dual.toml, then `git dual up`", file=sys.stderr)
@@ -42,6 +48,29 @@ def logs(target: str | None = None, follow: bool = False, serve: bool = False) -
         sys.stdout.write(started.decode("utf-8", "replace"))
     state = setup_state.read(name)
     return 1 if state.status == "failed" else 0
+
+
+def _service_logs(api: Engine, label: str, services: tuple[str, ...], name: str, service: str, follow: bool) -> int:
+    """The service's container's output, as the engine keeps it (stdout and stderr), followed with `follow`."""
+    from dualgit.engine.api import ApiError
+    from dualgit.engine.dockerpy import DockerPy
+    from dualgit.worktrees.inventory import container_for
+
+    if service not in services:
+        known = ", ".join(services) or "none"
+        raise DualgitError(f"{label} has no service {service} (its services: {known})",
+                           hint="`[services.NAME]` in .dual.toml declares one; `git dual up` makes it")
+    engine = DockerPy(api.endpoint)
+    try:
+        for chunk in engine.api.logs(container_for(name, service), stream=True, follow=follow):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+    except ApiError as exc:
+        raise DualgitError(f"no log for service {service} of {label}: {exc.message}",
+                           hint="`git dual up` makes its container") from None
+    except Exception as exc:  # noqa: BLE001 - docker-py's own errors: said in a line
+        raise DualgitError(f"no log for service {service} of {label}: {exc}", hint="`git dual up` makes its container") from None
+    return 0
 
 
 def _serve_logs(label: str, name: str, follow: bool) -> int:

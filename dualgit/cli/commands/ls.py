@@ -16,12 +16,14 @@ def ls(as_json: bool = False, folder: str | None = None) -> int:
     if as_json:
         print(json.dumps(table, indent=2))
         return 0
-    lines = [("BRANCH", "STATE", "SETUP", "SERVE", "CONTAINER", "PORTS", "WORKTREE")]
+    lines: list[tuple[str, ...]] = [("BRANCH", "STATE", "SETUP", "SERVE", "CONTAINER", "PORTS", "SERVICES", "WORKTREE")]
     notes = []
     for row in table:
         branch = row["branch"] if row["branch"] is not None else f"(detached {row['head'][:7]})"
         ports = " ".join(f"{p}->{h}" for p, h in row["ports"].items()) or "-"
         setup = row["setup"] if row["setup"] != "failed" else f"failed: {row['setup_step']}"
+        if row["setup"] == "running" and (row["setup_step"] or "").startswith(("seed ", "service ")):
+            setup = row["setup_step"]  # `seed db`: what `exec` waits for
         serve = ", ".join(s["detail"] for s in row["serve"]) if row["state"] == "running" else ""
         state = row["state"]
         if row["asleep_since"] is not None:
@@ -34,8 +36,9 @@ def ls(as_json: bool = False, folder: str | None = None) -> int:
             if s["oom"]:
                 notes.append(f"{branch}: serve :{s['port']} was killed by its memory cap: "
                              "raise it: `git dual config set memory 2g`")
+        services = " ".join(f"{s['name']}:{s['health'] or s['state']}" for s in row["services"])
         lines.append((branch, state, "-" if setup == "none" else setup, serve or "-", row["container"], ports,
-                      row["worktree"]))
+                      services or "-", row["worktree"]))
         for s in row["serve"]:
             if s["last_lines"]:
                 notes.append(f"{branch}: serve :{s['port']} {s['detail']}; its last lines:")
@@ -43,9 +46,11 @@ def ls(as_json: bool = False, folder: str | None = None) -> int:
         for port in row["undeclared"]:
             notes.append(f"{branch}: something listens on :{port} inside, which .dual.toml does not declare, so it "
                          f"has no URL: `{row['declare'][str(port)]}`, then `git dual up`")
-    widths = [max(len(line[i]) for line in lines) for i in range(6)]
+    if not any(row["services"] for row in table):  # the column only where a branch has services
+        lines = [(*line[:6], line[7]) for line in lines]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]) - 1)]
     for line in lines:
-        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line[:6])) + "  " + line[6])
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line[:-1])) + "  " + line[-1])
     if over is not None:
         notes.append(f"{over[0]} branches run, over max_running = {over[1]} ({user_config_file()}): none of the others is "
                      "idle enough to sleep")

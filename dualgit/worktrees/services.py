@@ -1,0 +1,220 @@
+"""A branch's services: one container each, in the branch container's network namespace, as a pod's.
+
+Inside the branch a service answers at `localhost:PORT` and at its name (the branch's `/etc/hosts`,
+which containers that join its namespace share), and no host port is taken: its ports are the
+branch container's, published on loopback as `tcp_ports` are, so `urls` and the proxy list them.
+The branch container holds the namespace, so its services are made after it, started after it
+(`start_all`), stopped after it and removed before it (`inventory`); one made anew takes its
+services with it, their volumes kept. A service's container carries `dualgit.service` and
+`dualgit.service_of` (not `dualgit.worktree`, which names the branch's own container); its volumes
+carry the worktree's labels, so they go with the worktree and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dualgit.background import state_dir
+from dualgit.config.services import Service, order
+from dualgit.engine.api import ApiError
+from dualgit.errors import DualgitError
+from dualgit.naming import volume_name
+from dualgit.worktrees import labels
+from dualgit.worktrees.inventory import container_for, listed, logs_tail, remove_service
+
+if TYPE_CHECKING:
+    from dualgit.engine.interface import Engine
+    from dualgit.git.locate import Location
+    from dualgit.worktrees.images import Build
+
+READY_SECONDS = 120.0  # how long a service may take to be ready before setup goes on without it, failed
+
+
+@dataclass
+class ServicePlan:
+    """What one service's container is made from; `body` lacks the namespace it joins (`body_for`)."""
+    service: Service
+    name: str  # its container's name
+    image: str
+    image_id: str
+    volumes: list[tuple[str, str, str]]  # (volume name, key, path inside)
+    body: dict[str, Any] = field(default_factory=dict)
+    build: Build | None = None
+
+
+def plan_services(loc: Location, branch: str, wanted: tuple[Service, ...], api: Engine, pull: bool,
+                  repo_name: str) -> list[ServicePlan]:
+    """The plans of a branch's services, in the order they start (each after what it depends on)."""
+    from dualgit.worktrees.images import Build, build_tag, image_id
+
+    found = []
+    for service in order(wanted):
+        build = None
+        if service.build is not None:
+            given = service.build
+            build = Build(given["dockerfile"], given["context"], dict(given.get("args") or {}),
+                          given.get("target"), service.at.split(":")[0])
+            image = build_tag(loc.worktree, repo_name, build)
+        else:
+            image = str(service.image)
+        made_from = image_id(api, image, pull, build, loc.worktree)
+        name = container_for(branch, service.name)
+        volumes = [(volume_name(name, key), key, target) for key, target in sorted(service.volumes.items())]
+        found.append(ServicePlan(service, name, image, made_from, volumes, _body(loc, service, image, volumes), build))
+    return found
+
+
+def _body(loc: Location, service: Service, image: str, volumes: list[tuple[str, str, str]]) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "Image": image,
+        "Env": [f"{k}={v}" for k, v in sorted(service.env.items())],
+        "HostConfig": {
+            "Mounts": [{"Type": "volume", "Source": volume, "Target": target} for volume, _key, target in volumes]
+                      + [{"Type": "bind", "Source": f"{loc.worktree}/{host}".rstrip("/"), "Target": inside,
+                          "ReadOnly": read_only} for host, inside, read_only in service.binds],
+            "RestartPolicy": {"Name": "unless-stopped"},
+        },
+        "Labels": {labels.REPO: loc.common_dir, labels.SERVICE: service.name, labels.SERVICE_OF: loc.worktree},
+    }
+    if service.command is not None:
+        body["Cmd"] = list(service.command)
+    if service.entrypoint is not None:
+        body["Entrypoint"] = list(service.entrypoint)
+    if service.user is not None:
+        body["User"] = service.user
+    if service.health is not None:
+        body["Healthcheck"] = service.health.body()
+    if service.memory is not None:
+        body["HostConfig"]["Memory"] = service.memory
+        body["HostConfig"]["MemorySwap"] = 2 * service.memory
+    if service.cpus is not None:
+        body["HostConfig"]["NanoCpus"] = int(service.cpus * 1e9)
+    return body
+
+
+def body_for(wanted: ServicePlan, branch_id: str) -> dict[str, Any]:
+    """The create body, in the namespace of the branch container `branch_id`: a branch container
+    made anew means its services are too (the spec says so)."""
+    body: dict[str, Any] = json.loads(json.dumps(wanted.body))
+    body["HostConfig"]["NetworkMode"] = f"container:{branch_id}"
+    spec = hashlib.sha256(json.dumps([body, wanted.image_id], sort_keys=True).encode()).hexdigest()[:16]
+    body["Labels"].update({labels.SPEC: spec, labels.STATE: state_dir()})
+    return body
+
+
+def ensure_volumes(api: Engine, loc: Location, wanted: ServicePlan) -> list[tuple[str, str, str]]:
+    """Make the service's volumes that are missing, labelled; the ones made now (for a seed to fill)."""
+    have = {v["Name"] for v in api.volumes({"label": [f"{labels.REPO}={loc.common_dir}",
+                                                        f"{labels.SERVICE}={wanted.service.name}"]})}
+    made = []
+    for volume, key, target in wanted.volumes:
+        if volume in have:
+            continue
+        api.create_volume(volume, {labels.REPO: loc.common_dir, labels.WORKTREE: loc.worktree,
+                                   labels.SERVICE: wanted.service.name, labels.VOLUME: key})
+        made.append((volume, key, target))
+    return made
+
+
+Say = Callable[[str], None]
+
+
+def converge(api: Engine, loc: Location, wanted: list[ServicePlan], branch_id: str, step: Say,
+             wait: bool = True) -> list[str]:
+    """Bring a branch's services to their plans, in order: made (volumes seeded where asked), made
+    anew when their spec changed, started; with `wait`, each ready before the next that depends on
+    it. `step` is told what is under way ("seed db", "service db"). Lines that say what went wrong
+    and did not stop the rest (a seed that could not be taken) are returned."""
+    from dualgit.worktrees import seed
+
+    notes: list[str] = []
+    current = {r.service: r for r in listed(api, loc.common_dir, loc.worktree)}
+    for plan in wanted:
+        body = body_for(plan, branch_id)
+        have = current.pop(plan.service.name, None)
+        if have is not None and have.spec != body["Labels"][labels.SPEC]:
+            remove_service(api, have)
+            have = None
+        if have is None:
+            made = ensure_volumes(api, loc, plan)
+            if made and plan.service.seed:
+                step(f"seed {plan.service.name}")
+                notes += seed.fill(api, loc, plan.service, plan.image_id, plan.name, made)
+            step(f"service {plan.service.name}")
+            try:
+                created = api.create_container(body, plan.name)
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise DualgitError(f"cannot create service {plan.service.name}'s container {plan.name}: "
+                                       f"{exc.message}") from None
+                created = plan.name  # another run made it meanwhile
+            _start(api, created, plan.name)
+        elif have.state != "running":
+            step(f"service {plan.service.name}")
+            if have.state == "paused":
+                api.unpause(have.id)
+            else:
+                _start(api, have.id, plan.name)
+        if wait:
+            step(f"service {plan.service.name}")
+            ready(api, loc, plan)
+    for gone in current.values():  # a service no longer declared: its container goes, its volumes stay
+        remove_service(api, gone)
+    return notes
+
+
+def bring_up(api: Engine, loc: Location, wanted: tuple[Service, ...], branch_id: str, step: Say,
+             wait: bool = True) -> list[str]:
+    """`converge` from the services as declared: their images pulled or built here (so in the
+    background, where the branch was just made)."""
+    from dualgit.naming import container_name, repo_name
+
+    plans = plan_services(loc, container_name(loc.common_dir, loc.worktree), wanted, api, True,
+                          repo_name(loc.common_dir))
+    return converge(api, loc, plans, branch_id, step, wait)
+
+
+def _start(api: Engine, container: str, name: str) -> None:
+    try:
+        api.start(container)
+    except ApiError as exc:
+        raise DualgitError(f"service container {name} does not start: {exc.message}",
+                           hint=f"see `docker logs {name}`; `git dual up --recreate` makes it anew") from None
+
+
+def ready(api: Engine, loc: Location, plan: ServicePlan, seconds: float = READY_SECONDS) -> None:
+    """Until the service is ready: healthy, where it (or its image) has a healthcheck; else each
+    of its ports listens in the branch's namespace (the agent's `listen`). A service that exits,
+    or is not ready in time, is an error carrying its last log lines."""
+    from dualgit.naming import container_name
+    from dualgit.worktrees import agent
+
+    branch = container_name(loc.common_dir, loc.worktree)
+    until = time.monotonic() + seconds
+    while True:
+        try:
+            info = api.inspect_container(plan.name)
+        except ApiError as exc:
+            raise DualgitError(f"service {plan.service.name} is gone: {exc.message}") from None
+        status = info.get("State") or {}
+        health = (status.get("Health") or {}).get("Status")
+        if not status.get("Running") or status.get("Restarting") or info.get("RestartCount"):
+            raise _not_ready(api, plan, f"exited with code {status.get('ExitCode')}")
+        if health == "healthy" or (health is None and all(p in agent.listening(branch) for p in plan.service.ports)):
+            return
+        if time.monotonic() > until:
+            raise _not_ready(api, plan, f"was not ready within {seconds:.0f}s ({health or 'its ports do not listen'})")
+        time.sleep(0.1)
+
+
+def _not_ready(api: Engine, plan: ServicePlan, why: str) -> DualgitError:
+    tail = logs_tail(api, plan.name)
+    return DualgitError(f"service {plan.service.name} {why}" + (f"; its last lines:\n{tail}" if tail else ""),
+                        hint=f"`git dual logs --service {plan.service.name}` shows its log")
+
+
