@@ -179,10 +179,6 @@ def dualgit_image(ctx: Context) -> str | None:
         return image
     if ctx.config.get("image"):
         return None  # .dual.toml names it: no guess, and nothing to refuse
-    if data.get("dockerComposeFile"):
-        raise DualgitError("devcontainer.json runs its container with compose (dockerComposeFile), which dualgit does "
-                           "not run yet", hint="name the image of its service in .dual.toml meanwhile: "
-                           "`git dual config set image IMAGE`")
     return None  # a build (`build`, `dockerFile`) is dualgit's to make, from `dualgit_environment`
 
 
@@ -340,7 +336,7 @@ def dualgit_container_settings(ctx: Context) -> ContainerSettings | None:
     app_port = data.get("appPort")
     ports = [p for p in [*(data.get("forwardPorts") or []), *(app_port if isinstance(app_port, list) else [app_port])]
              if isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536]
-    left_out += [("forwardPorts", f"{p!r}: a service's port needs compose, which dualgit does not run yet")
+    left_out += [("forwardPorts", f"{p!r}: a service's ports are those its compose file lists (`git dual urls`)")
                  for p in data.get("forwardPorts") or [] if not isinstance(p, int)]
     user = data.get("remoteUser") or data.get("containerUser")
     found = ContainerSettings(env=env, ports=ports, user=str(user) if user else None, env_from_host=from_host)

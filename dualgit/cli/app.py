@@ -132,6 +132,20 @@ def down(
     return run(targets, rm, every)
 
 
+@app.command()
+def seed(
+    service: Annotated[str | None, typer.Argument(help="The service (default: each one with volumes).")] = None,
+    source: Annotated[str | None, typer.Option("--from", help="The branch to copy (default: its `seed`).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace this branch's service data.")] = False,
+    target: Annotated[str | None, typer.Option("--worktree", help="A worktree's path or branch (default: here).")] = None,
+    as_json: Annotated[bool, typer.Option(JSON, help="What was replaced, as JSON.")] = False,
+) -> int:
+    """Make a branch's service data anew as a copy of another branch's (says what it replaces first)."""
+    from dualgit.cli.commands.seed import seed as run
+
+    return run(service, source, force, target, as_json)
+
+
 @app.command("ls")
 def ls_(as_json: Annotated[bool, typer.Option(JSON, help="A JSON array, one object per worktree.")] = False) -> int:
     """Every worktree with its branch, container, state and ports."""

@@ -18,7 +18,7 @@ from dualgit.errors import DualgitError
 FILENAME = ".dual.toml"
 DEFAULT_PORTS = (3000,)
 KNOWN_KEYS = ("image", "build", "ports", "tcp_ports", "serve", "env", "strict", "route", "host", "env_pass",
-              "env_block", "idle_after", "cpus", "memory", "services", "compose")  # plugins add theirs
+              "env_block", "idle_after", "cpus", "memory", "services", "compose", "compose_profiles")  # plugins add theirs
 USER_KEYS = ("idle_after", "cpus", "memory", "max_running")  # the user-wide file's: defaults, and the cap
 DEFAULT_IDLE_WITH_SERVE = 30 * 60  # seconds: a branch with `serve` sleeps after this; one without, never
 DURATION = re.compile(r"(?:(\d+)([smhd]))+")

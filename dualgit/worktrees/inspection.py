@@ -12,7 +12,7 @@ from dualgit.git.locate import Location
 from dualgit.hookspecs import ContainerSettings, Environment, Step
 from dualgit.worktrees import consent
 from dualgit.worktrees.features import FeatureBuild
-from dualgit.worktrees.plan import container_settings, context_for, image_and_build, steps_for
+from dualgit.worktrees.plan import compose_services, container_settings, context_for, image_and_build, services_for, steps_for
 
 SETUP_PLUGIN = "setup"  # .dual.toml's `setup`
 
@@ -40,6 +40,17 @@ def inspect(loc: Location) -> dict[str, Any]:
         image = None
         not_honoured.insert(0, {"key": "image", "source": environment.source if environment else ".dual.toml",
                                 "why": exc.message})
+    services: list[dict[str, Any]] = []
+    try:
+        declared = services_for(ctx, config)
+        for note in compose_services(ctx, config)[2]:
+            at, _, why = note.partition(": ")
+            not_honoured.append({"key": why.split("`")[1] if "`" in why else why, "source": at, "why": why})
+        services = [{"name": s.name, "image": s.image, "build": s.build, "ports": list(s.ports),
+                     "volumes": s.volumes, "seed": s.seed, "depends_on": s.depends_on, "source": s.at}
+                    for s in declared]
+    except DualgitError as exc:
+        not_honoured.append({"key": "services", "source": ".dual.toml", "why": exc.message})
     wanted = consent.widening(settings, loc.worktree)
     held = [] if not wanted or consent.allowed(loc.common_dir, wanted) else wanted
     if held:
@@ -56,6 +67,7 @@ def inspect(loc: Location) -> dict[str, Any]:
         "env": settings.env,
         "mounts": _mounts(settings),
         "ports": {"http": ports, "tcp": list(config.tcp_ports)},
+        "services": services,
         "user": settings.user,
         "workspace_folder": settings.workspace or loc.worktree,
         "steps": [_step(step) for step in steps_for(ctx)],

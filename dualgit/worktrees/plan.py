@@ -68,7 +68,8 @@ def plan(loc: Location, config: Config | None, api: Engine, pull: bool = True) -
     config = config or load(loc.worktree)
     name = container_name(loc.common_dir, loc.worktree)
     ctx = context_for(loc, name, config)
-    image, build = image_and_build(ctx, config)
+    environments = environments_for(ctx)
+    image, build = image_and_build(ctx, config, environments)
     wanted = container_settings(ctx, config)
     start = [s for s in steps_for(ctx) if s.when == "start"]
     if isinstance(build, features.FeatureBuild):
@@ -94,7 +95,7 @@ def plan(loc: Location, config: Config | None, api: Engine, pull: bool = True) -
             start.insert(0, Step("the image's own command", command=f"{shlex.join(own)} >/dev/null 2>&1 &"))
     found = Plan(loc, name, image, made_from, extra, held, notes, user, remap, tools, limits(config, load_user()),
                  network.network_for(api, name, loc.common_dir, loc.worktree), dict(config.serve), build,
-                 script(start), services_for(ctx, config))
+                 script(start), services_for(ctx, config, environments))
     found.body = create_body(found, config)
     return found
 
@@ -113,22 +114,53 @@ def with_container_env(api: Engine, image: str, env: dict[str, str]) -> dict[str
     return {k: CONTAINER_VAR.sub(lambda m: str(known.get(m[1], m[2] or "")), v) for k, v in env.items()}
 
 
-def services_for(ctx: Context, config: Config) -> tuple[Service, ...]:
+def services_for(ctx: Context, config: Config, environments: list[Environment] | None = None,
+                 ) -> tuple[Service, ...]:
     """The branch's services: `.dual.toml`'s `[services.NAME]`, and those of the compose files it opts
-    in or devcontainer.json names. A name given twice is an error."""
+    in (`compose`) or devcontainer.json names (`dockerComposeFile`, less its own `service`, and only
+    `runServices` when given). A name given twice is an error."""
     found = list(config.services)
     names = {s.name for s in found}
-    for extra in compose_services(ctx, config):
+    for extra in compose_services(ctx, config, environments)[0]:
         if extra.name in names:
             raise DualgitError(f"{extra.at}: service {extra.name} is also declared in .dual.toml",
                                hint="declare each service once")
+        names.add(extra.name)
         found.append(extra)
     return tuple(found)
 
 
-def compose_services(ctx: Context, config: Config) -> list[Service]:
-    """The services of the compose files in use (none yet)."""
-    return []
+def compose_services(ctx: Context, config: Config, environments: list[Environment] | None = None,
+                     ) -> tuple[list[Service], Service | None, list[str]]:
+    """(the compose files' services that run beside the branch, the one that is the branch's own
+    container when devcontainer.json names one, the lines that say what is not honoured)."""
+    from dualgit.config import compose
+
+    profiles = [str(p) for p in config.data.get("compose_profiles") or []]
+    found: list[Service] = []
+    notes: list[str] = []
+    own = None
+    if config.compose:
+        services, notes, _ = compose.load(ctx.worktree, list(config.compose), profiles)
+        found += services
+    if environments is None:
+        from dualgit.plugins import plugins
+
+        environments = [e for e in plugins().call("dualgit_environment", ctx=ctx) if e is not None]
+    described = next((e for e in environments if e.compose), None)
+    if described is not None and described.compose is not None:
+        given = described.compose
+        services, more, _ = compose.load(ctx.worktree, list(given["files"]), profiles)
+        notes += more
+        main = given.get("service")
+        own = next((s for s in services if s.name == main), None)
+        if own is None:
+            raise DualgitError(f"{described.source}: `service` {main!r} is not a service of {', '.join(given['files'])}",
+                               hint="name the compose service that is the dev container")
+        run = given.get("run_services")
+        found += [s for s in services if s.name != main and (run is None or s.name in run)
+                  and s.name not in {f.name for f in found}]
+    return found, own, notes
 
 
 def context_for(loc: Location, name: str | None = None, config: Config | None = None) -> Context:
@@ -145,12 +177,19 @@ def image_for(ctx: Context, config: Config) -> str:
     return image_and_build(ctx, config)[0]
 
 
-def image_and_build(ctx: Context, config: Config) -> tuple[str, Build | features.FeatureBuild | None]:
-    """The image, and the build that makes it when it is one (.dual.toml's `build`, else a plugin's
-    environment's, such as devcontainer.json's `build`)."""
+def environments_for(ctx: Context) -> list[Environment]:
+    """The plugins' environments (devcontainer.json's), asked once per plan."""
     from dualgit.plugins import plugins
 
-    environments = [e for e in plugins().call("dualgit_environment", ctx=ctx) if e is not None]  # asked once
+    return [e for e in plugins().call("dualgit_environment", ctx=ctx) if e is not None]
+
+
+def image_and_build(ctx: Context, config: Config, environments: list[Environment] | None = None,
+                    ) -> tuple[str, Build | features.FeatureBuild | None]:
+    """The image, and the build that makes it when it is one (.dual.toml's `build`, else a plugin's
+    environment's, such as devcontainer.json's `build` or its compose service's)."""
+    if environments is None:
+        environments = environments_for(ctx)
     image, build = _base_image(ctx, config, environments)
     environment = next((e for e in environments if e.features), None)
     if environment is None:
@@ -181,6 +220,15 @@ def _base_image(ctx: Context, config: Config, environments: list[Environment]) -
     found = build_of(ctx, config, environments)
     if found is not None:
         return build_tag(ctx.worktree, ctx.repo_name, found), found
+    if any(e.compose for e in environments):  # devcontainer.json's compose service is the branch's container
+        own = compose_services(ctx, config, environments)[1]
+        if own is not None and own.build is not None:
+            given = own.build
+            made = Build(given["dockerfile"], given["context"], dict(given.get("args") or {}), given.get("target"),
+                         own.at.split(":")[0])
+            return build_tag(ctx.worktree, ctx.repo_name, made), made
+        if own is not None and own.image:
+            return own.image, None
     return plugins().call("dualgit_image", ctx=ctx) or FALLBACK_IMAGE, None
 
 

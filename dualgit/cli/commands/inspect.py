@@ -29,6 +29,11 @@ def inspect(target: str | None, as_json: bool = False) -> int:
         print(f"  feature:   {feature['id']} {json.dumps(feature['options']) if feature['options'] else ''}".rstrip())
     print(f"  ports:     {' '.join(map(str, found['ports']['http'])) or '-'}"
           + (f" (tcp {' '.join(map(str, found['ports']['tcp']))})" if found["ports"]["tcp"] else ""))
+    for service in found["services"]:
+        made = service["image"] or f"build {service['build']['dockerfile']}"
+        extra = "".join([f", :{' :'.join(map(str, service['ports']))}" if service["ports"] else "",
+                         f", seeded from {service['seed']}" if service["seed"] else ""])
+        print(f"  service:   {service['name']} ({made}{extra})")
     user = found["user"] or "(the image's, remapped to the worktree's owner)"
     print(f"  user:      {user}")
     print(f"  workspace: {found['workspace_folder']}")
