@@ -36,7 +36,7 @@ def plain(repo: Path) -> Path:
     return repo
 
 
-KEYS = {"worktree", "sources", "image", "build", "features", "compose", "env", "mounts", "ports", "user",
+KEYS = {"worktree", "sources", "image", "build", "features", "compose", "env", "mounts", "ports", "services", "user",
         "workspace_folder", "steps", "not_honoured", "needs_consent"}
 
 # (devcontainer.json, what inspect must say: a key and its value, or a not-honoured key)

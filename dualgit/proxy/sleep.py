@@ -23,6 +23,7 @@ from dualgit.errors import DualgitError
 from dualgit.proxy.say import log
 from dualgit.worktrees import agent, idle, setup_state
 from dualgit.worktrees.idle import ago
+from dualgit.worktrees.inventory import service_ports
 
 if TYPE_CHECKING:
     from dualgit.engine.interface import Engine
@@ -248,7 +249,8 @@ class Sleeper:
             self.last[c.name] = time.time()
             idle.touch(c.name)
             await self.proxy.refresh()
-            await until_listening(c.name, agent.serve_ports(c.name), WAKE_LIMIT - (time.monotonic() - began))
+            await until_listening(c.name, [*agent.serve_ports(c.name), *service_ports(c)],
+                                  WAKE_LIMIT - (time.monotonic() - began))
             log(f"{c.name} ({branch}): awake in {time.monotonic() - began:.1f}s")
             answer.set_result(True)
         except Exception as exc:  # noqa: BLE001 - held requests get a 503 that says so

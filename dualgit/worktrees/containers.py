@@ -189,16 +189,33 @@ def _check_name_is_ours(api: Engine, name: str, repo: str) -> None:
         )
 
 
+def _services_back(api: Engine, container: Container, seconds: float = 30.0) -> None:
+    """A woken branch's services started after it (their namespace), and waited for: each port of
+    theirs listening inside (what the next exec or request finds), or a word on stderr."""
+    import time
+
+    from dualgit.worktrees.inventory import service_ports, start_services
+
+    start_services(api, container.repo, container.worktree)
+    ports, until = service_ports(container), time.monotonic() + seconds
+    while ports and not all(p in agent.listening(container.name) for p in ports):
+        if time.monotonic() > until:
+            print(f"dualgit: warning: {container.name}'s services do not listen on {ports} yet "
+                  "(`git dual logs --service NAME` shows why)", file=sys.stderr)
+            return
+        time.sleep(0.05)
+
+
 def start(api: Engine, container: Container) -> None:
     message = ""
     for attempt in range(4):
         try:
+            if container.services:
+                agent.write(container.name, "listen", None)  # what listened before: the wait is for the agent's new word
             api.start(container.id)
             idle.woke(container.name)
             if container.services:
-                from dualgit.worktrees.inventory import start_services
-
-                start_services(api, container.repo, container.worktree)
+                _services_back(api, container)
             return
         except ApiError as exc:
             message = exc.message
@@ -212,9 +229,7 @@ def start(api: Engine, container: Container) -> None:
         api.unpause(container.id)
         idle.woke(container.name)
         if container.services:
-            from dualgit.worktrees.inventory import start_services
-
-            start_services(api, container.repo, container.worktree)
+            _services_back(api, container)
         return
     raise DualgitError(
         f"container {container.name} for {container.worktree} does not start: {message}",

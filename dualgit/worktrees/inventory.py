@@ -188,6 +188,11 @@ def by_worktree(api: Engine, repo: str) -> dict[str, list[Running]]:
     return found
 
 
+def service_ports(container: Container) -> list[int]:
+    """The ports of the container's services (each labelled with its service's name)."""
+    return sorted(int(p) for p, label in container.port_labels.items() if label in container.services)
+
+
 def start_services(api: Engine, repo: str, worktree: str) -> None:
     """Start a branch's stopped services, after its container (their namespace) started."""
     for found in listed(api, repo, worktree):
