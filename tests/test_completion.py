@@ -96,7 +96,7 @@ def test_fish_completes_commands_options_and_branches(worktrees: Path) -> None:
     offered = fish_complete(["git du", "git dual ", "git dual proxy ", "git dual proxy status --", "git dual rm f",
                              "git dual open ", "git dual down --", "git dual exec --"], worktrees)
     assert offered == [["dual"], TOP, PROXY, ["--json"], ["feat/auth", "fix-bug"],
-                       ["feat/auth", "fix-bug", "main"], ["--all", "--rm"], ["--env", "--no-wait", "--root"]]
+                       ["feat/auth", "fix-bug", "main"], ["--all", "--rm"], ["--env", "--no-wait", "--root", "--service"]]
 
 
 def test_zsh_completes_commands_options_and_branches(worktrees: Path) -> None:
@@ -111,6 +111,6 @@ def test_every_command_and_option_of_the_cli_is_offered() -> None:
     by_words = {c.words: c for c in commands(app)}
     assert by_words[("up",)].options == ("--recreate", "--setup") and by_words[("up",)].branches
     assert by_words[("proxy", "status")].options == ("--json",)
-    assert by_words[("exec",)].options == ("-e", "--env", "--root", "--no-wait")
+    assert by_words[("exec",)].options == ("-e", "--env", "--root", "--no-wait", "--service")
     assert not by_words[("ls",)].branches and by_words[("rm",)].branches
     assert "proxy" in TOP and "shell-init" in TOP and "help" not in TOP

@@ -46,7 +46,7 @@ def test_git_dual_help_shows_the_manual_page_and_h_the_usage(tmp_path: Path) -> 
     assert shown.returncode == 0, shown.stderr
     assert "git-dual - every git worktree its own machine" in shown.stdout
     assert "Usage: git dual rm [OPTIONS] [BRANCH|PATH]..." in shown.stdout
-    assert "usage: git dual exec [-e KEY=VALUE]... [--root] [--no-wait] [--] COMMAND [ARG]..." in shown.stdout
+    assert "usage: git dual exec [-e KEY=VALUE]... [--root] [--no-wait] [--service NAME] [--] COMMAND [ARG]..." in shown.stdout
     for args in (["-h"], ["rm", "-h"], ["proxy", "status", "-h"]):
         short = subprocess.run(["git", "dual", *args], cwd=tmp_path, capture_output=True, text=True)
         assert short.returncode == 0 and short.stdout.startswith(f"Usage: git dual {' '.join(args[:-1])}".rstrip())

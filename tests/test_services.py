@@ -13,7 +13,8 @@ import pytest
 
 from conftest import add_worktree, dual, git, labelled, need_image
 from dualgit.config import parse
-from dualgit.config.compose import interpolate, load as load_compose
+from dualgit.config.compose import interpolate
+from dualgit.config.compose import load as load_compose
 from dualgit.engine.api import DockerAPI
 from dualgit.errors import DualgitError
 from tests_support import wait_for
