@@ -206,3 +206,32 @@ def test_devcontainer_compose_service_is_the_branch_and_the_rest_its_services(re
     assert sql(repo, "select 3", where="db") == "3"
     branch = docker.get(f"/containers/{seen['container']}/json")
     assert branch["Config"]["Image"] == PG
+
+
+def test_a_built_service_with_caps_and_a_seed_branch_that_is_not_there(repo: Path, docker: DockerAPI) -> None:
+    (repo / "web.Dockerfile").write_text('FROM busybox:latest\nRUN mkdir /www && echo hi > /www/index.html\n'
+                                         'CMD ["httpd", "-f", "-p", "7000", "-h", "/www"]\n')
+    (repo / ".dual.toml").write_text('image = "busybox:latest"\n[services.web]\nbuild = "web.Dockerfile"\n'
+                                     'ports = [7000]\nmemory = "64m"\ncpus = 0.5\n'
+                                     'volumes = { data = "/data" }\nseed = "nope"\n')
+    git("add", "-A", cwd=repo)
+    git("commit", "-qm", "web", cwd=repo)
+    assert dual("up", cwd=repo).returncode == 0
+    seen = settled(repo)
+    assert seen["setup"] == "done", dual("logs", cwd=repo).stdout
+    assert "the seed branch nope has no worktree here; it starts empty" in dual("logs", cwd=repo).stdout
+    done = dual("exec", "--", "wget", "-qO-", "http://web:7000/", cwd=repo)
+    assert done.stdout == "hi\n", done.stderr
+    host = docker.get(f"/containers/{seen['services'][0]['container']}/json")["HostConfig"]
+    assert (host["Memory"], host["NanoCpus"]) == (64 * 2**20, 500_000_000)
+    branch = docker.get(f"/containers/{seen['container']}/json")
+    assert host["NetworkMode"] == f"container:{branch['Id']}"
+    assert host["PortBindings"] in (None, {})  # no host port of its own
+
+
+def test_a_compose_file_is_never_used_silently(repo: Path) -> None:
+    (repo / "compose.yaml").write_text("services:\n  db:\n    image: busybox:latest\n")
+    done = dual("init", cwd=repo)
+    assert "`git dual config add compose compose.yaml`" in done.stdout
+    found = json.loads(dual("inspect", "--json", cwd=repo, env={"DOCKER_HOST": "unix:///nonexistent.sock"}).stdout)
+    assert found["services"] == [] and any(n["key"] == "compose" for n in found["not_honoured"])

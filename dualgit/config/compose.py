@@ -35,6 +35,16 @@ IGNORED = {"container_name": "each branch names its own", "networks": "a branch'
            "stdin_open": "not applied", "working_dir": "the image's is used", "expose": "every port is the branch's"}
 
 
+DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+
+
+def unused_files(worktree: str, used: list[str]) -> list[str]:
+    """The compose files at the worktree's root (by compose's default names) that nothing opts in:
+    never used silently, so said by `init`, `inspect` and `doctor`."""
+    return [name for name in DEFAULT_FILES if os.path.isfile(os.path.join(worktree, name))
+            and os.path.normpath(name) not in {os.path.normpath(u) for u in used}]
+
+
 def read_env(path: str) -> dict[str, str]:
     """A `.env` file's variables (KEY=VALUE lines, `export` and quotes allowed); {} when there is none."""
     found: dict[str, str] = {}

@@ -120,12 +120,14 @@ def build(folder: str) -> MCPServer[Any]:
         max_output: Annotated[int, Field(description="Bytes kept of stdout and of stderr each: the first 8 KiB and the "
                                          "last ones, with a marker where the middle was cut (1024 to 16777216)."
                                          )] = LIMIT,
+        service: Annotated[str | None, Field(description="Run in this service's container (`[services.NAME]`, such as "
+                                             "db) instead of the branch's own; folder is then ignored.")] = None,
     ) -> ExecResult:
         """Run a command in the branch's container, in its worktree, and return its exit code (a failing
         command is not a tool error: exit 42 comes back as 42), stdout and stderr. The container is
         started or made if need be."""
         return here.exec(branch, command, folder, stdin, timeout, env, root, wait_for_setup,  # type: ignore[return-value]
-                         max_output)
+                         max_output, service)
 
     @server.tool(annotations=reads)
     @speaking

@@ -83,7 +83,7 @@ class Repository:
 
     def exec(self, branch: str, command: list[str] | str, folder: str | None = None, stdin: str | None = None,
              timeout: float = 600.0, env: dict[str, str] | None = None, root: bool = False, wait_for_setup: bool = True,
-             max_output: int = capture.LIMIT) -> dict[str, Any]:
+             max_output: int = capture.LIMIT, service: str | None = None) -> dict[str, Any]:
         wt = self.worktree(branch)
         argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
         if not argv or not argv[0]:
@@ -94,7 +94,8 @@ class Repository:
             raise DualgitError(f"max_output {max_output} is out of range", hint="give bytes between 1024 and 16777216")
         cwd = capture.folder_of(wt.path, folder)
         result = capture.run(wt.location, argv, cwd, [f"{k}={v}" for k, v in (env or {}).items()],
-                             None if stdin is None else stdin.encode(), timeout, max_output, root, wait_for_setup)
+                             None if stdin is None else stdin.encode(), timeout, max_output, root, wait_for_setup,
+                             service)
         if result.timed_out:
             cut = "" if result.exit_code is not None else "; its output was still open, so it was let go of"
             raise DualgitError(f"{' '.join(argv)[:200]} timed out after {timeout:g} s (SIGTERM sent{cut}); "

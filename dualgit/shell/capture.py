@@ -73,9 +73,12 @@ class Kept:
 
 
 def run(loc: Location, cmd: list[str], cwd: str, env: list[str] | None = None, stdin: bytes | None = None,
-        timeout: float = 600.0, limit: int = LIMIT, root: bool = False, wait: bool = True) -> Captured:
-    """Run `cmd` in `loc`'s container, in `cwd` (a folder of the worktree), and keep its output.
-    Setup is waited for first (with `wait`), within the same timeout."""
+        timeout: float = 600.0, limit: int = LIMIT, root: bool = False, wait: bool = True,
+        service: str | None = None) -> Captured:
+    """Run `cmd` in `loc`'s container, in `cwd` (a folder of the worktree), and keep its output; or
+    in its service `service`'s container (in that one's own folder, and let go of at the timeout
+    rather than sent SIGTERM inside: the agent's busybox is not there). Setup is waited for first
+    (with `wait`), within the same timeout."""
     env = list(env or [])
     cwd = inside(loc, cwd)
     text_only(cmd, env, cwd)
@@ -89,14 +92,21 @@ def run(loc: Location, cmd: list[str], cwd: str, env: list[str] | None = None, s
         wrapped = [agent.BUSYBOX, "timeout", "-s", "TERM", str(max(1, math.ceil(deadline - time.monotonic()))), *cmd]
         body = {"AttachStdin": stdin is not None, "AttachStdout": True, "AttachStderr": True, "Tty": False,
                 "Cmd": wrapped, "WorkingDir": cwd, "Env": env, **({"User": "0:0"} if root else {})}
-        exec_id, brought_up = create_exec(api, name, body, loc)
+        target = name
+        if service is not None:
+            from dualgit.worktrees.inventory import container_for
+
+            target = container_for(name, service)
+            body["Cmd"] = cmd
+            del body["WorkingDir"]
+        exec_id, brought_up = create_exec(api, target, body, loc)
         if brought_up and wait:
             _setup_done(name, deadline)
         code, out, err, cut_loose = _collect(api, exec_id, stdin, deadline + GRACE, limit)
         if code in (126, 127) and agent.BUSYBOX.encode() in err.runtime:
             # a container made without the agent (no busybox image at the time): no timeout inside it
             body["Cmd"] = cmd
-            exec_id, _ = create_exec(api, name, body, loc)
+            exec_id, _ = create_exec(api, target, body, loc)
             code, out, err, cut_loose = _collect(api, exec_id, stdin, deadline + GRACE, limit)
     if err.runtime:
         lowered = err.runtime.lower()

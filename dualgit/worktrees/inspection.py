@@ -51,6 +51,13 @@ def inspect(loc: Location) -> dict[str, Any]:
                     for s in declared]
     except DualgitError as exc:
         not_honoured.append({"key": "services", "source": ".dual.toml", "why": exc.message})
+    from dualgit.config.compose import unused_files
+
+    for name in unused_files(loc.worktree, [*config.compose, *((environment.compose or {}).get("files") or []
+                                                               if environment else [])]):
+        not_honoured.append({"key": "compose", "source": name,
+                             "why": f"{name} is not used unless opted in: `git dual config add compose {name}` runs "
+                                    "its services in each branch"})
     wanted = consent.widening(settings, loc.worktree)
     held = [] if not wanted or consent.allowed(loc.common_dir, wanted) else wanted
     if held:

@@ -10,6 +10,7 @@ only ever read.
 
 from __future__ import annotations
 
+import os
 import shlex
 from typing import TYPE_CHECKING
 
@@ -47,10 +48,15 @@ def fill(api: Engine, loc: Location, service: Service, image: str, name: str, ma
         return []
     here = read_head(loc.gitdir)[0]
     if branch == here:
-        if source_branch is None:
-            return []  # the seed branch itself: its data is where the others' comes from
-        raise DualgitError(f"{branch} cannot be seeded from itself",
-                           hint="name another branch: `git dual seed --from main`")
+        if source_branch is not None:
+            raise DualgitError(f"{branch} cannot be seeded from itself",
+                               hint="name another branch: `git dual seed --from main`")
+        main = os.path.basename(loc.gitdir.rstrip("/")) == ".git"
+        bare = os.path.basename(loc.common_dir.rstrip("/")) != ".git"
+        if main or bare:  # the seed branch's own worktree: where the others' data comes from
+            return []
+        raise DualgitError(f"{service.seed_at}: service {service.name} of branch {branch} is seeded from {branch} "
+                           "itself", hint='seed it from another branch, such as seed = "main"')
     source = source_worktree(loc, branch)
     if source is None:
         return [f"service {service.name}: the seed branch {branch} has no worktree here; it starts empty"]

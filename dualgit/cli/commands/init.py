@@ -17,4 +17,8 @@ def init(force: bool = False, folder: str | None = None) -> int:
         print(f"wrote {written}")
     for line in install.install(repo):
         print(line)
+    from dualgit.config.compose import unused_files
+
+    for name in unused_files(where, list(config.load(where).compose)):
+        print(f"found {name}: its services run in each branch once opted in: `git dual config add compose {name}`")
     return 0
