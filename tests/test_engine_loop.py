@@ -90,6 +90,7 @@ def core_loop(repo: Path, tmp_path: Path, containers: Callable[[Path], list[str]
     rows = json.loads(dual("ls", "--json", cwd=feat).stdout)
     assert [r["state"] for r in rows if r["worktree"] == str(feat)] == ["running"], rows
     built(feat, api)
+    serviced(feat, api)
     if page:
         (feat / "www").mkdir()
         (feat / "www" / "index.html").write_text("page of feat\n")
@@ -124,6 +125,39 @@ def built(feat: Path, api: DockerAPI) -> None:
         write_config(feat, f'image = "busybox:latest"\nports = [{PORT}]\n')
         assert dual("up", cwd=feat).returncode == 0
         api.request("DELETE", f"/images/{tag}", query={"force": 1}, ok=(200, 404, 409))
+
+
+def serviced(feat: Path, api: DockerAPI) -> None:
+    """A service of the branch on this engine: in the branch's namespace, at its name, its volume's
+    data kept through a stop and start of the branch, its exec and logs."""
+    write_config(feat, f'image = "busybox:latest"\nports = [{PORT}]\n[services.web]\nimage = "busybox:latest"\n'
+                       'command = "httpd -f -v -p 7001 -h /data"\nports = [7001]\nvolumes = { data = "/data" }\n')
+    try:
+        up = dual("up", cwd=feat)
+        assert up.returncode == 0, up.stderr
+
+        def set_up() -> bool:
+            rows = json.loads(dual("ls", "--json", cwd=feat).stdout)
+            return any(r["worktree"] == str(feat) and r["setup"] == "done" for r in rows)
+
+        try:
+            wait_for(set_up, timeout=60)
+        except AssertionError:
+            raise AssertionError(f"setup: {dual('logs', cwd=feat).stdout}") from None
+        wrote = dual("exec", "--service", "web", "--", "sh", "-c", "echo from-web > /data/index.html", cwd=feat)
+        assert wrote.returncode == 0, wrote.stderr
+        assert dual("down", cwd=feat).returncode == 0
+        got = dual("exec", "wget", "-qO-", "http://web:7001/", cwd=feat)  # woken: the branch, then its service
+        assert got.stdout == "from-web\n", got.stderr
+        row = next(r for r in json.loads(dual("ls", "--json", cwd=feat).stdout) if r["worktree"] == str(feat))
+        service = api.inspect_container(row["services"][0]["container"])
+        assert service["HostConfig"]["NetworkMode"].startswith("container:"), service["HostConfig"]
+        assert "response:200" in dual("logs", "--service", "web", cwd=feat).stdout  # httpd -v: the wget's
+    finally:
+        write_config(feat, f'image = "busybox:latest"\nports = [{PORT}]\n')
+        assert dual("up", cwd=feat).returncode == 0
+        rows = json.loads(dual("ls", "--json", cwd=feat).stdout)
+        assert all(not r["services"] for r in rows), rows
 
 
 def on_docker(path: Path) -> list[str]:

@@ -118,7 +118,7 @@ def _positions(text: str) -> dict[str, tuple[int, int]]:
     return found
 
 
-def _load(path: str, rel: str, env: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+def _load(path: str, rel: str, env: dict[str, str], source: str) -> tuple[dict[str, Any], dict[str, str]]:
     """One file, interpolated, and where each of its services is written (FILE:LINE:COLUMN)."""
     import yaml
 
@@ -126,8 +126,8 @@ def _load(path: str, rel: str, env: dict[str, str]) -> tuple[dict[str, Any], dic
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except OSError as exc:
-        raise DualgitError(f"cannot read compose file {rel}: {exc.strerror}",
-                           hint="name a compose file of the worktree in .dual.toml's `compose`") from None
+        raise DualgitError(f"{source}: cannot read compose file {rel} ({exc.strerror})",
+                           hint=f"name a compose file of the worktree in {source}") from None
     try:
         doc = yaml.safe_load(text) or {}
     except yaml.MarkedYAMLError as exc:
@@ -167,19 +167,20 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load(worktree: str, files: list[str], profiles: list[str] | None = None) -> tuple[list[Service], list[str],
-                                                                                       dict[str, dict[str, Any]]]:
-    """The services of `files` (relative to the worktree, merged in order), those whose profiles are
-    off left out; the lines that say what is not honoured; and each service's merged definition."""
+def load(worktree: str, files: list[str], profiles: list[str] | None = None, source: str = ".dual.toml",
+         ) -> tuple[list[Service], list[str], dict[str, dict[str, Any]]]:
+    """The services of `files` (relative to the worktree, merged in order; named by `source`), those
+    whose profiles are off left out; the lines that say what is not honoured; and each service's
+    merged definition."""
     root = os.path.realpath(worktree)
-    first = _inside(root, files[0])
+    first = _inside(root, files[0], source)
     project = os.path.dirname(first)
     env = read_env(os.path.join(project, ".env"))
     active = set(profiles or []) | {p for p in env.get("COMPOSE_PROFILES", "").split(",") if p}
     merged: dict[str, dict[str, Any]] = {}
     places: dict[str, str] = {}
     for rel in files:
-        doc, where = _load(_inside(root, rel), rel, env)
+        doc, where = _load(_inside(root, rel, source), rel, env, source)
         for name, given in (doc.get("services") or {}).items():
             if not isinstance(given, dict):
                 raise DualgitError(f"{where.get(name, rel)}: service {name} is not a mapping", hint="see the compose spec")
@@ -187,7 +188,7 @@ def load(worktree: str, files: list[str], profiles: list[str] | None = None) -> 
             places.setdefault(name, where.get(name, rel))
             places.setdefault(f"{name}@dir", os.path.dirname(rel))
     for name in list(merged):
-        merged[name] = _extended(root, merged, name, places, env, ())
+        merged[name] = _extended(root, merged, name, places, env, (), source)
     notes: list[str] = []
     found = []
     for name, given in merged.items():
@@ -202,16 +203,17 @@ def load(worktree: str, files: list[str], profiles: list[str] | None = None) -> 
     return found, notes, merged
 
 
-def _inside(root: str, rel: str) -> str:
+def _inside(root: str, rel: str, source: str) -> str:
     """A compose file's path (relative to the worktree), which must stay inside it."""
     path = os.path.realpath(os.path.join(root, rel))
     if not path.startswith(root.rstrip("/") + "/"):
-        raise DualgitError(f"compose file {rel} is outside the worktree", hint="name a compose file of the worktree")
+        raise DualgitError(f"{source}: compose file {rel} is outside the worktree",
+                           hint="name a compose file of the worktree: the files that name it are the container's to write")
     return path
 
 
 def _extended(root: str, merged: dict[str, dict[str, Any]], name: str, places: dict[str, str],
-              env: dict[str, str], seen: tuple[str, ...]) -> dict[str, Any]:
+              env: dict[str, str], seen: tuple[str, ...], source: str) -> dict[str, Any]:
     given = merged[name]
     ext = given.get("extends")
     if ext is None:
@@ -222,10 +224,10 @@ def _extended(root: str, merged: dict[str, dict[str, Any]], name: str, places: d
     base_name = ext if isinstance(ext, str) else ext.get("service")
     if isinstance(ext, dict) and ext.get("file"):
         rel = os.path.normpath(os.path.join(places.get(f"{name}@dir", ""), str(ext["file"])))
-        doc, _ = _load(_inside(root, rel), rel, env)
+        doc, _ = _load(_inside(root, rel, source), rel, env, source)
         base = (doc.get("services") or {}).get(base_name)
     else:
-        base = _extended(root, merged, base_name, places, env, (*seen, name)) if base_name in merged else None
+        base = _extended(root, merged, base_name, places, env, (*seen, name), source) if base_name in merged else None
     if not isinstance(base, dict):
         raise DualgitError(f"{places.get(name, name)}: service {name} extends {base_name}, which is not there",
                            hint="name a service of that file")

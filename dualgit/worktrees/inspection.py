@@ -49,8 +49,9 @@ def inspect(loc: Location) -> dict[str, Any]:
         services = [{"name": s.name, "image": s.image, "build": s.build, "ports": list(s.ports),
                      "volumes": s.volumes, "seed": s.seed, "depends_on": s.depends_on, "source": s.at}
                     for s in declared]
-    except DualgitError as exc:
-        not_honoured.append({"key": "services", "source": ".dual.toml", "why": exc.message})
+    except DualgitError as exc:  # said once, where the image's error (the same compose file) said it already
+        if not any(item["why"] == exc.message for item in not_honoured):
+            not_honoured.append({"key": "services", "source": exc.message.split(":")[0], "why": exc.message})
     from dualgit.config.compose import unused_files
 
     for name in unused_files(loc.worktree, [*config.compose, *((environment.compose or {}).get("files") or []

@@ -150,7 +150,7 @@ def compose_services(ctx: Context, config: Config, environments: list[Environmen
     described = next((e for e in environments if e.compose), None)
     if described is not None and described.compose is not None:
         given = described.compose
-        services, more, _ = compose.load(ctx.worktree, list(given["files"]), profiles)
+        services, more, _ = compose.load(ctx.worktree, list(given["files"]), profiles, described.source)
         notes += more
         main = given.get("service")
         own = next((s for s in services if s.name == main), None)

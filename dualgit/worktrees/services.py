@@ -202,7 +202,7 @@ def ready(api: Engine, loc: Location, plan: ServicePlan, seconds: float = READY_
         except ApiError as exc:
             raise DualgitError(f"service {plan.service.name} is gone: {exc.message}") from None
         status = info.get("State") or {}
-        health = (status.get("Health") or {}).get("Status")
+        health = (status.get("Health") or {}).get("Status") or None  # Podman: "" when it has no check
         if not status.get("Running") or status.get("Restarting") or info.get("RestartCount"):
             raise _not_ready(api, plan, f"exited with code {status.get('ExitCode')}")
         if health == "healthy" or (health is None and all(p in agent.listening(branch) for p in plan.service.ports)):
