@@ -4,7 +4,8 @@
    `[services.db]` says `seed = "main"` is made by `git worktree add`, and timed until it answers
    a query on that data (`git dual exec psql ...`, which waits for the seed). Baselines, in the
    same run: `pg_dump | psql` of the same database into a fresh server, and a plain `cp -a` of the
-   volume into a new one, then that server started and asked the same query. Goal: at most 0.25x
+   volume into a new one (the server paused meanwhile, as the seed pauses it), then a server started on
+   it and asked the same query. Goal: at most 0.25x
    the dump and restore. The copy clones (reflinks) only where the engine's filesystem can:
    printed with the figures.
 2. Waking a branch with a Postgres service: the idle policy puts it to sleep, and a GET at its URL
@@ -72,9 +73,9 @@ def psql(dual: str, query: str) -> list[str]:
 
 @contextlib.contextmanager
 def xfs_engine(images: list[str]) -> Iterator[str | None]:
-    """A second dockerd whose data root is a fresh loop-mounted XFS (reflinks on), its own containerd,
-    exec root and socket, no bridge and no iptables rules of its own; `images` loaded into it. None
-    where that cannot be made here (not root, no mkfs.xfs)."""
+    """A second dockerd whose data root is a fresh loop-mounted XFS (reflinks on), with its own
+    containerd, exec root, socket and network namespace; `images` loaded into it. None where that
+    cannot be made here (not root, no mkfs.xfs)."""
     if os.geteuid() != 0 or not shutil.which("mkfs.xfs") or not shutil.which("dockerd"):
         print("no XFS engine: it needs root and mkfs.xfs (apt-get install xfsprogs)")
         yield None
@@ -87,10 +88,12 @@ def xfs_engine(images: list[str]) -> Iterator[str | None]:
         subprocess.run(["truncate", "-s", "12G", str(image)], check=True)
         subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", str(image)], check=True)
         subprocess.run(["mount", "-o", "loop", str(image), str(mount)], check=True)
-        daemon = subprocess.Popen(["dockerd", "--data-root", str(mount / "docker"), "--exec-root", str(base / "exec"),
-                                   "--pidfile", str(base / "dockerd.pid"), "--host", f"unix://{sock}",
-                                   "--bridge", "none", "--iptables=false", "--ip6tables=false"],
-                                  stdout=subprocess.DEVNULL, stderr=open(base / "dockerd.log", "w"))
+        # in a network namespace of its own: its bridge, addresses and rules are its own, and the
+        # engine's docker0 is not touched (a second dockerd beside it would take that bridge away)
+        engine = (f"ip link set lo up && exec dockerd --data-root {mount / 'docker'} --exec-root {base / 'exec'} "
+                  f"--pidfile {base / 'dockerd.pid'} --host unix://{sock}")
+        daemon = subprocess.Popen(["unshare", "--net", "sh", "-c", engine], stdout=subprocess.DEVNULL,
+                                  stderr=open(base / "dockerd.log", "w"))
         host = f"unix://{sock}"
         until(["docker", "-H", host, "info"], base, 60)
         subprocess.run(f"docker save {' '.join(images)} | docker -H {host} load -q", shell=True, check=True,
@@ -117,7 +120,8 @@ def wake(rounds: int) -> None:
     from idle import first_byte
 
     repo = new_repo("wakes")
-    config = (f'image = "busybox:latest"\nports = [{WAKE_PORT}]\nserve = "httpd -f -p 127.0.0.1:$PORT -h /etc"\n'
+    config = (f'image = "busybox:latest"\nports = [{WAKE_PORT}]\nserve = "mkdir -p /tmp/www && echo ok > /tmp/www/index.html && '
+              'exec httpd -f -p 127.0.0.1:$PORT -h /tmp/www"\n'
               'idle_after = 0\n' + CONFIG.split("\n", 1)[1])
     (repo / ".dual.toml").write_text(config)
     sh("git", "add", ".dual.toml", cwd=repo)
@@ -184,6 +188,9 @@ def seeding(scale: int, dual: str) -> None:
         main_db = json.loads(sh(dual, "ls", "--json", cwd=repo))[0]["services"][0]["container"]
         print(f"loading main's database: pgbench -i -s {scale} ...", flush=True)
         sh("docker", "exec", main_db, "pgbench", "-q", "-i", "-s", str(scale), "-U", "postgres", "postgres", cwd=repo)
+        # a database in its steady state, as main's is: the load's WAL is checkpointed, as the server does
+        # on its own within checkpoint_timeout (else every copy of it replays a gigabyte of WAL first)
+        sh("docker", "exec", main_db, "psql", "-U", "postgres", "-c", "CHECKPOINT", cwd=repo)
         size = int(sh("docker", "exec", main_db, "psql", "-U", "postgres", "-Atc",
                       "select pg_database_size('postgres')", cwd=repo))
         volume = next(v for v in sh("docker", "volume", "ls", "-q", "--filter", "label=dualgit.service=db",
@@ -219,8 +226,12 @@ def seeding(scale: int, dual: str) -> None:
             target = f"dualgit-bench-copy-{i}"
             started = time.perf_counter()
             sh("docker", "volume", "create", "--label", "dualgit-bench=1", target, cwd=repo)
-            sh("docker", "run", "--rm", "-v", f"{volume}:/from:ro", "-v", f"{target}:/to", PG,
-               "cp", "-a", "/from/.", "/to/", cwd=repo)
+            sh("docker", "pause", main_db, cwd=repo)  # as the seed does: a copy of a server that writes meanwhile fails
+            try:
+                sh("docker", "run", "--rm", "-v", f"{volume}:/from:ro", "-v", f"{target}:/to", PG,
+                   "cp", "-a", "/from/.", "/to/", cwd=repo)
+            finally:
+                sh("docker", "unpause", main_db, cwd=repo)
             fresh = sh("docker", "run", "-d", "--label", "dualgit-bench=1", "-v",
                        f"{target}:/var/lib/postgresql/data", PG, cwd=repo).strip()
             made.append(fresh)

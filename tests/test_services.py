@@ -95,7 +95,7 @@ def test_compose_files_merge_extend_and_keep_profiles_off(tmp_path: Path) -> Non
     (tmp_path / "base.yaml").write_text("services:\n  common:\n    image: busybox:latest\n    environment: [A=1]\n")
     (tmp_path / "compose.yaml").write_text(
         "services:\n"
-        "  db:\n    image: pg:${TAG}\n    ports: ['5432:5432']\n    environment: {X: '1'}\n"
+        "  db:\n    image: pg:${TAG}\n    ports: ['5432:5432']\n    environment: {X: '1'}\n    x-dualgit: {seed: main}\n"
         "  app:\n    extends: {file: base.yaml, service: common}\n    environment: {B: '2'}\n"
         "  tool:\n    image: busybox:latest\n    profiles: [tools]\n"
         "  mail:\n    image: busybox:latest\n    profiles: [mail]\n")
@@ -105,7 +105,7 @@ def test_compose_files_merge_extend_and_keep_profiles_off(tmp_path: Path) -> Non
     by = {s.name: s for s in found}
     assert set(by) == {"db", "app", "tool"}  # mail's profile is off
     assert by["db"].image == "pg:15" and by["db"].ports == (5432,) and by["db"].env == {"X": "1", "Y": "2"}
-    assert by["db"].volumes == {"data": "/var/lib/pg"}
+    assert by["db"].volumes == {"data": "/var/lib/pg"} and by["db"].seed == "main"
     assert by["app"].image == "busybox:latest" and by["app"].env == {"A": "1", "B": "2"}
     assert any("`networks` is not honoured" in n and n.startswith("compose.yaml:2:3") for n in notes), notes
 
@@ -173,7 +173,10 @@ def test_a_compose_file_with_a_healthcheck_depends_on_env_and_profiles(repo: Pat
         "  db:\n    image: ${DB_IMAGE:-postgres:16}\n    environment: {POSTGRES_PASSWORD: '${PASSWORD}'}\n"
         "    ports: ['5432:5432']\n    volumes: [pgdata:/var/lib/postgresql/data]\n"
         "    healthcheck: {test: ['CMD-SHELL', 'pg_isready -h 127.0.0.1 -U postgres'], interval: 1s, retries: 60}\n"
-        "  cache:\n    image: " + REDIS + "\n    ports: ['6379']\n    depends_on: {db: {condition: service_healthy}}\n"
+        "  migrate:\n    image: busybox:latest\n    command: sh -c 'echo migrated'\n"
+        "    depends_on: {db: {condition: service_healthy}}\n"
+        "  cache:\n    image: " + REDIS + "\n    ports: ['6379']\n"
+        "    depends_on: {db: {condition: service_healthy}, migrate: {condition: service_completed_successfully}}\n"
         "  mail:\n    image: busybox:latest\n    command: sleep 1000\n    profiles: [mail]\n"
         "volumes:\n  pgdata:\n")
     (repo / ".env").write_text(f"DB_IMAGE={PG}\nPASSWORD=dev\n")
@@ -181,10 +184,12 @@ def test_a_compose_file_with_a_healthcheck_depends_on_env_and_profiles(repo: Pat
     assert dual("up", cwd=repo).returncode == 0
     seen = settled(repo)
     assert seen["setup"] == "done", dual("logs", cwd=repo).stdout
-    assert {s["name"]: s["health"] or s["state"] for s in seen["services"]} == {"db": "healthy", "cache": "running"}
+    assert {s["name"]: s["health"] or s["state"] for s in seen["services"]} == {
+        "db": "healthy", "migrate": "exited", "cache": "running"}  # a one-shot: done, and not restarted
     assert sql(repo, "select 1", where="db") == "1"
     log = dual("logs", cwd=repo).stdout
-    assert log.index("service db") < log.index("service cache")  # cache waited for db's health
+    assert log.index("service db") < log.index("service migrate") < log.index("service cache")  # each waited
+    assert "migrated" in dual("logs", "--service", "migrate", cwd=repo).stdout
     image = docker.get(f"/containers/{seen['services'][0]['container']}/json")["Config"]["Image"]
     assert image == PG  # from .env
 
@@ -227,6 +232,17 @@ def test_a_built_service_with_caps_and_a_seed_branch_that_is_not_there(repo: Pat
     branch = docker.get(f"/containers/{seen['container']}/json")
     assert host["NetworkMode"] == f"container:{branch['Id']}"
     assert host["PortBindings"] in (None, {})  # no host port of its own
+    # a branch container removed behind dualgit's back, then its worktree: gc takes its services too
+    other = add_worktree(repo, "other", "other")
+    assert dual("up", cwd=other).returncode == 0
+    assert settled(other)["setup"] == "done"
+    docker.request("DELETE", f"/containers/{row(other)['container']}", query={"force": 1})
+    git("worktree", "remove", "--force", str(other), cwd=repo)
+    done = dual("gc", cwd=repo)
+    assert f"service web of worktree {other}, which is gone" in done.stdout, done.stdout
+    containers, volumes = labelled(docker, repo.parent)
+    assert not [c for c in [*containers, *volumes] if str(other) in json.dumps(c.get("Labels"))]
+    assert row(repo)["services"][0]["state"] == "running"  # main's stays
 
 
 def test_a_compose_file_is_never_used_silently(repo: Path) -> None:

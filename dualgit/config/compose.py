@@ -8,9 +8,9 @@ Honoured: several files merged in order, `extends`, `${VAR}`, `${VAR:-default}`,
 sit in the worktree, which a container writes, and a host secret must not flow into a container
 for the asking), profiles (`COMPOSE_PROFILES` in `.env`, or `compose_profiles` in .dual.toml),
 `depends_on` with its conditions, healthchecks, `environment`, `env_file`, `command`,
-`entrypoint`, `user`, `ports` (the container's side: host ports are never taken), named volumes,
-bind mounts inside the worktree, `build`, and memory and CPU limits. Other keys are named, one
-line each.
+`entrypoint`, `user`, `restart`, `ports` (the container's side: host ports are never taken), named
+volumes, bind mounts inside the worktree, `build`, and memory and CPU limits; `x-dualgit: {seed:
+main}` seeds a service's volumes. Other keys are named, one line each.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ HONOURED = {"image", "build", "environment", "env_file", "command", "entrypoint"
             "container_name", "restart", "working_dir", "networks", "hostname", "labels", "init", "stop_signal",
             "stop_grace_period", "shm_size", "tty", "stdin_open"}
 IGNORED = {"container_name": "each branch names its own", "networks": "a branch's services share its namespace",
-           "hostname": "a branch's services share its hostname", "restart": "they restart unless stopped",
+           "hostname": "a branch's services share its hostname",
            "labels": "dualgit labels them", "init": "not applied", "stop_signal": "the image's is used",
            "stop_grace_period": "not applied", "shm_size": "not applied", "tty": "not applied",
            "stdin_open": "not applied", "working_dir": "the image's is used", "expose": "every port is the branch's"}
@@ -242,6 +242,8 @@ def _service(root: str, name: str, given: dict[str, Any], at: str, folder: str, 
         return os.path.normpath(os.path.join(folder, path))
 
     for key in given:
+        if key.startswith("x-"):
+            continue  # extensions: `x-dualgit` is dualgit's, the others are someone else's
         if key not in HONOURED:
             notes.append(f"{at}: service {name}'s `{key}` is not honoured")
         elif key in IGNORED:
@@ -320,7 +322,28 @@ def _service(root: str, name: str, given: dict[str, Any], at: str, folder: str, 
         memory=memory(str(mem), at) if mem is not None else None,
         cpus=cpus(float(cpu), at) if cpu is not None else None,
         health=_health(given.get("healthcheck"), at, name), depends_on=depends_on,
-        user=str(given["user"]) if given.get("user") is not None else None, at=at, seed_at=at)
+        user=str(given["user"]) if given.get("user") is not None else None,
+        restart=_restart(given.get("restart", "no"), at, name), seed=_seed(given.get("x-dualgit"), at, name),
+        at=at, seed_at=at)
+
+
+def _seed(value: Any, at: str, name: str) -> str | None:
+    """`x-dualgit: {seed: main}`: the branch a new branch's volumes of this service are copied from."""
+    if value is None:
+        return None
+    seed = value.get("seed") if isinstance(value, dict) else None
+    if not isinstance(seed, str) or not seed.strip() or set(value) - {"seed"}:
+        raise DualgitError(f"{at}: service {name}'s x-dualgit must be {{seed: BRANCH}}, not {value!r}",
+                           hint="write x-dualgit: {seed: main}")
+    return seed.strip()
+
+
+def _restart(value: Any, at: str, name: str) -> str:
+    policy = str(value).split(":")[0]
+    if policy not in ("no", "always", "on-failure", "unless-stopped"):
+        raise DualgitError(f"{at}: service {name}'s restart is {value!r}",
+                           hint="use no, always, on-failure or unless-stopped")
+    return policy
 
 
 def _argv(value: Any) -> tuple[str, ...] | None:

@@ -49,6 +49,7 @@ class Service:
     health: Health | None = None
     depends_on: dict[str, str] = field(default_factory=dict)  # another service -> the condition it waits for
     user: str | None = None
+    restart: str = "unless-stopped"  # the engine's restart policy: compose's `restart` (default "no"), else this
     at: str = ""  # FILE:LINE:COLUMN of its table
     seed_at: str = ""
 

@@ -23,7 +23,7 @@ from dualgit.errors import DualgitError
 from dualgit.proxy.say import log
 from dualgit.worktrees import agent, idle, setup_state
 from dualgit.worktrees.idle import ago
-from dualgit.worktrees.inventory import service_ports
+from dualgit.worktrees.inventory import service_ports, start_services, stop_services
 
 if TYPE_CHECKING:
     from dualgit.engine.interface import Engine
@@ -224,9 +224,7 @@ class Sleeper:
             try:
                 self.proxy.api.stop(c.id, STOP_TIMEOUT)
                 if c.services:  # they sleep with it, after it: they live in its namespace
-                    from dualgit.worktrees.inventory import stop_services
-
-                    stop_services(self.proxy.api, c.repo, c.worktree)
+                    stop_services(self.proxy.api, c.repo, c.worktree, STOP_TIMEOUT)
             except Exception as exc:  # noqa: BLE001 - an ApiError or an unreachable engine: said, and awake
                 idle.woke(c.name)
                 log(f"{c.name}: could not put it to sleep: {exc}")
@@ -269,8 +267,6 @@ class Sleeper:
         agent.write(c.name, "listen", None)  # what listened before it slept: the wake waits for the agent's new word
         self.proxy.api.start(c.id)
         if c.services:  # after it: they join its new namespace
-            from dualgit.worktrees.inventory import start_services
-
             start_services(self.proxy.api, c.repo, c.worktree)
         idle.woke(c.name)
 

@@ -94,7 +94,8 @@ def _services(loc: Location, ctx: Context, name: str, container_id: str) -> bool
     from dualgit.config import load
     from dualgit.engine.dockerpy import DockerPy
     from dualgit.worktrees import services
-    from dualgit.worktrees.plan import services_for
+    from dualgit.worktrees.plan import environments_for
+    from dualgit.worktrees.services import services_for
 
     now = ["services"]
 
@@ -105,7 +106,8 @@ def _services(loc: Location, ctx: Context, name: str, container_id: str) -> bool
             print(f"==> {what}", flush=True)
 
     try:
-        for line in services.bring_up(DockerPy(), loc, services_for(ctx, load(loc.worktree)), container_id, step):
+        declared = services_for(ctx, load(loc.worktree), environments_for(ctx))
+        for line in services.bring_up(DockerPy(), loc, declared, container_id, step):
             print(f"==> {line}", flush=True)
     except DualgitError as exc:
         setup_state.write(name, "failed", container_id, now[0])

@@ -12,7 +12,8 @@ from dualgit.git.locate import Location
 from dualgit.hookspecs import ContainerSettings, Environment, Step
 from dualgit.worktrees import consent
 from dualgit.worktrees.features import FeatureBuild
-from dualgit.worktrees.plan import compose_services, container_settings, context_for, image_and_build, services_for, steps_for
+from dualgit.worktrees.plan import container_settings, context_for, image_and_build, steps_for
+from dualgit.worktrees.services import compose_services, services_for
 
 SETUP_PLUGIN = "setup"  # .dual.toml's `setup`
 
@@ -42,8 +43,9 @@ def inspect(loc: Location) -> dict[str, Any]:
                                 "why": exc.message})
     services: list[dict[str, Any]] = []
     try:
-        declared = services_for(ctx, config)
-        for note in compose_services(ctx, config)[2]:
+        described = [e for _name, e in environments]
+        declared = services_for(ctx, config, described)
+        for note in compose_services(ctx, config, described)[2]:
             at, _, why = note.partition(": ")
             not_honoured.append({"key": why.split("`")[1] if "`" in why else why, "source": at, "why": why})
         services = [{"name": s.name, "image": s.image, "build": s.build, "ports": list(s.ports),

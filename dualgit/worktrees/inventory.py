@@ -152,6 +152,7 @@ class Running:
     state: str
     spec: str
     health: str  # "healthy", "starting", "unhealthy", or "" when it has no check
+    worktree: str  # the worktree whose branch it serves
 
     @classmethod
     def from_summary(cls, entry: dict[str, Any]) -> Running:
@@ -160,7 +161,7 @@ class Running:
         health = next((h for h in ("healthy", "unhealthy", "starting") if f"({h})" in status
                        or f"(health: {h})" in status), "")
         return cls(entry["Id"], (entry.get("Names") or ["/?"])[0].lstrip("/"), tags.get(labels.SERVICE, ""),
-                   entry.get("State", "unknown"), tags.get(labels.SPEC, ""), health)
+                   entry.get("State", "unknown"), tags.get(labels.SPEC, ""), health, tags.get(labels.SERVICE_OF, ""))
 
 
 def container_for(branch: str, service: str) -> str:
@@ -181,10 +182,8 @@ def listed(api: Engine, repo: str, worktree: str | None = None) -> list[Running]
 def by_worktree(api: Engine, repo: str) -> dict[str, list[Running]]:
     """Each worktree's services' containers, for `ls`."""
     found: dict[str, list[Running]] = {}
-    for entry in api.containers({"label": [f"{labels.REPO}={repo}", labels.SERVICE]}):
-        tags = entry.get("Labels") or {}
-        if labels.owned(tags, repo) and tags.get(labels.SERVICE_OF):
-            found.setdefault(tags[labels.SERVICE_OF], []).append(Running.from_summary(entry))
+    for running in listed(api, repo):
+        found.setdefault(running.worktree, []).append(running)
     return found
 
 
@@ -206,15 +205,31 @@ def start_services(api: Engine, repo: str, worktree: str) -> None:
                   file=sys.stderr)
 
 
-def stop_services(api: Engine, repo: str, worktree: str) -> None:
-    """Stop a branch's services, after its container."""
-    for found in listed(api, repo, worktree):
-        if found.state in ("running", "paused", "restarting"):
-            try:
-                api.stop(found.id, 10)
-            except ApiError as exc:
-                if exc.status != 404:
-                    raise DualgitError(f"cannot stop service container {found.name}: {exc.message}") from None
+def stop_services(api: Engine, repo: str, worktree: str, timeout: int = 10) -> None:
+    """Stop a branch's services, after its container, all at once: a stop is the engine's wait for
+    each to end (up to `timeout` seconds), and one slow service need not hold up the others."""
+    live = [found for found in listed(api, repo, worktree) if found.state in ("running", "paused", "restarting")]
+    failed: list[str] = []
+
+    def one(found: Running) -> None:
+        try:
+            api.stop(found.id, timeout)
+        except ApiError as exc:
+            if exc.status != 404:
+                failed.append(f"cannot stop service container {found.name}: {exc.message}")
+
+    if len(live) == 1:
+        one(live[0])
+    elif live:
+        import threading
+
+        threads = [threading.Thread(target=one, args=(found,)) for found in live]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    if failed:
+        raise DualgitError(failed[0])
 
 
 def remove_service(api: Engine, found: Running) -> None:

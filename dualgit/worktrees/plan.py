@@ -25,6 +25,7 @@ from dualgit.hookspecs import ContainerSettings, Context, Environment, Step
 from dualgit.naming import container_name, repo_name, volume_name
 from dualgit.worktrees import agent, features, labels, network, owner, readonly
 from dualgit.worktrees.images import Build, build_tag, image_id
+from dualgit.worktrees.services import compose_services, services_for
 
 if TYPE_CHECKING:
     from dualgit.engine.interface import Engine
@@ -112,55 +113,6 @@ def with_container_env(api: Engine, image: str, env: dict[str, str]) -> dict[str
                  if "=" in item)
     known.update({k: v for k, v in env.items() if "${containerEnv:" not in v})
     return {k: CONTAINER_VAR.sub(lambda m: str(known.get(m[1], m[2] or "")), v) for k, v in env.items()}
-
-
-def services_for(ctx: Context, config: Config, environments: list[Environment] | None = None,
-                 ) -> tuple[Service, ...]:
-    """The branch's services: `.dual.toml`'s `[services.NAME]`, and those of the compose files it opts
-    in (`compose`) or devcontainer.json names (`dockerComposeFile`, less its own `service`, and only
-    `runServices` when given). A name given twice is an error."""
-    found = list(config.services)
-    names = {s.name for s in found}
-    for extra in compose_services(ctx, config, environments)[0]:
-        if extra.name in names:
-            raise DualgitError(f"{extra.at}: service {extra.name} is also declared in .dual.toml",
-                               hint="declare each service once")
-        names.add(extra.name)
-        found.append(extra)
-    return tuple(found)
-
-
-def compose_services(ctx: Context, config: Config, environments: list[Environment] | None = None,
-                     ) -> tuple[list[Service], Service | None, list[str]]:
-    """(the compose files' services that run beside the branch, the one that is the branch's own
-    container when devcontainer.json names one, the lines that say what is not honoured)."""
-    from dualgit.config import compose
-
-    profiles = [str(p) for p in config.data.get("compose_profiles") or []]
-    found: list[Service] = []
-    notes: list[str] = []
-    own = None
-    if config.compose:
-        services, notes, _ = compose.load(ctx.worktree, list(config.compose), profiles)
-        found += services
-    if environments is None:
-        from dualgit.plugins import plugins
-
-        environments = [e for e in plugins().call("dualgit_environment", ctx=ctx) if e is not None]
-    described = next((e for e in environments if e.compose), None)
-    if described is not None and described.compose is not None:
-        given = described.compose
-        services, more, _ = compose.load(ctx.worktree, list(given["files"]), profiles, described.source)
-        notes += more
-        main = given.get("service")
-        own = next((s for s in services if s.name == main), None)
-        if own is None:
-            raise DualgitError(f"{described.source}: `service` {main!r} is not a service of {', '.join(given['files'])}",
-                               hint="name the compose service that is the dev container")
-        run = given.get("run_services")
-        found += [s for s in services if s.name != main and (run is None or s.name in run)
-                  and s.name not in {f.name for f in found}]
-    return found, own, notes
 
 
 def context_for(loc: Location, name: str | None = None, config: Config | None = None) -> Context:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import time
 from typing import TYPE_CHECKING
 
 from dualgit.engine.api import ApiError
@@ -72,6 +73,7 @@ def fill(api: Engine, loc: Location, service: Service, image: str, name: str, ma
 
     running = [r for r in listed(api, loc.common_dir, source) if r.service == service.name and r.state == "running"]
     paused = []
+    began = time.monotonic()
     try:
         for found_one in running:
             api.pause(found_one.id)
@@ -83,7 +85,8 @@ def fill(api: Engine, loc: Location, service: Service, image: str, name: str, ma
                 api.unpause(container)
             except ApiError:
                 pass  # removed meanwhile
-    return notes
+    frozen = f", {branch}'s paused meanwhile" if paused else ""
+    return [*notes, f"service {service.name}: seeded from {branch} in {time.monotonic() - began:.1f}s{frozen}"]
 
 
 def copy(api: Engine, loc: Location, image: str, pairs: list[tuple[str, str, str]], name: str) -> None:

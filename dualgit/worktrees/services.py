@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dualgit.background import state_dir
-from dualgit.config.services import Service, order
+from dualgit.config.services import CONDITIONS, Service, order
 from dualgit.engine.api import ApiError
 from dualgit.errors import DualgitError
 from dualgit.naming import volume_name
@@ -28,8 +28,10 @@ from dualgit.worktrees import labels
 from dualgit.worktrees.inventory import container_for, listed, logs_tail, remove_service
 
 if TYPE_CHECKING:
+    from dualgit.config import Config
     from dualgit.engine.interface import Engine
     from dualgit.git.locate import Location
+    from dualgit.hookspecs import Context, Environment
     from dualgit.worktrees.images import Build
 
 READY_SECONDS = 120.0  # how long a service may take to be ready before setup goes on without it, failed
@@ -77,7 +79,7 @@ def _body(loc: Location, service: Service, image: str, volumes: list[tuple[str, 
             "Mounts": [{"Type": "volume", "Source": volume, "Target": target} for volume, _key, target in volumes]
                       + [{"Type": "bind", "Source": f"{loc.worktree}/{host}".rstrip("/"), "Target": inside,
                           "ReadOnly": read_only} for host, inside, read_only in service.binds],
-            "RestartPolicy": {"Name": "unless-stopped"},
+            "RestartPolicy": {"Name": service.restart},
         },
         "Labels": {labels.REPO: loc.common_dir, labels.SERVICE: service.name, labels.SERVICE_OF: loc.worktree},
     }
@@ -121,6 +123,51 @@ def ensure_volumes(api: Engine, loc: Location, wanted: ServicePlan) -> list[tupl
     return made
 
 
+def services_for(ctx: Context, config: Config, environments: list[Environment]) -> tuple[Service, ...]:
+    """The branch's services: `.dual.toml`'s `[services.NAME]`, and those of the compose files it opts
+    in (`compose`) or devcontainer.json names (`dockerComposeFile`, less its own `service`, and only
+    `runServices` when given). A name given twice is an error."""
+    found = list(config.services)
+    names = {s.name for s in found}
+    for extra in compose_services(ctx, config, environments)[0]:
+        if extra.name in names:
+            raise DualgitError(f"{extra.at}: service {extra.name} is also declared in .dual.toml",
+                               hint="declare each service once")
+        names.add(extra.name)
+        found.append(extra)
+    return tuple(found)
+
+
+def compose_services(ctx: Context, config: Config, environments: list[Environment],
+                     ) -> tuple[list[Service], Service | None, list[str]]:
+    """(the compose files' services that run beside the branch, the one that is the branch's own
+    container when devcontainer.json names one, the lines that say what is not honoured).
+    `environments`: the plugins' (`plan.environments_for`)."""
+    from dualgit.config import compose
+
+    profiles = [str(p) for p in config.data.get("compose_profiles") or []]
+    found: list[Service] = []
+    notes: list[str] = []
+    own = None
+    if config.compose:
+        services, notes, _ = compose.load(ctx.worktree, list(config.compose), profiles)
+        found += services
+    described = next((e for e in environments if e.compose), None)
+    if described is not None and described.compose is not None:
+        given = described.compose
+        services, more, _ = compose.load(ctx.worktree, list(given["files"]), profiles, described.source)
+        notes += more
+        main = given.get("service")
+        own = next((s for s in services if s.name == main), None)
+        if own is None:
+            raise DualgitError(f"{described.source}: `service` {main!r} is not a service of {', '.join(given['files'])}",
+                               hint="name the compose service that is the dev container")
+        run = given.get("run_services")
+        found += [s for s in services if s.name != main and (run is None or s.name in run)
+                  and s.name not in {f.name for f in found}]
+    return found, own, notes
+
+
 Say = Callable[[str], None]
 
 
@@ -134,6 +181,11 @@ def converge(api: Engine, loc: Location, wanted: list[ServicePlan], branch_id: s
 
     notes: list[str] = []
     current = {r.service: r for r in listed(api, loc.common_dir, loc.worktree)}
+    asked: dict[str, str] = {}  # a service -> the strictest condition another's depends_on puts on it
+    for plan in wanted:
+        for other, condition in plan.service.depends_on.items():
+            if CONDITIONS.index(condition) > CONDITIONS.index(asked.get(other, CONDITIONS[0])):
+                asked[other] = condition
     for plan in wanted:
         body = body_for(plan, branch_id)
         have = current.pop(plan.service.name, None)
@@ -162,7 +214,7 @@ def converge(api: Engine, loc: Location, wanted: list[ServicePlan], branch_id: s
                 _start(api, have.id, plan.name)
         if wait:
             step(f"service {plan.service.name}")
-            ready(api, loc, plan)
+            ready(api, loc, plan, asked.get(plan.service.name, CONDITIONS[0]))
     for gone in current.values():  # a service no longer declared: its container goes, its volumes stay
         remove_service(api, gone)
     return notes
@@ -187,10 +239,13 @@ def _start(api: Engine, container: str, name: str) -> None:
                            hint=f"see `docker logs {name}`; `git dual up --recreate` makes it anew") from None
 
 
-def ready(api: Engine, loc: Location, plan: ServicePlan, seconds: float = READY_SECONDS) -> None:
+def ready(api: Engine, loc: Location, plan: ServicePlan, condition: str = "service_started",
+          seconds: float = READY_SECONDS) -> None:
     """Until the service is ready: healthy, where it (or its image) has a healthcheck; else each
-    of its ports listens in the branch's namespace (the agent's `listen`). A service that exits,
-    or is not ready in time, is an error carrying its last log lines."""
+    of its ports listens in the branch's namespace (the agent's `listen`); or, where another
+    service waits for it to complete (`service_completed_successfully`), until it exited 0. One
+    that fails, exits (a one-shot with no restart that exits 0 is done), or is not ready in
+    time, is an error carrying its last log lines."""
     from dualgit.naming import container_name
     from dualgit.worktrees import agent
 
@@ -203,9 +258,14 @@ def ready(api: Engine, loc: Location, plan: ServicePlan, seconds: float = READY_
             raise DualgitError(f"service {plan.service.name} is gone: {exc.message}") from None
         status = info.get("State") or {}
         health = (status.get("Health") or {}).get("Status") or None  # Podman: "" when it has no check
-        if not status.get("Running") or status.get("Restarting") or info.get("RestartCount"):
+        state = status.get("Status")  # created, running, restarting, exited, dead
+        exited = state in ("exited", "dead")
+        if exited and status.get("ExitCode") == 0 and plan.service.restart in ("no", "on-failure"):
+            return  # a one-shot (a migration) that is done
+        if exited or state == "restarting" or info.get("RestartCount"):
             raise _not_ready(api, plan, f"exited with code {status.get('ExitCode')}")
-        if health == "healthy" or (health is None and all(p in agent.listening(branch) for p in plan.service.ports)):
+        if condition != "service_completed_successfully" and (
+                health == "healthy" or (health is None and all(p in agent.listening(branch) for p in plan.service.ports))):
             return
         if time.monotonic() > until:
             raise _not_ready(api, plan, f"was not ready within {seconds:.0f}s ({health or 'its ports do not listen'})")

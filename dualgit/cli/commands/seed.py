@@ -13,7 +13,8 @@ from dualgit.naming import repo_name
 from dualgit.worktrees import labels, services
 from dualgit.worktrees import seed as seeding
 from dualgit.worktrees.inventory import listed, remove_service
-from dualgit.worktrees.plan import context_for, services_for
+from dualgit.worktrees.plan import context_for, environments_for
+from dualgit.worktrees.services import services_for
 from dualgit.worktrees.targets import targeted
 
 
@@ -25,7 +26,8 @@ def seed(service: str | None = None, source: str | None = None, force: bool = Fa
     if not mine:
         raise DualgitError(f"{wt.label} has no container, so no services", hint="`git dual up` makes them")
     loc, branch = wt.location, mine[0]
-    declared = services_for(context_for(loc, branch.name), load(loc.worktree))
+    ctx = context_for(loc, branch.name)
+    declared = services_for(ctx, load(loc.worktree), environments_for(ctx))
     chosen = [s for s in declared if (s.name == service if service else s.volumes)]
     if service and not chosen:
         known = ", ".join(s.name for s in declared) or "none"
