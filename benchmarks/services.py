@@ -12,14 +12,15 @@
    (through the proxy, which holds it while the branch, its Postgres and its `serve` start) is
    timed to the first byte of the answer. Goal: p50 <= 2 s. The floor: `docker start` of a stopped
    Postgres container until it accepts connections.
-3. `git worktree add` with services declared (the hook leaves their making to the background)
-   against `git worktree add` then `docker run -d` of the same image. Goal: at most 1.30x.
+3. `git worktree add` with services declared (the hook leaves their making to the background, which
+   ends before the next round) against `git worktree add` then `docker run -d` of the same image,
+   and against the hook with the same port and no service. Goal: at most 1.30x.
 
    The seeding is measured twice: on the engine's own volumes (this machine's filesystem), and on a
    loop-mounted XFS (reflinks on) where a second, throwaway engine keeps its data (as root, with
    xfsprogs; `--no-xfs` skips it).
 
-    .venv/bin/python benchmarks/services.py [--rounds 10] [--scale 70] [--no-xfs]
+    .venv/bin/python benchmarks/services.py [--rounds 10] [--scale 70] [--no-xfs] [--parts seed,wake,add]
 """
 
 from __future__ import annotations
@@ -253,13 +254,15 @@ def seeding(scale: int, dual: str) -> None:
 
 def main() -> None:
     rounds, scale = option("--rounds", 10), option("--scale", 70)
-    plain, light = new_repo("plain"), new_repo("light")
+    parts = sys.argv[sys.argv.index("--parts") + 1].split(",") if "--parts" in sys.argv else ["seed", "wake", "add"]
+    plain, light, bare = new_repo("plain"), new_repo("light"), new_repo("bare")
     installed = installed_copy()
     dual = str(installed / "git-dual")
     made: list[str] = []
     try:
-        seeding(scale, dual)
-        if "--no-xfs" not in sys.argv:
+        if "seed" in parts:
+            seeding(scale, dual)
+        if "seed" in parts and "--no-xfs" not in sys.argv:
             with xfs_engine([PG, "busybox:latest", TOOLS_IMAGE]) as host:
                 if host is not None:
                     on_engine(host)
@@ -272,10 +275,16 @@ def main() -> None:
         sh("git", "add", ".dual.toml", cwd=light)
         sh("git", "commit", "-q", "-m", "services", cwd=light)
         sh(dual, "install", cwd=light)
+        (bare / ".dual.toml").write_text(f'image = "{PG}"\ntcp_ports = [5432]\n')  # the same, with no service
+        sh("git", "add", ".dual.toml", cwd=bare)
+        sh("git", "commit", "-q", "-m", "no services", cwd=bare)
+        sh(dual, "install", cwd=bare)
         counter = itertools.count()
 
-        # 2: a wake through the proxy
-        wake(rounds)
+        if "wake" in parts:  # 2: a wake through the proxy
+            wake(rounds)
+        if "add" not in parts:
+            return
 
         # 3: what services cost `git worktree add`
         no_hooks = plain / ".no-hooks"
@@ -290,13 +299,24 @@ def main() -> None:
                            PG, "tail", "-f", "/dev/null", cwd=plain).strip())
             return time.perf_counter() - started
 
-        def add_with_services() -> float:
+        def add_with_hook(repo: Path) -> float:
             i = next(counter)
-            return timed("git", "worktree", "add", "-q", f"../h{i}", "-b", f"h{i}", cwd=light)
+            took = timed("git", "worktree", "add", "-q", f"../h{i}", "-b", f"h{i}", cwd=repo)
+            # untimed: the branch's background work (its Postgres made and started) ends before the next
+            # round, as when a person adds one branch at a time, so that no round pays for another's
+            tree, deadline = str((repo.parent / f"h{i}").resolve()), time.monotonic() + 120
+            while not any(r["worktree"] == tree and r["setup"] in ("done", "failed")
+                          for r in json.loads(sh("git", "dual", "ls", "--json", cwd=repo))):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{tree}'s setup did not end")
+                time.sleep(0.2)
+            return took
 
         medians = interleaved({"git worktree add + docker run -d": add_then_run,
-                               "git worktree add, dualgit hook, a seeded Postgres service declared": add_with_services},
-                              rounds, warmup=1)
+                               "git worktree add, dualgit hook, no services (5432 a tcp_port)":
+                                   lambda: add_with_hook(bare),
+                               "git worktree add, dualgit hook, a seeded Postgres service declared":
+                                   lambda: add_with_hook(light)}, rounds, warmup=1)
         report(f"new worktree with a running container, median of {rounds}", medians,
                "git worktree add + docker run -d", goal=1.30)
     finally:
@@ -304,7 +324,7 @@ def main() -> None:
             subprocess.run(["docker", "rm", "-f", *made], capture_output=True)
         subprocess.run("docker volume ls -q --filter label=dualgit-bench=1 | xargs -r docker volume rm",
                        shell=True, capture_output=True)
-        for folder in (plain, light):
+        for folder in (plain, light, bare):
             cleanup(folder)
         shutil.rmtree(installed.parent, ignore_errors=True)
 

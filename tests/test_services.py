@@ -217,7 +217,7 @@ def test_a_built_service_with_caps_and_a_seed_branch_that_is_not_there(repo: Pat
     (repo / "web.Dockerfile").write_text('FROM busybox:latest\nRUN mkdir /www && echo hi > /www/index.html\n'
                                          'CMD ["httpd", "-f", "-p", "7000", "-h", "/www"]\n')
     (repo / ".dual.toml").write_text('image = "busybox:latest"\n[services.web]\nbuild = "web.Dockerfile"\n'
-                                     'ports = [7000]\nmemory = "64m"\ncpus = 0.5\n'
+                                     'ports = [7000]\nhttp = [7000]\nmemory = "64m"\ncpus = 0.5\n'
                                      'volumes = { data = "/data" }\nseed = "nope"\n')
     git("add", "-A", cwd=repo)
     git("commit", "-qm", "web", cwd=repo)
@@ -227,6 +227,7 @@ def test_a_built_service_with_caps_and_a_seed_branch_that_is_not_there(repo: Pat
     assert "the seed branch nope has no worktree here; it starts empty" in dual("logs", cwd=repo).stdout
     done = dual("exec", "--", "wget", "-qO-", "http://web:7000/", cwd=repo)
     assert done.stdout == "hi\n", done.stderr
+    assert "http://main.demo.localhost:7000/" in dual("urls", cwd=repo).stdout  # an HTTP service's URL
     host = docker.get(f"/containers/{seen['services'][0]['container']}/json")["HostConfig"]
     assert (host["Memory"], host["NanoCpus"]) == (64 * 2**20, 500_000_000)
     branch = docker.get(f"/containers/{seen['container']}/json")

@@ -10,7 +10,8 @@ for the asking), profiles (`COMPOSE_PROFILES` in `.env`, or `compose_profiles` i
 `depends_on` with its conditions, healthchecks, `environment`, `env_file`, `command`,
 `entrypoint`, `user`, `restart`, `ports` (the container's side: host ports are never taken), named
 volumes, bind mounts inside the worktree, `build`, and memory and CPU limits; `x-dualgit: {seed:
-main}` seeds a service's volumes. Other keys are named, one line each.
+main, http: [8025]}` seeds a service's volumes and gives its HTTP ports URLs. Other keys are named,
+one line each.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import re
 import shlex
 from typing import Any
 
-from dualgit.config.services import CONDITIONS, Health, Service, check_depends, inside_path, seconds
+from dualgit.config.services import CONDITIONS, Health, Service, check_depends, http_ports, inside_path, seconds
 from dualgit.errors import DualgitError
 
 VARIABLE = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])((?:[^{}]|\{[^{}]*\})*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
@@ -323,19 +324,21 @@ def _service(root: str, name: str, given: dict[str, Any], at: str, folder: str, 
         cpus=cpus(float(cpu), at) if cpu is not None else None,
         health=_health(given.get("healthcheck"), at, name), depends_on=depends_on,
         user=str(given["user"]) if given.get("user") is not None else None,
-        restart=_restart(given.get("restart", "no"), at, name), seed=_seed(given.get("x-dualgit"), at, name),
-        at=at, seed_at=at)
+        restart=_restart(given.get("restart", "no"), at, name), at=at, seed_at=at,
+        **_ours(given.get("x-dualgit"), tuple(ports), at, name))
 
 
-def _seed(value: Any, at: str, name: str) -> str | None:
-    """`x-dualgit: {seed: main}`: the branch a new branch's volumes of this service are copied from."""
+def _ours(value: Any, ports: tuple[int, ...], at: str, name: str) -> dict[str, Any]:
+    """`x-dualgit: {seed: main, http: [8025]}`: the branch a new branch's volumes of this service are
+    copied from, and which of its ports speak HTTP (each gets a URL)."""
     if value is None:
-        return None
+        return {}
     seed = value.get("seed") if isinstance(value, dict) else None
-    if not isinstance(seed, str) or not seed.strip() or set(value) - {"seed"}:
-        raise DualgitError(f"{at}: service {name}'s x-dualgit must be {{seed: BRANCH}}, not {value!r}",
+    if not isinstance(value, dict) or set(value) - {"seed", "http"} or (
+            seed is not None and (not isinstance(seed, str) or not seed.strip())):
+        raise DualgitError(f"{at}: service {name}'s x-dualgit must be {{seed: BRANCH, http: [PORT]}}, not {value!r}",
                            hint="write x-dualgit: {seed: main}")
-    return seed.strip()
+    return {"seed": seed.strip() if seed else None, "http": http_ports(value.get("http", []), ports, at, name)}
 
 
 def _restart(value: Any, at: str, name: str) -> str:

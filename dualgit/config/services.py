@@ -10,8 +10,8 @@ from typing import Any
 
 from dualgit.errors import DualgitError
 
-SERVICE_KEYS = ("image", "build", "env", "command", "entrypoint", "ports", "volumes", "seed", "memory", "cpus",
-                "healthcheck", "depends_on", "user")
+SERVICE_KEYS = ("image", "build", "env", "command", "entrypoint", "ports", "http", "volumes", "seed", "memory",
+                "cpus", "healthcheck", "depends_on", "user")
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,30}")
 CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
 
@@ -41,6 +41,7 @@ class Service:
     command: tuple[str, ...] | None = None
     entrypoint: tuple[str, ...] | None = None
     ports: tuple[int, ...] = ()
+    http: tuple[int, ...] = ()  # those of `ports` that speak HTTP: each gets a URL, as the branch's own ports do
     volumes: dict[str, str] = field(default_factory=dict)  # a volume's key -> where it is mounted inside
     binds: tuple[tuple[str, str, bool], ...] = ()  # (path in the worktree, path inside, read-only): compose's
     seed: str | None = None  # the branch whose volumes a new branch's start from
@@ -102,6 +103,7 @@ def parse(doc: dict[str, Any], file: str, text: str, taken_ports: tuple[int, ...
             command=_argv(table.get("command"), where("command"), f"services.{name}.command"),
             entrypoint=_argv(table.get("entrypoint"), where("entrypoint"), f"services.{name}.entrypoint"),
             ports=ports,
+            http=http_ports(table.get("http", []), ports, where("http"), name),
             volumes=_volumes(table.get("volumes", {}), where("volumes"), name),
             seed=seed.strip() if isinstance(seed, str) else None,
             memory=memory(table["memory"], where("memory")) if "memory" in table else None,
@@ -156,6 +158,14 @@ def _ports(value: Any, at: str, name: str) -> tuple[int, ...]:
     if len(found) != len(value):
         raise DualgitError(f"{at}: a port of service {name} is declared twice", hint="list each port once")
     return found
+
+
+def http_ports(value: Any, ports: tuple[int, ...], at: str, name: str) -> tuple[int, ...]:
+    """`http`: the service's ports that speak HTTP (a web UI, a mail catcher's), each one of `ports`."""
+    if not isinstance(value, list) or any(isinstance(p, bool) or p not in ports for p in value):
+        raise DualgitError(f"{at}: `http` of service {name} must list some of its ports {list(ports)}, not {value!r}",
+                           hint="add the port to its ports too, such as ports = [8025] and http = [8025]")
+    return tuple(dict.fromkeys(value))
 
 
 def _env(value: Any, at: str, name: str) -> dict[str, str]:

@@ -292,7 +292,8 @@ def create_body(plan: Plan, config: Config) -> dict[str, Any]:
     binds += [f"{host}:{inside}" + (":ro" if read_only else "") for host, inside, read_only in extra.binds]
     http_ports = [*config.ports, *(p for p in extra.ports if p not in config.ports)]
     service_ports = {p: s.name for s in plan.services for p in s.ports}
-    tcp_ports = [*config.tcp_ports, *(p for p in service_ports if p not in config.tcp_ports)]
+    http_ports += [p for s in plan.services for p in s.http if p not in http_ports]  # a web UI's: a URL
+    tcp_ports = [*config.tcp_ports, *(p for p in service_ports if p not in config.tcp_ports and p not in http_ports)]
     exposed: dict[str, dict[str, str]] = {f"{p}/tcp": {} for p in (*http_ports, *tcp_ports)}
     env = {**extra.env, **config.env}
     parts = agent.body_parts(name, workspace or loc.worktree, tuple(http_ports), tools) if tools else None

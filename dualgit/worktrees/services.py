@@ -129,10 +129,18 @@ def services_for(ctx: Context, config: Config, environments: list[Environment]) 
     `runServices` when given). A name given twice is an error."""
     found = list(config.services)
     names = {s.name for s in found}
+    owner = {p: "the branch's ports" for p in (*config.ports, *config.tcp_ports)}
+    owner.update({p: f"service {s.name}" for s in found for p in s.ports})
     for extra in compose_services(ctx, config, environments)[0]:
         if extra.name in names:
             raise DualgitError(f"{extra.at}: service {extra.name} is also declared in .dual.toml",
                                hint="declare each service once")
+        for port in extra.ports:
+            if port in owner:
+                raise DualgitError(f"{extra.at}: port {port} of service {extra.name} is declared twice (also by "
+                                   f"{owner[port]})", hint="each port is one server's: every service shares "
+                                   "the branch's localhost")
+            owner[port] = f"service {extra.name}"
         names.add(extra.name)
         found.append(extra)
     return tuple(found)
