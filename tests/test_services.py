@@ -200,7 +200,7 @@ def test_devcontainer_compose_service_is_the_branch_and_the_rest_its_services(re
     folder = repo / ".devcontainer"
     folder.mkdir()
     (folder / "compose.yaml").write_text(
-        f"services:\n  app:\n    image: {PG}\n    command: sleep infinity\n"
+        f"services:\n  app:\n    image: {PG}\n    command: sleep infinity\n    environment: [DATABASE_URL=postgres://db/app]\n"
         f"  db:\n    image: {PG}\n    environment: {{POSTGRES_PASSWORD: dev}}\n    ports: ['5432']\n"
         "  unused:\n    image: busybox:latest\n")
     (folder / "devcontainer.json").write_text(json.dumps(
@@ -211,6 +211,7 @@ def test_devcontainer_compose_service_is_the_branch_and_the_rest_its_services(re
     assert sql(repo, "select 3", where="db") == "3"
     branch = docker.get(f"/containers/{seen['container']}/json")
     assert branch["Config"]["Image"] == PG
+    assert "DATABASE_URL=postgres://db/app" in branch["Config"]["Env"]  # the dev container service's environment
 
 
 def test_a_built_service_with_caps_and_a_seed_branch_that_is_not_there(repo: Path, docker: DockerAPI) -> None:

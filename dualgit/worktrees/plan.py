@@ -72,6 +72,10 @@ def plan(loc: Location, config: Config | None, api: Engine, pull: bool = True) -
     environments = environments_for(ctx)
     image, build = image_and_build(ctx, config, environments)
     wanted = container_settings(ctx, config)
+    if any(e.compose for e in environments):  # devcontainer.json's compose service: its environment, under the rest
+        service = compose_services(ctx, config, environments)[1]
+        if service is not None:
+            wanted.env = {**service.env, **wanted.env}
     start = [s for s in steps_for(ctx) if s.when == "start"]
     if isinstance(build, features.FeatureBuild):
         asked, entrypoints = features.runtime(build)
