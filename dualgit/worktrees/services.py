@@ -2,10 +2,11 @@
 
 Inside the branch a service answers at `localhost:PORT` and at its name (the branch's `/etc/hosts`,
 which containers that join its namespace share), and no host port is taken: its ports are the
-branch container's, published on loopback as `tcp_ports` are, so `urls` and the proxy list them.
-The branch container holds the namespace, so its services are made after it, started after it
-(`start_all`), stopped after it and removed before it (`inventory`); one made anew takes its
-services with it, their volumes kept. A service's container carries `dualgit.service` and
+branch container's, published on loopback as `tcp_ports` are (its `http` ones as `ports` are), so
+`urls` and the proxy list them. The branch container holds the namespace, so its services are made
+after it, and started after it, stopped after it and removed before it (`inventory`'s
+`start_services`, `stop_services`, `remove`); one made anew takes its services with it, their
+volumes kept. A service's container carries `dualgit.service` and
 `dualgit.service_of` (not `dualgit.worktree`, which names the branch's own container); its volumes
 carry the worktree's labels, so they go with the worktree and nothing else.
 """
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from dualgit.hookspecs import Context, Environment
     from dualgit.worktrees.images import Build
 
-READY_SECONDS = 120.0  # how long a service may take to be ready before setup goes on without it, failed
+READY_SECONDS = 120.0  # how long a service may take to be ready before the branch's setup fails at it
 
 
 @dataclass
