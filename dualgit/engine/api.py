@@ -129,7 +129,9 @@ class DockerAPI:
                 message = str(response.json().get("message", ""))
             except (ValueError, AttributeError):
                 message = response.body.decode(errors="replace").strip()
-            raise ApiError(response.status, message)
+            # Podman says a container's state forbids the call with a 500 where Docker says 409
+            status = 409 if response.status == 500 and "container state improper" in message else response.status
+            raise ApiError(status, message)
         return response
 
     def get(self, url: str, query: dict[str, Any] | None = None) -> Any:

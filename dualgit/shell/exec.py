@@ -257,8 +257,7 @@ def create_exec(api: DockerAPI, name: str, body: dict[str, Any], loc: Location |
         try:
             return api.request("POST", url, body).json()["Id"], attempt > 0
         except ApiError as exc:
-            stopped = exc.status == 409 or "state improper" in exc.message  # Podman: a 500 for a stopped one
-            if attempt == 2 or not (exc.status == 404 or stopped) or loc is None:
+            if attempt == 2 or exc.status not in (404, 409) or loc is None:
                 raise DualgitError(f"cannot run in container {name}: {exc.message}") from None
             from dualgit.worktrees.containers import ensure_running  # the slow path: config, image, create
 
