@@ -63,6 +63,7 @@ class DockerAPI:
 
     def _use(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
+        self.forwarded: str | None = None  # ssh: the socket here that ssh forwards to the engine's ("": none)
         self.address = self.endpoint.address
         if self.endpoint.kind == "unix":
             self.family = socket.AF_UNIX
@@ -72,8 +73,19 @@ class DockerAPI:
     def connect(self, timeout: float | None = 30.0) -> Any:
         """A connection to the engine: a socket, or for TLS and ssh a stream with the same calls."""
         if self.endpoint.kind == "ssh":
-            from dualgit.engine.streams import SshStream
+            from dualgit.engine.streams import SshStream, forwarded_socket
 
+            if self.forwarded is None:
+                self.forwarded = forwarded_socket(self.endpoint) or ""
+            if self.forwarded:
+                forwarded = socket.SocketType(socket.AF_UNIX, socket.SOCK_STREAM)
+                forwarded.settimeout(timeout)
+                try:
+                    forwarded.connect(self.forwarded)
+                    return forwarded
+                except OSError:  # its ssh ended: the next call makes it anew
+                    forwarded.close()
+                    self.forwarded = None
             return SshStream(self.endpoint, timeout)
         sock = socket.SocketType(self.family, socket.SOCK_STREAM)
         sock.settimeout(timeout)
@@ -98,10 +110,10 @@ class DockerAPI:
         return sock
 
     @staticmethod
-    def _head(method: str, url: str, body: bytes | None, extra: str = "") -> bytes:
+    def _head(method: str, url: str, body: bytes | None, extra: str = "", kind: str = "application/json") -> bytes:
         head = f"{method} {url} HTTP/1.1\r\nHost: docker\r\nUser-Agent: dualgit\r\n{extra}"
         if body is not None:
-            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            head += f"Content-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
         return head.encode() + b"\r\n" + (body or b"")
 
     def request(
@@ -115,10 +127,12 @@ class DockerAPI:
     ) -> Response:
         if query:
             url += "?" + urlencode(query)
-        body = None if payload is None else json.dumps(payload).encode()
+        raw = isinstance(payload, bytes)  # a tar archive (`put_archive`), sent as it is
+        body = payload if raw else None if payload is None else json.dumps(payload).encode()
         sock = self.connect(timeout)
         try:
-            sock.sendall(self._head(method, url, body, "Connection: close\r\n"))
+            sock.sendall(self._head(method, url, body, "Connection: close\r\n", "application/x-tar" if raw else
+                                    "application/json"))
             response = _read_response(sock)
         except OSError as exc:
             raise DualgitError(f"the Docker engine stopped answering ({exc})", hint=find.ENGINE_HINT)

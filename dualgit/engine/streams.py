@@ -6,6 +6,7 @@ transports: a unix socket, the usual case, needs none of this."""
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import subprocess
@@ -132,6 +133,84 @@ class TlsStream:
         self.sock.close()
 
 
+def _control_folder() -> str | None:
+    """A folder of this user's only, for ssh's shared connections and forwarded sockets (None:
+    none can be had, and each call makes its own connection)."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
+    folder = os.path.join(base, f"dualgit-ssh-{os.getuid()}")
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    info = os.lstat(folder)
+    import stat
+
+    if info.st_uid != os.getuid() or info.st_mode & 0o077 or not stat.S_ISDIR(info.st_mode):
+        return None
+    return folder
+
+
+def _shared_connection() -> list[str]:
+    """ssh's options to share one connection per host among dualgit's calls (ControlMaster): a
+    call costs a channel, not a handshake."""
+    folder = _control_folder()
+    if folder is None:
+        return []
+    return ["-o", "ControlMaster=auto", "-o", f"ControlPath={folder}/%C", "-o", "ControlPersist=300"]
+
+
+REMOTE_SOCKET = "/var/run/docker.sock"
+
+
+def forwarded_socket(endpoint: Endpoint) -> str | None:
+    """A socket here that ssh forwards to the engine's default socket on the remote host, through
+    the shared connection (made on first use): each call is then a connect, with no `ssh` or
+    `docker` process started per call. None when it cannot be had (the engine's socket is
+    elsewhere there, or the host refuses forwarding): the caller dials through `SshStream`."""
+    folder = _control_folder()
+    if folder is None:
+        return None
+    import hashlib
+
+    local = os.path.join(folder, hashlib.sha256(endpoint.url().encode()).hexdigest()[:16] + ".sock")
+    if _answers(local):
+        return local
+    destination, port = endpoint.address
+    argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", *_shared_connection()]
+    if port:
+        argv += ["-p", str(port)]
+    try:
+        os.unlink(local)
+    except OSError:
+        pass
+    forward = ["-o", "StreamLocalBindUnlink=yes", "-O", "forward", "-L", f"{local}:{REMOTE_SOCKET}"]
+    try:
+        started = subprocess.run([*argv, "-O", "check", "--", destination], capture_output=True, timeout=30)
+        if started.returncode != 0:  # no shared connection yet: make it, in the background
+            subprocess.run([*argv, "-f", "-N", "--", destination], capture_output=True, timeout=30,
+                           start_new_session=True)
+        subprocess.run([*argv, *forward, "--", destination], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return local if _answers(local) else None
+
+
+def _answers(path: str) -> bool:
+    """Whether an engine answers `/_ping` on the socket at `path`."""
+    if not os.path.exists(path):
+        return False
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(10)
+        try:
+            sock.connect(path)
+            sock.sendall(b"GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
+            return sock.recv(12).startswith(b"HTTP/1.1 200")
+        except OSError:
+            return False
+
+
 class SshStream:
     """The engine's API over ssh, as `docker -H ssh://…` reaches it: `docker system dial-stdio`
     on the remote host, its stdin and stdout one end of a socket pair. ssh runs in a session of
@@ -142,7 +221,7 @@ class SshStream:
         destination, port = endpoint.address
         self.endpoint = endpoint
         self.sock, theirs = socket.socketpair()
-        argv = ["ssh", "-T", "-o", "BatchMode=yes", "-o", "ConnectTimeout=20"]
+        argv = ["ssh", "-T", "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", *_shared_connection()]
         if port:
             argv += ["-p", str(port)]
         try:

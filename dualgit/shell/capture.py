@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from dualgit.engine.api import DockerAPI, path
+from dualgit.engine.pipe import split_frames
 from dualgit.errors import DualgitError
 from dualgit.git.locate import Location
 from dualgit.naming import container_name
-from dualgit.shell.exec import NOT_FOUND_MARKS, RUNTIME_FAILED, create_exec, inside, split_frames, text_only
+from dualgit.shell.exec import NOT_FOUND_MARKS, RUNTIME_FAILED, create_exec, inside, text_only
 from dualgit.worktrees import agent
 from dualgit.worktrees.idle import Use
 from dualgit.worktrees.setup_state import read as read_setup

@@ -10,10 +10,10 @@ from __future__ import annotations
 import _socket as socket  # as in engine.api
 import os
 import signal
-import struct
 import sys
 
 from dualgit.engine.api import ApiError, DockerAPI, path
+from dualgit.engine.pipe import split_frames
 from dualgit.errors import DualgitError
 from dualgit.git.locate import Location, locate
 from dualgit.naming import container_name
@@ -164,6 +164,10 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
             failed = _wait_for_setup(name)
             if failed is not None:
                 return failed
+        if request.wait and not request.service:
+            failed = _wait_for_sync(loc, name)
+            if failed is not None:
+                return failed
         if not pinned:  # a person's or an agent's command; a setup step's needs neither
             _reconcile_now_and_then(loc)
             _proxy_up(api.endpoint.url())
@@ -247,6 +251,28 @@ def _wait_for_setup(name: str) -> int | None:
     from dualgit.worktrees.setup_state import wait
 
     return wait(name, show_progress=os.isatty(2))
+
+
+def _wait_for_sync(loc: Location, name: str) -> int | None:
+    """A remote worktree's files in step before its command runs (its sync process started if it
+    is not running, as after a restart of this machine): None, or 1 with a line saying why not."""
+    from dualgit.worktrees.state import sync_status, wait_for_sync
+
+    found = sync_status(name)
+    if found is None or (found.get("running") and found.get("synced_once")):
+        return None
+    if not found.get("running"):
+        from dualgit.background import spawn, state_dir
+
+        spawn(["sync-run", loc.worktree], log=state_dir("sync", name, "log"))
+    if os.isatty(2):
+        sys.stderr.write("dualgit: waiting for the sync of this worktree's files to its engine ...\n")
+    stuck = wait_for_sync(name)
+    if stuck is None:
+        return None
+    sys.stderr.write(f"dualgit: {name}'s files are not in step with its engine: {stuck}\n"
+                     "hint: `git dual doctor` checks the sync; `git dual exec --no-wait` runs anyway\n")
+    return 1
 
 
 def create_exec(api: DockerAPI, name: str, body: dict[str, Any], loc: Location | None) -> tuple[str, bool]:
@@ -358,19 +384,6 @@ class Session:
                 return 127
             _write_all(2, self.held)
         return code
-
-
-def split_frames(buffer: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
-    """The engine's multiplexed stream (no TTY): the whole frames in `buffer` as (stream, payload),
-    stream 1 stdout and 2 stderr, and the bytes left over, the start of the next frame."""
-    frames = []
-    while len(buffer) >= 8:
-        kind, size = struct.unpack(">BxxxL", buffer[:8])
-        if len(buffer) < 8 + size:
-            break
-        frames.append((kind, buffer[8 : 8 + size]))
-        buffer = buffer[8 + size :]
-    return frames, buffer
 
 
 def _in_container(pid: int, container_id: str) -> bool:
