@@ -174,6 +174,28 @@ class PodmanService:
         stop(self.proc)
 
 
+def ssh_keys(base: Path) -> None:
+    """A host key, and a client key the server lets in (`authorized_keys`), in `base`."""
+    for key in ("host", "client"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(base / key)], check=True)
+    (base / "authorized_keys").write_text((base / "client.pub").read_text())
+    os.chmod(base / "authorized_keys", 0o600)
+
+
+def ssh_client(base: Path) -> Path:
+    """A folder with an `ssh` that uses the client key in `base` for 127.0.0.1 (as a user's
+    ~/.ssh/config would), to put first on PATH."""
+    (base / "ssh_config").write_text(
+        f"Host 127.0.0.1\n  IdentityFile {base / 'client'}\n  IdentitiesOnly yes\n"
+        f"  UserKnownHostsFile {base / 'known_hosts'}\n  StrictHostKeyChecking accept-new\n  LogLevel ERROR\n")
+    folder = base / "bin"
+    folder.mkdir()
+    wrapper = folder / "ssh"
+    wrapper.write_text(f'#!/bin/sh\nexec {shutil.which("ssh")} -F {base / "ssh_config"} "$@"\n')
+    wrapper.chmod(0o755)
+    return folder
+
+
 class SshServer:
     """sshd on 127.0.0.1:`port`, letting root in with a key made here. `bin` holds an `ssh` that
     uses this server's client config (as a user's ~/.ssh/config would), to put first on PATH."""
@@ -181,10 +203,7 @@ class SshServer:
     def __init__(self, base: Path) -> None:
         need("/usr/sbin/sshd", "ssh", "ssh-keygen", "docker")
         base.mkdir(parents=True, exist_ok=True)
-        for key in ("host", "client"):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(base / key)], check=True)
-        (base / "authorized_keys").write_text((base / "client.pub").read_text())
-        os.chmod(base / "authorized_keys", 0o600)
+        ssh_keys(base)
         self.port = free_port()
         (base / "sshd_config").write_text(
             f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {base / 'host'}\nPidFile {base / 'sshd.pid'}\n"
@@ -196,14 +215,7 @@ class SshServer:
                                      stdout=subprocess.DEVNULL, stderr=open(base / "sshd.log", "wb"),
                                      start_new_session=True)
         wait_for(lambda: listening(("127.0.0.1", self.port)))
-        (base / "ssh_config").write_text(
-            f"Host 127.0.0.1\n  IdentityFile {base / 'client'}\n  IdentitiesOnly yes\n"
-            f"  UserKnownHostsFile {base / 'known_hosts'}\n  StrictHostKeyChecking accept-new\n  LogLevel ERROR\n")
-        self.bin = base / "bin"
-        self.bin.mkdir()
-        wrapper = self.bin / "ssh"
-        wrapper.write_text(f'#!/bin/sh\nexec {shutil.which("ssh")} -F {base / "ssh_config"} "$@"\n')
-        wrapper.chmod(0o755)
+        self.bin = ssh_client(base)
 
     @property
     def host(self) -> str:
@@ -211,3 +223,82 @@ class SshServer:
 
     def close(self) -> None:
         stop(self.proc)
+
+
+class RemoteEngine:
+    """A second machine, as far as dualgit can tell: a dockerd of its own (data root, exec root,
+    containerd, socket) in mount, network and host-name namespaces of its own, where /tmp (the
+    tests' worktrees) is an empty tmpfs, so no bind mount of a worktree can pass by accident, and
+    its containers' published ports sit on its own loopback, out of this machine's reach. It is
+    reached as a remote engine is:
+    - `ssh_host`: `ssh://root@127.0.0.1:PORT`, through an sshd that socat starts per connection
+      inside its namespaces (`sshd -i`), where `docker` finds this engine at the default socket;
+    - `tls.host`: TCP with TLS on 127.0.0.1 (`TlsFront` on its socket).
+    `images` are copied in with `docker save | docker load`. Its folder is under /var/tmp, outside
+    what it hides."""
+
+    def __init__(self, images: list[str]) -> None:
+        need("dockerd", "unshare", "nsenter", "socat", "/usr/sbin/sshd", "ssh", "ip")
+        import tempfile
+
+        self.base = Path(tempfile.mkdtemp(prefix="dualgit-remote-", dir="/var/tmp"))
+        run, self.socket = self.base / "run", str(self.base / "run" / "docker.sock")
+        (run / "sshd").mkdir(parents=True)
+        engine = (f"mount -t tmpfs tmpfs /tmp && mount --bind {run} /run && hostname remote && ip link set lo up && "
+                  f"exec dockerd --data-root {self.base / 'data'} --exec-root /run/exec --pidfile /run/dockerd.pid "
+                  f"--host unix:///run/docker.sock --userland-proxy=true")
+        self.daemon = subprocess.Popen(["unshare", "--mount", "--net", "--uts", "sh", "-c", engine],
+                                       stdout=subprocess.DEVNULL, stderr=open(self.base / "dockerd.log", "wb"),
+                                       start_new_session=True)
+        wait_for(lambda: listening(self.socket), timeout=90)
+        self.host = f"unix://{self.socket}"
+        self._ssh()
+        self.tls = TlsFront(self.base / "tls", self.socket)
+        wanted = [i for i in images if subprocess.run(["docker", "image", "inspect", i], capture_output=True).returncode == 0]
+        saved = subprocess.run(["docker", "save", *wanted], check=True, capture_output=True).stdout
+        subprocess.run(["docker", "-H", self.host, "load", "-q"], input=saved, check=True, capture_output=True)
+
+    def _ssh(self) -> None:
+        base = self.base / "ssh"
+        base.mkdir()
+        ssh_keys(base)
+        (base / "sshd_config").write_text(
+            f"HostKey {base / 'host'}\nAuthorizedKeysFile {base / 'authorized_keys'}\n"
+            "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+            "UsePAM no\nStrictModes no\nAllowTcpForwarding yes\n")
+        self.ssh_port = free_port()
+        self._ssh_listen()
+        self.bin = ssh_client(base)
+
+    def _ssh_listen(self) -> None:
+        base = self.base / "ssh"
+        inetd = f"nsenter -t {self.daemon.pid} -m -n -u /usr/sbin/sshd -i -e -f {base / 'sshd_config'}"
+        self.sshd = subprocess.Popen(["socat", f"TCP-LISTEN:{self.ssh_port},bind=127.0.0.1,reuseaddr,fork",
+                                      f"EXEC:{inetd}"], stdout=subprocess.DEVNULL,
+                                     stderr=open(base / "sshd.log", "ab"), start_new_session=True)
+        wait_for(lambda: listening(("127.0.0.1", self.ssh_port)))
+
+    @property
+    def ssh_host(self) -> str:
+        return f"ssh://root@127.0.0.1:{self.ssh_port}"
+
+    def inside(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        """Run `argv` on the remote machine (in its namespaces), as its own shell would."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}  # its docker, its engine
+        return subprocess.run(["nsenter", "-t", str(self.daemon.pid), "-m", "-n", "-u", *argv],
+                              capture_output=True, text=True, env=env)
+
+    def cut_ssh(self) -> None:
+        """The remote drops off the network: no new ssh connection, and the live ones end."""
+        stop(self.sshd)
+        self.inside("pkill", "-f", "sshd -i")
+
+    def restore_ssh(self) -> None:
+        self._ssh_listen()
+
+    def close(self) -> None:
+        for proc in (self.sshd, self.daemon):
+            stop(proc)
+        self.tls.close()
+        subprocess.run(["umount", "-l", str(self.base / "data")], capture_output=True)
+        shutil.rmtree(self.base, ignore_errors=True)

@@ -57,6 +57,19 @@ def _dispatch(args: list[str]) -> int:
         from dualgit.setup.runner import run
 
         return run(args[1:])
+    if args[:1] == ["sync-run"]:
+        from dualgit.remote.run import run as sync_run
+
+        return sync_run(args[1:])
+    if args[:1] == ["sync-pipe"]:  # what unison runs in place of ssh: its server, in the sync helper
+        import json
+
+        from dualgit.engine.api import DockerAPI
+        from dualgit.engine.pipe import stdio
+
+        code = stdio(DockerAPI(), os.environ["DUALGIT_SYNC_HELPER"], json.loads(os.environ["DUALGIT_SYNC_SERVER"]),
+                     user=os.environ.get("DUALGIT_SYNC_USER"))
+        os._exit(code)
     if args[:1] == ["hook"]:
         from dualgit.githooks.post_checkout import run_hook
 

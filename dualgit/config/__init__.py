@@ -18,8 +18,9 @@ from dualgit.errors import DualgitError
 FILENAME = ".dual.toml"
 DEFAULT_PORTS = (3000,)
 KNOWN_KEYS = ("image", "build", "ports", "tcp_ports", "serve", "env", "strict", "route", "host", "env_pass",
-              "env_block", "idle_after", "cpus", "memory", "services", "compose", "compose_profiles")  # plugins add theirs
-USER_KEYS = ("idle_after", "cpus", "memory", "max_running")  # the user-wide file's: defaults, and the cap
+              "env_block", "idle_after", "cpus", "memory", "services", "compose", "compose_profiles", "files",
+              "remote_only")  # plugins add theirs
+USER_KEYS = ("idle_after", "cpus", "memory", "max_running", "files")  # the user-wide file's: defaults, and the cap
 DEFAULT_IDLE_WITH_SERVE = 30 * 60  # seconds: a branch with `serve` sleeps after this; one without, never
 DURATION = re.compile(r"(?:(\d+)([smhd]))+")
 DURATION_PART = re.compile(r"(\d+)([smhd])")
@@ -103,6 +104,8 @@ class Config:
     data: dict[str, Any] = field(default_factory=dict)  # the whole file, for plugins' keys
     services: tuple[Service, ...] = ()  # `[services.NAME]`: each branch runs its own copy of each
     compose: tuple[str, ...] = ()  # compose files opted in (relative to the worktree); their services join
+    files: str | None = None  # "sync" or "bind": how the container gets the worktree (None: by the engine's address)
+    remote_only: tuple[str, ...] | None = None  # what stays on a synced engine's side (None: `sync.REMOTE_ONLY`)
 
 
 def load(worktree: str) -> Config:
@@ -153,7 +156,27 @@ def parse(text: str, file: str = FILENAME, plugin_keys: dict[str, Any] | list[st
         data=doc,
         services=_services.parse(doc, file, text, (*ports, *tcp_ports)),
         compose=tuple(compose),
+        files=_files(doc, file, text),
+        remote_only=_remote_only(doc, file, text),
     )
+
+
+def _files(doc: dict[str, Any], file: str, text: str) -> str | None:
+    value = doc.get("files")
+    if value is not None and value not in ("sync", "bind"):
+        raise _bad(_at(file, text, "files"), "files", '"sync" (files kept in step with a volume on the engine) or '
+                   '"bind" (the engine sees this machine\'s folders)', value)
+    return value
+
+
+def _remote_only(doc: dict[str, Any], file: str, text: str) -> tuple[str, ...] | None:
+    value = doc.get("remote_only")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() and ".." not in v for v in value):
+        raise _bad(_at(file, text, "remote_only"), "remote_only",
+                   'a list of folder names or paths in the worktree, such as ["node_modules", "build/cache"]', value)
+    return tuple(v.strip().strip("/") for v in value)
 
 
 def _caps(doc: dict[str, Any], file: str, text: str) -> dict[str, Any]:
@@ -208,6 +231,7 @@ class UserConfig:
     cpus: float | None = None
     memory: int | None = None
     max_running: int | None = None
+    files: str | None = None  # "sync" or "bind" for every engine (None: by the engine's address)
     source: str | None = None
 
 
@@ -236,7 +260,7 @@ def parse_user(text: str, file: str) -> UserConfig:
     cap = doc.get("max_running")
     if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0):
         raise _bad(_at(file, text, "max_running"), "max_running", "a whole number of branches (0: no cap)", cap)
-    return UserConfig(**_caps(doc, file, text), max_running=cap or None, source=file)
+    return UserConfig(**_caps(doc, file, text), max_running=cap or None, files=_files(doc, file, text), source=file)
 
 
 @dataclass(frozen=True)

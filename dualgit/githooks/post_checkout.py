@@ -64,13 +64,20 @@ def post_checkout(old: str, new: str, flag: str) -> int:
         _worktree_added(loc, config)
         container: Container | None = None
         pulling = ""
-        try:
-            container = ensure_running(loc, config, pull=strict)  # strict: the git command waits, to fail it
-        except ImageNotHere as exc:
+        remote = "" if strict else _remote(config)
+        if remote:  # each call to it is a round trip: all of it in the background, its first sync too
             from dualgit.worktrees.setup_state import create_in_background
 
-            create_in_background(loc, exc.step)
-            pulling = exc.step
+            create_in_background(loc, f"create on {remote}")
+            pulling = f"create on {remote}"
+        else:
+            try:
+                container = ensure_running(loc, config, pull=strict)  # strict: the git command waits, to fail it
+            except ImageNotHere as exc:
+                from dualgit.worktrees.setup_state import create_in_background
+
+                create_in_background(loc, exc.step)
+                pulling = exc.step
         from dualgit.shell.shims import ensure_for_worktree
 
         ensure_for_worktree(loc.worktree)
@@ -79,7 +86,7 @@ def post_checkout(old: str, new: str, flag: str) -> int:
         else:
             _proxy_up()
             say(f"{branch}: {pulling.replace('pull ', 'pulling ', 1).replace('build ', 'building from ', 1)} in the "
-                "background, then its container "
+                "background, then its container" + (" and the first sync of its files" if remote else "") + " "
                 "(`git dual logs -f` follows it; `git dual exec` waits for it)")
         _reconcile_in_background()
     except DualgitError as exc:
@@ -89,6 +96,15 @@ def post_checkout(old: str, new: str, flag: str) -> int:
         say(f"{branch}: no container yet: {type(exc).__name__}: {exc} (`git dual up` retries)")
         return 1 if strict else 0
     return 0
+
+
+def _remote(config: Config) -> str:
+    """The engine's address when it is on another machine (its worktrees synced), else ""."""
+    from dualgit.engine.find import endpoint
+    from dualgit.worktrees.sync import wanted
+
+    found = endpoint()
+    return found.where() if wanted(found, config) else ""
 
 
 def _worktree_added(loc: Location, config: Config) -> None:

@@ -15,7 +15,7 @@ from dualgit.background import DUALGIT
 from dualgit.errors import DualgitError
 from dualgit.git.locate import Location, locate
 from dualgit.hookspecs import Context, Step, hookimpl
-from dualgit.worktrees import agent, setup_state
+from dualgit.worktrees import agent, setup_state, state
 from dualgit.worktrees.plan import steps_for
 from dualgit.worktrees.setup_state import SETUP_CONTAINER
 
@@ -62,6 +62,14 @@ def run(args: list[str]) -> int:
         if not force and before.status == "done" and before.container_id == container.id:
             return 0  # another runner did it while we waited
         ctx = context_for(loc, container.name)
+        if container.synced:
+            setup_state.write(container.name, "running", container.id, "sync")
+            print("==> sync (the worktree's files to its engine)", flush=True)
+            stuck = state.wait_for_sync(container.name)
+            if stuck is not None:
+                setup_state.write(container.name, "failed", container.id, "sync")
+                print(f"==> sync failed: {stuck}", flush=True)
+                return 1
         if container.services and not _services(loc, ctx, container.name, container.id):
             return 1
         runner = Runner(ctx, container.name, container.id)

@@ -167,6 +167,10 @@ def _after(api: Engine, loc: Location, container: Container, made: bool, wanted:
     if not registered(loc):  # removed while we made it: reconcile wins, the container goes too
         remove(api, container, volumes=True)
         raise gone_worktree(loc)
+    if wanted.synced:  # before setup, which waits for the first sync
+        from dualgit.worktrees import sync
+
+        sync.start(loc, container.name)
     if made:
         setup_state.start_background(loc, container.name, container.id)
     elif wanted.services and setup_state.read(container.name).status != "running":  # else its runner does it

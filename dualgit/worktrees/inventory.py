@@ -32,6 +32,7 @@ class Container:
     tcp_ports: tuple[int, ...] = ()
     port_labels: dict[str, str] = field(default_factory=dict)  # a port -> what it is (portsAttributes' label)
     services: tuple[str, ...] = ()  # its services' names (`worktrees/services.py`)
+    synced: bool = False  # its worktree is synced to an engine on another machine (`sync.py`)
 
     @classmethod
     def from_summary(cls, entry: dict[str, Any]) -> Container:
@@ -41,6 +42,13 @@ class Container:
         for port in entry.get("Ports") or []:
             if port.get("PublicPort") and port.get("Type", "tcp") == "tcp" and ":" not in port.get("IP", ""):
                 ports[str(port["PrivatePort"])] = f"{port.get('IP') or '127.0.0.1'}:{port['PublicPort']}"
+        synced = tags.get(labels.SYNC) == "1"
+        if synced and entry.get("State") == "running":  # its ports, forwarded here (`remote/forwards.py`)
+            from dualgit.worktrees.state import sync_status
+
+            said = sync_status((entry.get("Names") or ["/?"])[0].lstrip("/")) or {}
+            forwards = said.get("forwards") if said.get("running") else None
+            ports = {str(k): str(v) for k, v in forwards.items()} if isinstance(forwards, dict) else {}
         return cls(
             id=entry["Id"],
             name=(entry.get("Names") or ["/?"])[0].lstrip("/"),
@@ -55,6 +63,7 @@ class Container:
             tcp_ports=_port_list(tags.get(labels.TCP_PORTS, "")),
             port_labels=_port_labels(tags.get(labels.PORT_LABELS)),
             services=tuple(s for s in tags.get(labels.SERVICES, "").split(",") if s),
+            synced=synced,
         )
 
 
@@ -122,6 +131,12 @@ def remove(api: Engine, container: Container, volumes: bool = True) -> None:
     except ApiError as exc:
         raise DualgitError(f"cannot remove container {container.name}: {exc.message}")
     from dualgit.worktrees import network  # removal is off the listing's path
+
+    if container.synced:  # the process and helper that keep its files' volumes go with it (the volumes, as asked)
+        from dualgit.worktrees import sync
+
+        sync.stop(container.name)
+        sync.remove_helper(api, container.name)
 
     network.forget(api, container.name, container.repo)
     if volumes:

@@ -15,6 +15,8 @@ SERVICE = "dualgit.service"  # on a service's container and volumes: the service
 SERVICE_OF = "dualgit.service_of"  # on a service's container: the worktree whose branch it serves
 VOLUME = "dualgit.volume"  # on a service's volume: its key (`volumes = { KEY = PATH }`)
 HELPER = "dualgit.helper"  # on a short-lived container of dualgit's own (a seed's copy): what it does
+SYNC = "dualgit.sync"  # "1" on a branch's container whose worktree is synced to its engine (`sync.py`); on the
+# sync helper (HELPER "sync"): the version of the unison it carries
 STATE = "dualgit.state"  # the state folder of the dualgit that made it: whose proxy serves it (one per user)
 
 

@@ -23,7 +23,7 @@ from dualgit.errors import DualgitError
 from dualgit.git.locate import Location, read_head
 from dualgit.hookspecs import ContainerSettings, Context, Environment, Step
 from dualgit.naming import container_name, repo_name, volume_name
-from dualgit.worktrees import agent, features, labels, network, owner, readonly
+from dualgit.worktrees import agent, features, labels, network, owner, readonly, sync
 from dualgit.worktrees.images import Build, build_tag, image_id
 from dualgit.worktrees.services import compose_services, services_for
 
@@ -56,6 +56,7 @@ class Plan:
     build: Build | features.FeatureBuild | None = None  # what makes the image, when it is built
     start: str | None = None  # the script the agent runs on every start (the steps whose `when` is start)
     services: tuple[Service, ...] = ()  # each runs in a container of its own in this one's namespace
+    synced: bool = False  # the engine is on another machine: volumes kept in step (`sync.py`), not binds
     body: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -98,9 +99,14 @@ def plan(loc: Location, config: Config | None, api: Engine, pull: bool = True) -
             import shlex
 
             start.insert(0, Step("the image's own command", command=f"{shlex.join(own)} >/dev/null 2>&1 &"))
+    synced = sync.wanted(api.endpoint, config)
+    if synced and (extra.mounts or extra.binds):
+        notes.append("the host's folders it asks to mount are not mounted: the engine is on another machine "
+                     f"({', '.join([m[0] for m in extra.mounts] + [b[0] for b in extra.binds])})")
+        extra.mounts, extra.binds = [], []
     found = Plan(loc, name, image, made_from, extra, held, notes, user, remap, tools, limits(config, load_user()),
                  network.network_for(api, name, loc.common_dir, loc.worktree), dict(config.serve), build,
-                 script(start), services_for(ctx, config, environments))
+                 script(start), services_for(ctx, config, environments), synced)
     found.body = create_body(found, config)
     return found
 
@@ -287,8 +293,10 @@ def create_body(plan: Plan, config: Config) -> dict[str, Any]:
     loc, extra, name, tools, caps, network = plan.location, plan.settings, plan.name, plan.tools, plan.caps, plan.network
     workspace = extra.workspace if extra.workspace and extra.workspace != loc.worktree else None
     binds = [f"{loc.worktree}:{loc.worktree}"]  # the git dir: `readonly.mounts`
-    guarded = readonly.mounts(loc)
-    if workspace:  # the worktree again where the project expects it, its git dir as guarded there too
+    guarded = readonly.mounts(loc) if not plan.synced else sync.mounts(loc, name, workspace, agent.STATE)
+    if plan.synced:
+        binds = []
+    elif workspace:  # the worktree again where the project expects it, its git dir as guarded there too
         binds.append(f"{loc.worktree}:{workspace}")
         guarded += [{**m, "Target": workspace + str(m["Target"])[len(loc.worktree):]} for m in guarded
                     if str(m["Target"]).startswith(loc.worktree.rstrip("/") + "/")]
@@ -303,7 +311,7 @@ def create_body(plan: Plan, config: Config) -> dict[str, Any]:
     parts = agent.body_parts(name, workspace or loc.worktree, tuple(http_ports), tools) if tools else None
     if parts is not None:
         env.update(parts.env)
-        binds += parts.binds
+        binds += parts.binds if not plan.synced else []  # synced: the state folder is a volume (`sync.mounts`)
         exposed.update({p: {} for p in parts.ports})
     body: dict[str, Any] = {
         "Image": plan.image,
@@ -319,7 +327,8 @@ def create_body(plan: Plan, config: Config) -> dict[str, Any]:
             "Mounts": [{"Type": "volume", "Source": volume_name(name, key), "Target": target}
                        for key, target in sorted(extra.volumes.items())] + guarded
                       + (parts.mounts if parts else []),
-            "PortBindings": {p: [{"HostIp": "127.0.0.1", "HostPort": ""}] for p in exposed},
+            # synced: nothing published on the engine's host; its ports are forwarded (`remote/forwards.py`)
+            "PortBindings": {p: [{"HostIp": "127.0.0.1", "HostPort": ""}] for p in exposed} if not plan.synced else {},
             "RestartPolicy": {"Name": "unless-stopped"},
         },
     }
@@ -349,6 +358,8 @@ def create_body(plan: Plan, config: Config) -> dict[str, Any]:
     }
     if parts is not None:
         body["Labels"][labels.AGENT] = "1"
+    if plan.synced:
+        body["Labels"][labels.SYNC] = "1"
     return body
 
 

@@ -56,6 +56,61 @@ def record_caps(name: str, caps: str) -> None:
     write_line(name, "caps", caps)
 
 
+def sync_file(name: str) -> str:
+    """Where a remote worktree's sync process (`remote/run.py`) says where it stands."""
+    return state_dir("sync", f"{name}.json")
+
+
+def sync_status(name: str) -> dict[str, object] | None:
+    """The sync's last word: {"state": "sync" | "synced" | "paused", "since", "error", "conflicts",
+    "forwards": {container port: "127.0.0.1:PORT" here}}, with "running": whether its process
+    lives; None when this worktree's files are not synced (a local engine binds them)."""
+    import json
+
+    from dualgit.background import locked
+
+    try:
+        with open(sync_file(name)) as f:
+            found = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(found, dict):
+        return None
+    try:  # its process is the one that wrote it, and lives
+        with open(state_dir("sync", f"{name}.pid")) as f:
+            pid = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pid = None
+    found["running"] = found.get("pid") == pid and locked(state_dir("sync", f"{name}.lock"))
+    return found
+
+
+def sync_word(found: dict[str, object] | None) -> str | None:
+    """What `ls` says of a sync: `sync` (the first is running), `sync paused`, or None (in step)."""
+    if found is None:
+        return None
+    if not found.get("running") or found.get("state") == "paused":
+        return "sync paused"
+    return "sync" if found.get("state") == "sync" else None
+
+
+def wait_for_sync(name: str, timeout: float = 600) -> str | None:
+    """Until the worktree's first sync is done (what `exec` and setup wait for): None, or what
+    stands in the way once `timeout` passed (the engine out of reach)."""
+    import time
+
+    began = time.monotonic()
+    while True:
+        found = sync_status(name)
+        if found is None or (found.get("running") and found.get("synced_once")):
+            return None
+        waited = time.monotonic() - began
+        if waited > timeout or (waited > 10 and (not found.get("running") or found.get("state") == "paused")):
+            return str(found.get("error") or ("its sync process is not running" if not found.get("running")
+                                              else "the first sync has not finished"))
+        time.sleep(0.05)
+
+
 def forget(name: str) -> None:
     """Everything the host kept for a container that is gone: its host-only files, and its shared
     folder (a link in it is removed, not followed)."""
@@ -67,3 +122,9 @@ def forget(name: str) -> None:
         except OSError:
             pass
     shutil.rmtree(shared_folder(name), ignore_errors=True)
+    shutil.rmtree(state_dir("sync", name), ignore_errors=True)  # links, archives and log; not what they point at
+    for leftover in (sync_file(name), *(state_dir("sync", f"{name}.{kind}") for kind in ("pid", "lock"))):
+        try:
+            os.remove(leftover)
+        except OSError:
+            pass

@@ -8,7 +8,7 @@ from typing import Any
 from dualgit.background import user_config_file
 from dualgit.git import repository
 from dualgit.naming import container_name
-from dualgit.worktrees import agent, idle, setup_state
+from dualgit.worktrees import agent, idle, setup_state, state
 from dualgit.worktrees.inventory import Container, Running, by_worktree, killed_by_memory_cap
 
 TYPE_CHECKING = False
@@ -41,12 +41,41 @@ def rows(trees: list[repository.Worktree], containers: list[Container], api: Eng
                                       and killed_by_memory_cap(api, container.id)),
                 "ports": agent.own_ports(container) if container else {},
                 "services": _services(container, held.get(wt.path, [])) if container else [],
+                "engine": api.endpoint.url() if api is not None else None,
+                "sync": _sync(container.name, container.synced) if container else None,
                 **_setup(container, container_name(wt.common_dir, wt.path)),
                 **(agent.seen(container.name, container.http_ports, container.tcp_ports) if container
                    else {"serve": [], "undeclared": [], "declare": {}}),
             }
         )
     return out
+
+
+def unreachable(trees: list[repository.Worktree], engine: str, why: str) -> list[dict[str, Any]]:
+    """The rows `ls` can give while the engine is out of reach: git's worktrees, and what this
+    machine knows of each (its setup, its sync, paused meanwhile); state `unreachable`."""
+    out: list[dict[str, Any]] = []
+    for wt in trees:
+        name = container_name(wt.common_dir, wt.path)
+        synced = state.sync_status(name) is not None
+        out.append({"branch": wt.branch, "head": wt.head, "worktree": wt.path, "main": wt.main, "locked": wt.locked,
+                    "container": name, "state": "unreachable", "asleep_since": None, "out_of_memory": False,
+                    "ports": {}, "services": [], "engine": engine, "engine_error": why,
+                    "sync": _sync(name, synced), **_setup(None, name), "serve": [], "undeclared": [], "declare": {},
+                    "over_max_running": None})
+    return out
+
+
+def _sync(name: str, synced: bool) -> dict[str, Any] | None:
+    """A remote worktree's sync: `state` (sync, synced, sync paused), since when, why it is paused,
+    and the conflict copies it made; None for a worktree the engine binds."""
+    if not synced:
+        return None
+    found = state.sync_status(name)
+    if found is None:  # made just now: its sync process is starting
+        return {"state": "sync", "since": None, "error": None, "conflicts": []}
+    return {"state": state.sync_word(found) or "synced", "since": found.get("since"), "error": found.get("error"),
+            "conflicts": found.get("conflicts") or []}
 
 
 def _services(container: Container, found: list[Running]) -> list[dict[str, Any]]:

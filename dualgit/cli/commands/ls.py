@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 from dualgit.background import user_config_file
+from dualgit.errors import DualgitError
 from dualgit.worktrees import idle, status
 from dualgit.worktrees.targets import listing
 
 
 def ls(as_json: bool = False, folder: str | None = None) -> int:
-    _repo, api, containers, trees = listing(folder)
-    table, over = status.table(trees, containers, api)
+    try:
+        _repo, api, containers, trees = listing(folder)
+        table, over = status.table(trees, containers, api)
+    except DualgitError as exc:
+        if not exc.message.startswith("cannot reach"):
+            raise
+        from dualgit.engine.find import endpoint
+        from dualgit.git import repository
+
+        trees = repository.worktrees(repository.open_repo(folder))
+        table, over = status.unreachable(trees, endpoint().url(), exc.message), None
+        print(f"dualgit: {exc.message}", file=sys.stderr)
     if as_json:
         print(json.dumps(table, indent=2))
         return 0
@@ -26,6 +38,13 @@ def ls(as_json: bool = False, folder: str | None = None) -> int:
             setup = row["setup_step"]  # `seed db`: what `exec` waits for
         serve = ", ".join(s["detail"] for s in row["serve"]) if row["state"] == "running" else ""
         state = row["state"]
+        if row["sync"] is not None and row["sync"]["state"] != "synced":
+            state = f"{state}, {row['sync']['state']}"
+            if row["sync"]["state"] == "sync paused" and row["sync"]["error"]:
+                notes.append(f"{branch}: sync paused: {row['sync']['error']} (it resumes by itself; "
+                             "`git dual doctor` checks the way)")
+        for copy in (row["sync"] or {}).get("conflicts", [])[-3:]:
+            notes.append(f"{branch}: edited on both sides, both kept: {copy}")
         if row["asleep_since"] is not None:
             state = f"asleep {idle.ago(time.time() - row['asleep_since'])}"
         elif row["out_of_memory"]:
@@ -48,6 +67,9 @@ def ls(as_json: bool = False, folder: str | None = None) -> int:
                          f"has no URL: `{row['declare'][str(port)]}`, then `git dual up`")
     if not any(row["services"] for row in table):  # the column only where a branch has services
         lines = [(*line[:6], line[7]) for line in lines]
+    if any(row["sync"] is not None for row in table):  # the column only where an engine is on another machine
+        engines = ["ENGINE", *(row["engine"] or "-" for row in table)]
+        lines = [(*line[:5], engine, *line[5:]) for line, engine in zip(lines, engines, strict=True)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]) - 1)]
     for line in lines:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line[:-1])) + "  " + line[-1])

@@ -1,0 +1,206 @@
+"""Branches on an engine on another machine (`engines.RemoteEngine`: a second dockerd with its own
+filesystem and network, where the worktrees' folder is empty), reached over ssh and over TCP with
+TLS: the worktree's files synced both ways into volumes there, its ports forwarded here, its
+page at its URL through the proxy here, and nothing left there once it is removed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import PORT, dual, git, write_config
+from dualgit.engine.api import DockerAPI
+from dualgit.engine.find import Endpoint
+from engines import RemoteEngine
+from test_proxy_e2e import Proxy, request
+from tests_support import wait_for
+
+
+@pytest.fixture(scope="session")
+def remote(engine: DockerAPI) -> Iterator[RemoteEngine]:
+    machine = RemoteEngine(["busybox:latest"])
+    yield machine
+    machine.close()
+
+
+@pytest.fixture
+def on_remote(remote: RemoteEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DockerAPI]:
+    """The remote engine over ssh for every command of the test (its API, for the test's own
+    checks, through its socket); what the test made there removed afterwards, its sync
+    processes ended."""
+    monkeypatch.setenv("DOCKER_HOST", remote.ssh_host)
+    monkeypatch.setenv("PATH", f"{remote.bin}{os.pathsep}{os.environ['PATH']}")
+    api = DockerAPI(Endpoint("unix", remote.socket, "the tests"))
+    yield api
+    end_sync_processes(tmp_path)
+    from dualgit.proxy import daemon
+
+    daemon.stop()
+    for container in api.containers({"label": ["dualgit.repo"]}):
+        if container["Labels"]["dualgit.repo"].startswith(str(tmp_path)):
+            api.request("DELETE", f"/containers/{container['Id']}", query={"force": 1, "v": 1}, ok=(204, 404))
+    for volume in api.volumes({"label": ["dualgit.repo"]}):
+        if (volume.get("Labels") or {})["dualgit.repo"].startswith(str(tmp_path)):
+            api.request("DELETE", f"/volumes/{volume['Name']}", ok=(204, 404))
+
+
+def end_sync_processes(base: Path) -> None:
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"sync-run" in argv and any(e.startswith(b"HOME=" + os.fsencode(base)) for e in env):
+            os.kill(int(pid), signal.SIGTERM)
+
+
+def row_of(tree: Path) -> dict:  # type: ignore[type-arg]
+    return next(r for r in json.loads(dual("ls", "--json", cwd=tree).stdout) if r["worktree"] == str(tree))
+
+
+def objects_of(api: DockerAPI, tree: Path) -> tuple[list[str], list[str]]:
+    """The remote's containers and volumes labelled for the worktree `tree`."""
+    label = {"label": [f"dualgit.worktree={tree}"]}
+    return [c["Names"][0] for c in api.containers(label)], [v["Name"] for v in api.volumes(label)]
+
+
+def test_a_branch_on_a_remote_engine_over_ssh(repo: Path, tmp_path: Path, remote: RemoteEngine,
+                                              on_remote: DockerAPI) -> None:
+    api = on_remote
+    assert dual("install", cwd=repo).returncode == 0
+    (repo / "www").mkdir()
+    (repo / "www" / "index.html").write_text("page of feat\n")
+    (repo / ".gitignore").write_text("node_modules/\n")
+    write_config(repo, f'image = "busybox:latest"\nports = [{PORT}]\n'
+                       f'serve = "httpd -f -p {PORT} -h www"\n')
+    git("add", "-A", cwd=repo)
+    git("commit", "-qm", "a page", cwd=repo)
+    feat = repo.parent / "demo-feat"
+    began = time.monotonic()
+    added = subprocess.run(["git", "worktree", "add", "-q", str(feat), "-b", "feat"], cwd=repo, capture_output=True,
+                           text=True)
+    took = time.monotonic() - began
+    assert added.returncode == 0 and "in the background" in added.stderr, added.stderr
+    assert took < 5, took  # no round trip to the engine waited for (a loose bound: any would take seconds)
+    assert remote.inside("test", "-e", str(feat)).returncode == 1  # no bind mount could show its files there
+
+    # exec waits for the first sync; exit codes and stdin as a local command's
+    said = dual("exec", "sh", "-c", "read line; echo got $line; cat www/index.html; pwd", cwd=feat, input="it\n")
+    assert said.stdout == f"got it\npage of feat\n{feat}\n", said.stderr
+    assert dual("exec", "sh", "-c", "exit 42", cwd=feat).returncode == 42
+    missing = dual("exec", "no-such-program", cwd=feat)
+    assert (missing.returncode, missing.stderr) == (127, "no-such-program: command not found\n")
+    row = row_of(feat)
+    assert (row["engine"], row["sync"]["state"], row["state"]) == (remote.ssh_host, "synced", "running"), row
+    container = api.inspect_container(row["container"])
+    assert not container["HostConfig"]["Binds"] and not container["HostConfig"]["PortBindings"], container["HostConfig"]
+    assert {m["Destination"] for m in container["Mounts"] if m["Type"] == "volume"} >= {str(feat), "/.dualgit/state"}
+
+    # edits, both ways; what stays remote stays there
+    (feat / "www" / "index.html").write_text("edited here\n")
+    wait_for(lambda: dual("exec", "cat", "www/index.html", cwd=feat).stdout == "edited here\n", timeout=10)
+    assert dual("exec", "sh", "-c", "echo made inside > made.txt; mkdir -p node_modules/x; echo 1 > node_modules/x/i",
+                cwd=feat).returncode == 0
+    wait_for(lambda: (feat / "made.txt").exists() and (feat / "made.txt").read_text() == "made inside\n", timeout=10)
+    (feat / "node_modules").mkdir(exist_ok=True)
+    (feat / "node_modules" / "here").write_text("host's\n")
+    time.sleep(3)  # three rounds of sync
+    assert not (feat / "node_modules" / "x").exists()
+    assert dual("exec", "test", "-e", "node_modules/here", cwd=feat).returncode == 1
+    # git inside reads the repository: its git dir is synced one way, read-only
+    pointer = (feat / ".git").read_text()
+    assert dual("exec", "cat", ".git", cwd=feat).stdout == pointer
+    assert dual("exec", "cat", f"{repo}/.git/worktrees/demo-feat/HEAD", cwd=feat).stdout == "ref: refs/heads/feat\n"
+    assert dual("exec", "sh", "-c", f"echo x > {repo}/.git/config", cwd=feat).returncode != 0  # read-only
+    # what only the host may write: the container's change is undone, never brought here
+    assert dual("exec", "sh", "-c", "echo 'gitdir: /elsewhere' > .git", cwd=feat).returncode == 0
+    wait_for(lambda: dual("exec", "cat", ".git", cwd=feat).stdout == pointer, timeout=10)
+    assert (feat / ".git").read_text() == pointer
+
+    # the page at its URL, through the proxy here
+    proxy = Proxy(repo, tmp_path / "proxy.log")
+    proxy.start()
+    try:
+        wait_for(lambda: request("feat.demo.localhost", "/index.html")[2] == b"edited here\n", timeout=30)
+    finally:
+        proxy.stop()
+
+    # removed: the container, its helper and its volumes there
+    git("worktree", "remove", "--force", str(feat), cwd=repo)
+    assert dual("gc", cwd=repo).returncode == 0
+    assert objects_of(api, feat) == ([], [])
+
+
+def test_a_conflict_keeps_both_and_a_lost_engine_pauses_the_sync(repo: Path, remote: RemoteEngine,
+                                                                 on_remote: DockerAPI) -> None:
+    assert dual("install", cwd=repo).returncode == 0
+    feat = repo.parent / "demo-feat"
+    git("worktree", "add", "-q", str(feat), "-b", "feat", cwd=repo)
+    assert dual("exec", "sh", "-c", "echo base > notes.txt", cwd=feat).returncode == 0
+    wait_for(lambda: (feat / "notes.txt").exists(), timeout=10)
+
+    remote.cut_ssh()  # the engine out of reach, mid-sync
+    try:
+        wait_for(lambda: row_of(feat)["sync"]["state"] == "sync paused", timeout=30)
+        (feat / "notes.txt").write_text("written here\n")
+        (feat / "only-here.txt").write_text("while away\n")
+        there = remote.inside("docker", "exec", row_of(feat)["container"], "sh", "-c", f"echo written there > {feat}/notes.txt")
+        assert there.returncode == 0, there.stderr
+        assert "sync paused" in dual("ls", cwd=feat).stdout
+    finally:
+        remote.restore_ssh()
+    wait_for(lambda: row_of(feat)["sync"]["state"] == "synced", timeout=60)
+    wait_for(lambda: dual("exec", "cat", "only-here.txt", cwd=feat).stdout == "while away\n", timeout=15)
+    copies = wait_for(lambda: [p for p in feat.iterdir() if p.name.startswith("notes (conflict_on_")], timeout=15)
+    both = {(feat / "notes.txt").read_text(), copies[0].read_text()}
+    assert both == {"written here\n", "written there\n"}, both
+    wait_for(lambda: sorted(dual("exec", "sh", "-c", "cat notes*", cwd=feat).stdout.splitlines())
+             == ["written here", "written there"], timeout=10)
+    wait_for(lambda: row_of(feat)["sync"]["conflicts"] == [copies[0].name], timeout=5)  # read from unison's output
+    assert f"edited on both sides, both kept: {copies[0].name}" in dual("ls", cwd=feat).stdout
+
+
+def test_a_helper_of_another_version_is_replaced(repo: Path, remote: RemoteEngine, on_remote: DockerAPI) -> None:
+    api = on_remote
+    assert dual("install", cwd=repo).returncode == 0
+    feat = repo.parent / "demo-feat"
+    git("worktree", "add", "-q", str(feat), "-b", "feat", cwd=repo)
+    assert dual("exec", "true", cwd=feat).returncode == 0
+    name = row_of(feat)["container"]
+    helper = api.inspect_container(f"{name}-sync")
+    end_sync_processes(repo.parent)
+    wait_for(lambda: row_of(feat)["sync"]["state"] == "sync paused")
+    api.request("DELETE", f"/containers/{helper['Id']}", query={"force": 1}, ok=(204,))
+    stale = {**helper["Config"]["Labels"], "dualgit.sync": "another-version"}
+    api.create_container({"Image": "busybox:latest", "Cmd": ["sleep", "600"], "Labels": stale}, f"{name}-sync")
+    (feat / "after.txt").write_text("synced by the new helper\n")
+    assert dual("exec", "cat", "after.txt", cwd=feat).stdout == "synced by the new helper\n"
+    assert api.inspect_container(f"{name}-sync")["Config"]["Labels"]["dualgit.sync"] == helper["Config"]["Labels"]["dualgit.sync"]
+
+
+def test_a_branch_on_a_remote_engine_over_tls(repo: Path, remote: RemoteEngine, on_remote: DockerAPI,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", remote.tls.host)
+    monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
+    monkeypatch.setenv("DOCKER_CERT_PATH", str(remote.tls.certs))
+    config = Path(os.environ["HOME"]) / ".config" / "dualgit" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('files = "sync"\n')  # TCP to 127.0.0.1 reads as this machine's engine: said so
+    assert dual("install", cwd=repo).returncode == 0
+    feat = repo.parent / "demo-feat"
+    git("worktree", "add", "-q", str(feat), "-b", "feat", cwd=repo)
+    assert dual("exec", "cat", "README", cwd=feat).stdout == "demo\n"
+    assert dual("exec", "sh", "-c", "echo back > back.txt", cwd=feat).returncode == 0
+    wait_for(lambda: (feat / "back.txt").exists(), timeout=10)
+    assert row_of(feat)["engine"] == remote.tls.host
+    git("worktree", "remove", "--force", str(feat), cwd=repo)
+    assert dual("gc", cwd=repo).returncode == 0
+    assert objects_of(on_remote, feat) == ([], [])
