@@ -291,7 +291,7 @@ class RemoteEngine:
     def cut_ssh(self) -> None:
         """The remote drops off the network: no new ssh connection, and the live ones end."""
         stop(self.sshd)
-        self.inside("pkill", "-f", "sshd -i")
+        subprocess.run(["pkill", "-f", f"sshd -i -e -f {self.base}/"], capture_output=True)  # this machine's only
 
     def restore_ssh(self) -> None:
         self._ssh_listen()

@@ -204,3 +204,27 @@ def test_a_branch_on_a_remote_engine_over_tls(repo: Path, remote: RemoteEngine, 
     git("worktree", "remove", "--force", str(feat), cwd=repo)
     assert dual("gc", cwd=repo).returncode == 0
     assert objects_of(on_remote, feat) == ([], [])
+
+
+def test_a_remote_branch_sleeps_and_its_request_wakes_it(repo: Path, tmp_path: Path, remote: RemoteEngine,
+                                                         on_remote: DockerAPI) -> None:
+    assert dual("install", cwd=repo).returncode == 0
+    (repo / "www").mkdir()
+    (repo / "www" / "index.html").write_text("awake\n")
+    write_config(repo, f'image = "busybox:latest"\nports = [{PORT}]\nserve = "httpd -f -p {PORT} -h www"\n'
+                       'idle_after = "3s"\n')
+    git("add", "-A", cwd=repo)
+    git("commit", "-qm", "a page", cwd=repo)
+    feat = repo.parent / "demo-feat"
+    git("worktree", "add", "-q", str(feat), "-b", "feat", cwd=repo)
+    assert dual("exec", "true", cwd=feat).returncode == 0
+    proxy = Proxy(repo, tmp_path / "proxy.log")
+    proxy.start()
+    try:
+        wait_for(lambda: request("feat.demo.localhost")[2] == b"awake\n", timeout=30)
+        wait_for(lambda: row_of(feat)["state"] == "asleep", timeout=30)
+        assert on_remote.inspect_container(row_of(feat)["container"])["State"]["Running"] is False
+        assert request("feat.demo.localhost")[2] == b"awake\n"  # held while it wakes, then answered
+        assert row_of(feat)["state"] == "running"
+    finally:
+        proxy.stop()

@@ -299,6 +299,24 @@ class DockerAPI:
             sock.close()
         return self.exit_code(exec_id), data
 
+    def attach(self, container: str, cmd: list[str], user: str | None = None, env: list[str] | None = None,
+               timeout: float | None = 30.0) -> tuple[Any, bytes, str]:
+        """Start `cmd` in the container with stdin, stdout and stderr attached (no TTY): the stream
+        (stdout and stderr multiplexed: `pipe.split_frames`), the bytes read past the response's
+        head, and the exec's id (for `exit_code`)."""
+        body: dict[str, Any] = {"Cmd": cmd, "AttachStdin": True, "AttachStdout": True, "AttachStderr": True,
+                                "Tty": False, "Env": env or []}
+        if user is not None:
+            body["User"] = user
+        exec_id = self.request("POST", path("/containers/%s/exec", container), body, timeout=timeout).json()["Id"]
+        sock, rest = self.hijack(path("/exec/%s/start", exec_id), {"Detach": False, "Tty": False}, timeout)
+        sock.settimeout(None)
+        return sock, rest, exec_id
+
+    def put_archive(self, container: str, folder: str, archive: bytes) -> None:
+        """Unpack a tar `archive` at `folder` in the container (created or running)."""
+        self.request("PUT", path("/containers/%s/archive", container), archive, {"path": folder}, timeout=120)
+
     def exit_code(self, exec_id: str) -> int:
         """An ended exec's exit code (-1: none recorded). Its stream can end a moment before the
         engine records the exit, so a running one is asked again for up to 2 s."""

@@ -236,6 +236,16 @@ class DockerPy:
         code = self.api.exec_inspect(made["Id"]).get("ExitCode")
         return (code if isinstance(code, int) else -1), bytes(output)[:limit]
 
+    def attach(self, container: str, cmd: list[str], user: str | None = None, env: list[str] | None = None,
+               timeout: float | None = 30.0) -> tuple[Any, bytes, str]:
+        return DockerAPI(self.endpoint).attach(container, cmd, user, env, timeout)  # a raw stream: the lean client's
+
+    def put_archive(self, container: str, folder: str, archive: bytes) -> None:
+        DockerAPI(self.endpoint).put_archive(container, folder, archive)
+
+    def exit_code(self, exec_id: str) -> int:
+        return DockerAPI(self.endpoint).exit_code(exec_id)
+
     def events(self, filters: dict[str, list[str]]) -> Iterator[dict[str, Any]]:
         """The engine's events as they come; the stream ends, or raises, when the engine goes."""
         try:

@@ -2,7 +2,13 @@
 commands people wait on) and the docker-py one (`dockerpy.DockerPy`, for long-running and
 background work) both answer it, so the code above them takes either. Errors are `ApiError` with
 the engine's status, or `DualgitError` when the engine cannot be reached. For type checking only:
-the lean paths import no `typing`."""
+the lean paths import no `typing`.
+
+Everything a worktree on another machine needs goes through these calls, never the engine host's
+own shell: its files (`attach` carries unison's protocol, `put_archive` the helper's unison), its
+ports (`attach` to a relay inside), its containers. So another kind of engine fits behind the same
+protocol; the README's section on scale says how Kubernetes would (a pod per worktree, `attach` as
+the exec subresource, a forward as the port-forward one)."""
 
 from __future__ import annotations
 
@@ -55,5 +61,12 @@ class Engine(Protocol):
 
     def run(self, container: str, cmd: list[str], user: str | None = None, env: list[str] | None = None,
             timeout: float | None = 30.0, limit: int = 1 << 20) -> tuple[int, bytes]: ...
+
+    def attach(self, container: str, cmd: list[str], user: str | None = None, env: list[str] | None = None,
+               timeout: float | None = 30.0) -> tuple[Any, bytes, str]: ...
+
+    def put_archive(self, container: str, folder: str, archive: bytes) -> None: ...
+
+    def exit_code(self, exec_id: str) -> int: ...
 
     def events(self, filters: dict[str, list[str]]) -> Iterator[dict[str, Any]]: ...

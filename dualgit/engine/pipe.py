@@ -1,6 +1,6 @@
 """A process in a container as a byte pipe, over the engine's own connection (unix, TCP with TLS,
 or ssh): what a remote engine's files and ports travel through, so that nothing but the engine's
-address is needed. `open_exec` starts one; `stdio` joins it to this process's stdin and stdout (the
+address is needed. `Engine.attach` starts one; `stdio` joins it to this process's stdin and stdout (the
 command unison runs in place of ssh); `bridge` joins it to a socket (a port forward). The engine
 multiplexes stdout and stderr on one stream when there is no TTY: `split_frames` takes them apart."""
 
@@ -10,11 +10,9 @@ import os
 import socket
 import struct
 
-from dualgit.engine.api import DockerAPI, path
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from dualgit.engine.interface import Engine
 
 
 def split_frames(buffer: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
@@ -30,30 +28,16 @@ def split_frames(buffer: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
     return frames, buffer
 
 
-def open_exec(api: DockerAPI, container: str, cmd: list[str], user: str | None = None,
-              env: list[str] | None = None, timeout: float | None = 30.0) -> tuple[Any, bytes, str]:
-    """Start `cmd` in the container with stdin, stdout and stderr attached (no TTY): the stream, the
-    bytes read past the response's head, and the exec's id."""
-    body: dict[str, Any] = {"Cmd": cmd, "AttachStdin": True, "AttachStdout": True, "AttachStderr": True,
-                            "Tty": False, "Env": env or []}
-    if user is not None:
-        body["User"] = user
-    exec_id = api.request("POST", path("/containers/%s/exec", container), body, timeout=timeout).json()["Id"]
-    sock, rest = api.hijack(path("/exec/%s/start", exec_id), {"Detach": False, "Tty": False}, timeout)
-    sock.settimeout(None)
-    return sock, rest, exec_id
-
-
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
 
 
-def stdio(api: DockerAPI, container: str, cmd: list[str], user: str | None = None, env: list[str] | None = None,
+def stdio(api: Engine, container: str, cmd: list[str], user: str | None = None, env: list[str] | None = None,
           stdin: int = 0, stdout: int = 1, stderr: int = 2) -> int:
     """Run `cmd` in the container joined to these descriptors until its output ends: its exit code."""
-    sock, rest, exec_id = open_exec(api, container, cmd, user, env)
+    sock, rest, exec_id = api.attach(container, cmd, user, env)
 
     def pump() -> None:
         try:
@@ -83,11 +67,11 @@ def stdio(api: DockerAPI, container: str, cmd: list[str], user: str | None = Non
     return max(api.exit_code(exec_id), 0)
 
 
-def bridge(api: DockerAPI, container: str, cmd: list[str], conn: socket.socket) -> None:
+def bridge(api: Engine, container: str, cmd: list[str], conn: socket.socket) -> None:
     """Join `conn` to `cmd` in the container (its stdin and stdout) until both directions end: a
     forwarded connection, `cmd` being a relay such as `nc 127.0.0.1 PORT`. Its stderr is dropped."""
     try:
-        sock, rest, _ = open_exec(api, container, cmd)
+        sock, rest, _ = api.attach(container, cmd)
     except Exception:  # noqa: BLE001 - an engine that is gone or refuses: the connection ends
         conn.close()
         return

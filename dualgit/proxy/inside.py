@@ -66,11 +66,11 @@ def explain(found: Listening | None, port: int) -> tuple[str, str] | None:
     return f"nothing listens on port {port} inside the container", ""
 
 
-def read_sockets(api: Engine, container: str, timeout: float = 3.0) -> str:
-    """The container's /proc/net/tcp and tcp6, read by `cat` inside it; "" when that fails (no cat,
-    a container stopping, an engine that does not answer)."""
+def read_sockets(api: Engine, container: str, timeout: float = 3.0, cat: list[str] | None = None) -> str:
+    """The container's /proc/net/tcp and tcp6, read by `cat` (or the command `cat`) inside it; ""
+    when that fails (no cat, a container stopping, an engine that does not answer)."""
     try:
-        _code, data = api.run(container, ["cat", "/proc/net/tcp", "/proc/net/tcp6"], timeout=timeout)
+        _code, data = api.run(container, [*(cat or ["cat"]), "/proc/net/tcp", "/proc/net/tcp6"], timeout=timeout)
     except (DualgitError, ApiError, OSError):
         return ""
     return data.decode("latin-1")

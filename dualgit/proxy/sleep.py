@@ -247,8 +247,11 @@ class Sleeper:
             self.last[c.name] = time.time()
             idle.touch(c.name)
             await self.proxy.refresh()
-            await until_listening(c.name, [*agent.serve_ports(c.name), *service_ports(c)],
-                                  WAKE_LIMIT - (time.monotonic() - began))
+            ports, left = [*agent.serve_ports(c.name), *service_ports(c)], WAKE_LIMIT - (time.monotonic() - began)
+            if c.synced:  # its agent's word comes back with the next sync, a second later: asked inside instead
+                await until_listening_inside(self.proxy.api, c.name, ports, left)
+            else:
+                await until_listening(c.name, ports, left)
             log(f"{c.name} ({branch}): awake in {time.monotonic() - began:.1f}s")
             answer.set_result(True)
         except Exception as exc:  # noqa: BLE001 - held requests get a 503 that says so
@@ -264,7 +267,8 @@ class Sleeper:
         caps = self._limits(c, self._user())
         if caps is not None:
             apply_caps(self.proxy.api, c, caps)  # edited while it slept: it wakes with them
-        agent.write(c.name, "listen", None)  # what listened before it slept: the wake waits for the agent's new word
+        if not c.synced:  # what listened before it slept: the wake waits for the agent's new word
+            agent.write(c.name, "listen", None)
         self.proxy.api.start(c.id)
         if c.services:  # after it: they join its new namespace
             start_services(self.proxy.api, c.repo, c.worktree)
@@ -328,6 +332,20 @@ async def until_listening(name: str, ports: list[int], seconds: float) -> None:
         if any(s.state in ("crashloop", "removed") for s in agent.serve_states(name, ports)):
             return
         await asyncio.sleep(0.05)
+
+
+async def until_listening_inside(api: Engine, name: str, ports: list[int], seconds: float) -> None:
+    """`until_listening` for a container whose state folder comes by sync: its sockets read inside
+    (`inside.read_sockets`, through the agent's busybox), five times a second."""
+    from dualgit.proxy.inside import listening, read_sockets
+
+    loop = asyncio.get_running_loop()
+    deadline = time.monotonic() + seconds
+    while ports and time.monotonic() < deadline:
+        text = await loop.run_in_executor(None, read_sockets, api, name, 3.0, [agent.BUSYBOX, "cat"])
+        if all((found := listening(text, p)) is not None and (found.wildcard or found.loopback) for p in ports):
+            return
+        await asyncio.sleep(0.2)
 
 
 def _stamp(file: str) -> tuple[int, int]:

@@ -78,11 +78,11 @@ def env(name: str, helper: str, unison: sync.Unison, user: str) -> dict[str, str
 
 
 def conflicts(line: str) -> str | None:
-    """The conflict copy a line of unison's output names, once (when it is copied to the other
-    side): its path in the worktree, or in the state folder."""
-    if not line.startswith("[END] Copying ") or not CONFLICT.search(line):
-        return None
-    return line[len("[END] Copying "):].strip().removeprefix("worktree/")
+    """The conflict copy in the worktree a line of unison's output names, once (when it is copied
+    to the other side): its path there."""
+    if not line.startswith("[END] Copying worktree/") or not CONFLICT.search(line):
+        return None  # one of the state folder's is the agent's and the host's both writing a file of theirs
+    return line[len("[END] Copying worktree/"):].strip()
 
 
 def once(loc: Location, name: str, config: Config, unison: sync.Unison, helper: str, user: str, log: int,

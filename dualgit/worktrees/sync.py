@@ -188,20 +188,12 @@ def ensure_helper(api: Engine, loc: Location, name: str, unison: Unison, image: 
         if exc.status != 409:
             raise DualgitError(f"cannot make {helper}: {exc.message}") from None
         return ensure_helper(api, loc, name, unison, image)  # another process made it just now
-    _put(api, made, _archive(unison))
+    try:
+        api.put_archive(made, "/", _archive(unison))
+    except ApiError as exc:
+        raise DualgitError(f"cannot copy unison into {helper}: {exc.message}") from None
     api.start(made)
     return made
-
-
-def _put(api: Engine, container: str, archive: bytes) -> None:
-    """Unpack `archive` at / in the (created) container: the engine's archive upload."""
-    from dualgit.engine.api import DockerAPI, path
-
-    try:
-        DockerAPI(api.endpoint).request("PUT", path("/containers/%s/archive", container), archive, {"path": "/"},
-                                        timeout=120)
-    except ApiError as exc:
-        raise DualgitError(f"cannot copy unison into {container}: {exc.message}") from None
 
 
 def remove_helper(api: Engine, name: str) -> None:
