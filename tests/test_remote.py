@@ -125,6 +125,10 @@ def test_a_branch_on_a_remote_engine_over_ssh(repo: Path, tmp_path: Path, remote
     wait_for(lambda: dual("exec", "cat", ".git", cwd=feat).stdout == pointer, timeout=10)
     assert (feat / ".git").read_text() == pointer
 
+    found = json.loads(dual("doctor", "--json", cwd=feat).stdout)
+    assert {c["name"]: c["ok"] for c in found["checks"] if c["name"] in ("unison", "helper", "sync", "forward")} \
+        == {"unison": True, "helper": True, "sync": True, "forward": True}, found["checks"]
+
     # the page at its URL, through the proxy here
     proxy = Proxy(repo, tmp_path / "proxy.log")
     proxy.start()
@@ -181,6 +185,9 @@ def test_a_helper_of_another_version_is_replaced(repo: Path, remote: RemoteEngin
     api.request("DELETE", f"/containers/{helper['Id']}", query={"force": 1}, ok=(204,))
     stale = {**helper["Config"]["Labels"], "dualgit.sync": "another-version"}
     api.create_container({"Image": "busybox:latest", "Cmd": ["sleep", "600"], "Labels": stale}, f"{name}-sync")
+    said = {c["name"]: c for c in json.loads(dual("doctor", "--json", cwd=feat).stdout)["checks"]}
+    assert said["helper"]["ok"] is False and "replaced, not used" in said["helper"]["detail"], said
+    assert said["sync"]["ok"] is False and "git dual up" in said["sync"]["fix"], said
     (feat / "after.txt").write_text("synced by the new helper\n")
     assert dual("exec", "cat", "after.txt", cwd=feat).stdout == "synced by the new helper\n"
     assert api.inspect_container(f"{name}-sync")["Config"]["Labels"]["dualgit.sync"] == helper["Config"]["Labels"]["dualgit.sync"]

@@ -1,5 +1,6 @@
 """`git dual doctor`: which engine dualgit reaches and why, whether it answers, whether it sees
-this worktree's files and publishes ports to this host, and whether the proxy runs for it. Each
+this worktree's files and publishes ports to this host (or, on another machine's engine, whether
+the sync and the forwards work: `remote/checks.py`), and whether the proxy runs for it. Each
 check that fails says how to fix it, and the exit code is non-zero, so "cannot reach the engine"
 has one place to be explained."""
 
@@ -57,11 +58,38 @@ def report(folder: str | None = None) -> dict[str, Any]:
     found["server"] = server
     checks.append(check("engine", True, f"{server['name']} {server['version']}, API {server['apiversion']}, "
                                         f"{server['os']}/{server['arch']}"))
-    checks.extend(_probe(api, endpoint, folder))
+    if _synced(endpoint, folder):
+        checks.extend(_remote(api, folder))
+    else:
+        checks.extend(_probe(api, endpoint, folder))
     checks.extend(_undeclared(api))
     found["proxy"], proxy_check = _proxy(endpoint.url())
     checks.append(proxy_check)
     return found
+
+
+def _synced(endpoint: Endpoint, folder: str | None) -> bool:
+    """Whether this engine's worktrees are synced to it (`worktrees/sync.wanted`)."""
+    from dualgit.config import load
+    from dualgit.worktrees.sync import wanted
+
+    try:
+        config = load(folder) if folder else None
+    except DualgitError:
+        config = None
+    return wanted(endpoint, config)
+
+
+def _remote(api: DockerPy, folder: str | None) -> list[dict[str, Any]]:
+    """The checks of a worktree on another machine's engine (`remote/checks.py`)."""
+    from dualgit.git.locate import locate
+    from dualgit.remote.checks import checks
+
+    try:
+        loc = locate(folder or ".")
+    except DualgitError:
+        return [check("sync", None, "not in a worktree: its sync is checked from inside one")]
+    return [check(*found) for found in checks(api, loc)]
 
 
 def _not_honoured(folder: str | None) -> list[dict[str, str]]:
@@ -159,9 +187,8 @@ def _mount_check(api: DockerPy, endpoint: Endpoint, container: str, folder: str)
     if not endpoint.is_local():
         return check("bind mount", False,
                      f"the engine at {endpoint.where()} is on another machine, so a container there does not see "
-                     f"{folder}: dualgit bind-mounts worktrees and does not sync files to a remote host",
-                     "use an engine on this machine (a unix socket, or tcp to 127.0.0.1), or run dualgit on "
-                     "the engine's host")
+                     f"{folder}, and `files = \"bind\"` asks for bind mounts",
+                     "remove `files = \"bind\"` (or set `files = \"sync\"`): worktrees are then synced to the engine")
     return check("bind mount", False, f"a container does not see {folder}'s files (the engine's machine is "
                                       "not this one, or a desktop VM does not share this folder)",
                  "share the folder with the engine's VM (Docker Desktop: Settings > Resources > File sharing; "
