@@ -12,6 +12,8 @@ import struct
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from dualgit.engine.interface import Engine
 
 
@@ -75,14 +77,24 @@ def bridge(api: Engine, container: str, cmd: list[str], conn: socket.socket) -> 
     except Exception:  # noqa: BLE001 - an engine that is gone or refuses: the connection ends
         conn.close()
         return
+    join(sock, rest, conn)
+
+
+def join(sock: Any, rest: bytes, conn: socket.socket) -> None:
+    """Carry bytes between `conn` and an attached exec's stream (`rest`: its first bytes, read
+    already) until both directions end; then close both."""
 
     def upstream() -> None:
         try:
             while data := conn.recv(65536):
                 sock.sendall(data)
-            sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass
+        finally:  # the end of its stdin, however the client went: else the engine keeps the process
+            try:
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
 
     import threading
 
@@ -100,7 +112,7 @@ def bridge(api: Engine, container: str, cmd: list[str], conn: socket.socket) -> 
                 break
             buffer += chunk
         conn.shutdown(socket.SHUT_WR)
-        sender.join(timeout=30)
+        sender.join(timeout=1)  # the relay has ended: what the client sends after now has nowhere to go
     except OSError:
         pass
     finally:

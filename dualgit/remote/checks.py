@@ -11,7 +11,7 @@ import time
 
 from dualgit.engine.api import ApiError
 from dualgit.engine.interface import Engine
-from dualgit.engine.pipe import bridge
+from dualgit.engine.pipe import bridge, split_frames
 from dualgit.errors import DualgitError
 from dualgit.git.locate import Location
 from dualgit.naming import container_name
@@ -91,24 +91,38 @@ def _round_trip(name: str, seconds: float = 15) -> Check:
 def _forward(api: Engine, name: str) -> Check:
     """A server started inside for a moment, reached through an exec relay (`nc` in the container,
     over the engine's connection): what every forwarded connection of the branch goes through."""
-    serve = f"{agent.BUSYBOX} httpd -p 127.0.0.1:{PROBE_PORT} -h {agent.BIN}"
+    serve = f"echo $$ && exec {agent.BUSYBOX} httpd -f -p 127.0.0.1:{PROBE_PORT} -h {agent.BIN}"
+    pid, answer, server = "", b"", None
     try:
-        api.run(name, [agent.BUSYBOX, "sh", "-c", serve], timeout=10)
-        ours, theirs = socket.socketpair()
-        threading.Thread(target=bridge, args=(api, name, [agent.BUSYBOX, "nc", "127.0.0.1", str(PROBE_PORT)], theirs),
-                         daemon=True).start()
-        ours.settimeout(15)
-        ours.sendall(b"GET /busybox HTTP/1.0\r\n\r\n")
-        answer = ours.recv(64)
-        ours.close()
+        server, said, _ = api.attach(name, [agent.BUSYBOX, "sh", "-c", serve])  # lives while attached
+        while b"\n" not in said:
+            chunk = server.recv(256)
+            if not chunk:
+                break
+            said += chunk
+        pid = b"".join(payload for _kind, payload in split_frames(said)[0]).decode(errors="replace").strip()
+        for _ in range(10):  # until it listens
+            ours, theirs = socket.socketpair()
+            relay = [agent.BUSYBOX, "nc", "127.0.0.1", str(PROBE_PORT)]
+            threading.Thread(target=bridge, args=(api, name, relay, theirs), daemon=True).start()
+            ours.settimeout(15)
+            ours.sendall(b"GET /busybox HTTP/1.0\r\n\r\n")
+            answer = ours.recv(64)
+            ours.close()
+            if answer:
+                break
+            time.sleep(0.2)
     except (ApiError, DualgitError, OSError) as exc:
         return ("forward", False, f"a relay into {name} does not carry a connection: {exc}",
                 "the engine must allow exec into the container; see `git dual logs`")
     finally:
         try:
-            api.run(name, [agent.BUSYBOX, "pkill", "-f", f"httpd -p 127.0.0.1:{PROBE_PORT}"], timeout=10)
+            if pid.isdigit():
+                api.run(name, [agent.BUSYBOX, "kill", pid], timeout=10)
         except (ApiError, DualgitError, OSError):
             pass
+        if server is not None:
+            server.close()
     if not answer.startswith(b"HTTP/1."):
         return ("forward", False, f"a server inside {name} does not answer through a relay ({answer[:40]!r})",
                 "see `git dual logs`; " + UP)

@@ -56,7 +56,7 @@ def argv(loc: Location, name: str, config: Config, unison: sync.Unison, repeat: 
     ignore, forced = sync.ignored(loc, config)
     root = local_root(loc, name)
     args = [unison.program, root, f"ssh://dualgit/{sync.ROOT}", "-batch", "-auto", "-ui", "text", "-dumbtty",
-            "-times", "-prefer", "newer", "-copyonconflict", "-confirmbigdel=false", "-contactquietly",
+            "-prefer", "newer", "-copyonconflict", "-confirmbigdel=false", "-contactquietly",
             "-sshcmd", pipe_script(name), "-servercmd", "unison", "-ignore", "Path .unison",
             "-follow", "Path worktree", "-follow", "Path state", "-follow", "Path git",
             "-log=false", "-terse"]
