@@ -254,9 +254,21 @@ class RemoteEngine:
         self.host = f"unix://{self.socket}"
         self._ssh()
         self.tls = TlsFront(self.base / "tls", self.socket)
-        wanted = [i for i in images if subprocess.run(["docker", "image", "inspect", i], capture_output=True).returncode == 0]
-        saved = subprocess.run(["docker", "save", *wanted], check=True, capture_output=True).stdout
-        subprocess.run(["docker", "-H", self.host, "load", "-q"], input=saved, check=True, capture_output=True)
+        self.load(*images)
+
+    def load(self, *images: str) -> None:
+        """Copy `images` from this machine's engine (those it has, and the remote lacks)."""
+        here = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}  # this machine's engine
+
+        def present(image: str, *host: str) -> bool:
+            return subprocess.run(["docker", *host, "image", "inspect", image], capture_output=True,
+                                  env=here).returncode == 0
+
+        wanted = [i for i in images if present(i) and not present(i, "-H", self.host)]
+        if wanted:
+            saved = subprocess.run(["docker", "save", *wanted], check=True, capture_output=True, env=here).stdout
+            subprocess.run(["docker", "-H", self.host, "load", "-q"], input=saved, check=True, capture_output=True,
+                           env=here)
 
     def _ssh(self) -> None:
         base = self.base / "ssh"

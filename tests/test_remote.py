@@ -19,6 +19,7 @@ from conftest import PORT, dual, git, write_config
 from dualgit.engine.api import DockerAPI
 from dualgit.engine.find import Endpoint
 from engines import RemoteEngine
+from test_browser import NODE_IMAGE, app, browser, vite_modules  # noqa: F401 - fixtures used here too
 from test_proxy_e2e import Proxy, request
 from tests_support import wait_for
 
@@ -233,5 +234,36 @@ def test_a_remote_branch_sleeps_and_its_request_wakes_it(repo: Path, tmp_path: P
         assert on_remote.inspect_container(row_of(feat)["container"])["State"]["Running"] is False
         assert request("feat.demo.localhost")[2] == b"awake\n"  # held while it wakes, then answered
         assert row_of(feat)["state"] == "running"
+    finally:
+        proxy.stop()
+
+
+def test_vite_hmr_on_a_remote_branch_in_chromium(repo: Path, tmp_path: Path, remote: RemoteEngine,
+                                                on_remote: DockerAPI, vite_modules: Path, browser: object) -> None:
+    """Vite as `npm run dev` starts it (on loopback inside), on the remote engine: its page at its
+    URL here, and an edit here reaching it through HMR (a WebSocket through the forward)."""
+    remote.load(NODE_IMAGE)
+    assert dual("install", cwd=repo).returncode == 0
+    feat = repo.parent / "demo-feat"
+    git("worktree", "add", "-q", str(feat), "-b", "feat", cwd=repo)
+    app(feat, "feat", vite_modules, f"npm run dev -- --port {PORT}")
+    with open(feat / ".dual.toml", "a") as f:
+        f.write("remote_only = []\n")  # its node_modules go there too: the remote has no registry
+    assert dual("up", cwd=feat).returncode == 0
+    assert dual("serve", "--restart", cwd=feat).returncode == 0
+    proxy = Proxy(repo, tmp_path / "proxy.log", port=PORT)
+    proxy.start()
+    try:
+        wait_for(lambda: "listening on" in dual("serve", cwd=feat).stdout, timeout=120)
+        tab = browser.new_page()  # type: ignore[attr-defined]
+        tab.goto(f"http://feat.demo.localhost:{PORT}/")
+        tab.wait_for_function("document.querySelector('#title').textContent === 'hello from feat'", timeout=30_000)
+        tab.click("#more")
+        tab.evaluate("window.__kept = 'no reload'")
+        (feat / "message.js").write_text('export const message = "edited on the laptop";\n')
+        tab.wait_for_function("document.querySelector('#title').textContent === 'edited on the laptop'",
+                              timeout=20_000)
+        assert tab.evaluate("window.__kept") == "no reload"  # HMR, not a reload
+        assert tab.text_content("#count") == "1"
     finally:
         proxy.stop()
