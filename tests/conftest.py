@@ -227,4 +227,46 @@ def write_config(worktree: Path, text: str) -> None:
     (worktree / ".dual.toml").write_text(text)
 
 
+# The browser tests' (test_browser, and test_remote's Vite on the remote engine)
+
+VITE = "8.3.8"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def skip_or_fail(message: str) -> None:
+    pytest.fail(message) if IN_CI else pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def vite_modules(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """node_modules with Vite, pinned, installed once by npm on the host (no registry: skipped off CI)."""
+    if not shutil.which("npm"):
+        skip_or_fail("npm is missing: the browser tests need it to install Vite")
+    cache = Path(os.environ.get("DUALGIT_TEST_CACHE", Path.home() / ".cache" / "dualgit-tests")) / f"vite-{VITE}"
+    if not (cache / "node_modules" / "vite" / "package.json").exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        (cache / "package.json").write_text(json.dumps({"name": "vite-cache", "private": True}))
+        ran = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "-D", "-E", f"vite@{VITE}"], cwd=cache,
+                             capture_output=True, text=True)
+        if ran.returncode != 0:
+            skip_or_fail(f"npm could not install vite@{VITE}: {ran.stderr.strip()[-300:]}")
+    return cache / "node_modules"
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    """Chromium, for one test: Playwright's sync API keeps an event loop running while it is open,
+    which the asyncio tests after this one could not start theirs beside."""
+    if not os.path.exists(CHROMIUM):
+        skip_or_fail("Chromium is missing: run scripts/setup --tests (Debian's chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        skip_or_fail("playwright is missing: pip install -e '.[test]'")
+    with sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
 assert shutil.which("git"), "the tests drive real git"

@@ -8,24 +8,17 @@ is `dualgit/node:20`, which `scripts/setup --tests` makes from the host's node."
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from conftest import IN_CI, PORT, dual, git, need_image
+from conftest import PORT, dual, git, need_image
 from dualgit.engine.api import DockerAPI
 from dualgit.worktrees import agent
 from test_proxy_e2e import Proxy
 from tests_support import wait_for
 
-VITE = "8.3.8"
 NODE_IMAGE = "dualgit/node:20"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 APP = {
     "package.json": json.dumps({"name": "demo", "private": True, "type": "module", "scripts": {"dev": "vite"}}),
     "index.html": '<!doctype html><html><body><h1 id="title">?</h1><p id="count">0</p>'
@@ -37,42 +30,6 @@ APP = {
                'if (import.meta.hot) import.meta.hot.accept("./message.js", (m) => { title.textContent = m.message; });\n',
     ".gitignore": "node_modules\n",
 }
-
-
-def skip_or_fail(message: str) -> None:
-    pytest.fail(message) if IN_CI else pytest.skip(message)
-
-
-@pytest.fixture(scope="session")
-def vite_modules(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """node_modules with Vite, pinned, installed once by npm on the host (no registry: skipped off CI)."""
-    if not shutil.which("npm"):
-        skip_or_fail("npm is missing: the browser tests need it to install Vite")
-    cache = Path(os.environ.get("DUALGIT_TEST_CACHE", Path.home() / ".cache" / "dualgit-tests")) / f"vite-{VITE}"
-    if not (cache / "node_modules" / "vite" / "package.json").exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        (cache / "package.json").write_text(json.dumps({"name": "vite-cache", "private": True}))
-        ran = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "-D", "-E", f"vite@{VITE}"], cwd=cache,
-                             capture_output=True, text=True)
-        if ran.returncode != 0:
-            skip_or_fail(f"npm could not install vite@{VITE}: {ran.stderr.strip()[-300:]}")
-    return cache / "node_modules"
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    """Chromium, for one test: Playwright's sync API keeps an event loop running while it is open,
-    which the asyncio tests after this one could not start theirs beside."""
-    if not os.path.exists(CHROMIUM):
-        skip_or_fail("Chromium is missing: run scripts/setup --tests (Debian's chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        skip_or_fail("playwright is missing: pip install -e '.[test]'")
-    with sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 def app(tree: Path, branch: str, modules: Path, serve: str) -> None:

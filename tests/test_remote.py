@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_browser import NODE_IMAGE, app, browser, vite_modules  # noqa: F401 - fixtures used here too
 
 from conftest import PORT, dual, git, write_config
 from dualgit.engine.api import DockerAPI
 from dualgit.engine.find import Endpoint
 from engines import RemoteEngine
+from test_browser import NODE_IMAGE, app
 from test_proxy_e2e import Proxy, request
 from tests_support import wait_for
 
