@@ -56,3 +56,14 @@ def test_wrong_types_name_the_key(text: str, key: str) -> None:
 def test_unknown_key_warns_with_closest(capsys: pytest.CaptureFixture[str]) -> None:
     parse('imgae = "x"\n', "f.toml")
     assert "unknown key `imgae` (did you mean `image`?)" in capsys.readouterr().err
+
+
+def test_files_and_remote_only_are_checked() -> None:
+    config = parse('files = "sync"\nremote_only = ["node_modules", "/build/cache/"]\n', "x.toml")
+    assert (config.files, config.remote_only) == ("sync", ("node_modules", "build/cache"))
+    with pytest.raises(DualgitError) as wrong:
+        parse('ports = [3000]\nfiles = "rsync"\n', "x.toml")
+    assert wrong.value.message.startswith("x.toml:2:9: `files` must be") and '"sync"' in wrong.value.message
+    with pytest.raises(DualgitError) as outside:
+        parse('remote_only = ["../elsewhere"]\n', "x.toml")
+    assert outside.value.message.startswith("x.toml:1:") and "remote_only" in outside.value.message

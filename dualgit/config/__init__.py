@@ -71,6 +71,12 @@ setup = []
 # Folders kept in a named volume per worktree (they survive the container being made anew).
 cache_dirs = []
 
+# On an engine on another machine (DOCKER_HOST=ssh://..., or a context), each worktree is synced
+# with volumes there, both ways. What stays there, unsynced (default: node_modules, .venv,
+# __pycache__, target and other such folders), and "sync" or "bind" to choose for yourself.
+# remote_only = ["node_modules", "build/cache"]
+# files = "sync"
+
 # Command names that run in the container from any shell once `git dual shell-init` is in your rc
 # (on top of node, npm, python, pytest, make, curl, ...; `git dual which NAME` tells), and names
 # kept on this machine. Variables set for one command (FOO=1 npm test) go in; host-only ones
