@@ -1,6 +1,6 @@
 """`git dual sync-run WORKTREE`: one process per remote worktree, for as long as it has a
 container: the helper kept up, the files kept in step (`files.py`), the ports forwarded
-(`forwards.py`), and where it stands written to its status file (`worktrees/sync.status`).
+(`forwards.py`), and where it stands written to its status file (`worktrees/state.sync_status`).
 
 States: `sync` (the first whole sync runs: setup and `exec` wait for it), `synced` (unison runs
 again each second), `paused` (the engine cannot be reached, or unison failed: retried every few

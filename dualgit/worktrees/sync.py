@@ -13,7 +13,7 @@ have been bound, and in the helper under /sync:
 
 The helper carries this machine's own unison (and the libraries it loads), so both ends are one
 version; a helper made with another is removed and made anew, never trusted (`HELPER_VERSION`).
-Where the sync stands is the sync process's status file (`status`).
+Where the sync stands is the sync process's status file (`state.sync_status`).
 """
 
 from __future__ import annotations
