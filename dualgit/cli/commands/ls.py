@@ -13,6 +13,7 @@ from dualgit.worktrees.targets import listing
 
 
 def ls(as_json: bool = False, folder: str | None = None) -> int:
+    unreachable: DualgitError | None = None  # what this machine knows is listed still, and the exit says it
     try:
         _repo, api, containers, trees = listing(folder)
         table, over = status.table(trees, containers, api)
@@ -23,11 +24,10 @@ def ls(as_json: bool = False, folder: str | None = None) -> int:
         from dualgit.git import repository
 
         trees = repository.worktrees(repository.open_repo(folder))
-        table, over = status.unreachable(trees, endpoint().url(), exc.message), None
-        print(f"dualgit: {exc.message}", file=sys.stderr)
+        table, over, unreachable = status.unreachable(trees, endpoint().url(), exc.message), None, exc
     if as_json:
         print(json.dumps(table, indent=2))
-        return 0
+        return _said(unreachable)
     lines: list[tuple[str, ...]] = [("BRANCH", "STATE", "SETUP", "SERVE", "CONTAINER", "PORTS", "SERVICES", "WORKTREE")]
     notes = []
     for row in table:
@@ -78,4 +78,13 @@ def ls(as_json: bool = False, folder: str | None = None) -> int:
                      "idle enough to sleep")
     for note in notes:
         print(note)
-    return 0
+    return _said(unreachable)
+
+
+def _said(unreachable: DualgitError | None) -> int:
+    """0, or with the engine out of reach, its error on stderr and 1 (the table above came from
+    this machine's own records: git's worktrees, setup and sync)."""
+    if unreachable is None:
+        return 0
+    print(unreachable.render(), file=sys.stderr)
+    return 1
