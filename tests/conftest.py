@@ -12,7 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -161,13 +161,21 @@ def docker(engine: DockerAPI, tmp_path: Path) -> Iterator[DockerAPI]:
 def stop_proxies_of(base: Path) -> list[int]:
     """`dualgit proxy run` and `proxy supervise` processes whose HOME is under `base` (a test's),
     stopped; their pids."""
+    def proxy(argv: list[bytes]) -> bool:
+        commands = [argv[i:i + 2] for i in range(len(argv) - 1)]
+        return ([b"proxy", b"run"] in commands or [b"proxy", b"supervise"] in commands) \
+            and any(a == b"dualgit" or a.endswith(b"git-dual") for a in argv)
+
+    return stop_processes_of(base, proxy)
+
+
+def stop_processes_of(base: Path, wanted: Callable[[list[bytes]], bool]) -> list[int]:
+    """Processes whose argv `wanted` picks and whose HOME is under `base`, sent SIGTERM; their pids."""
     stopped = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            commands = [argv[i:i + 2] for i in range(len(argv) - 1)]
-            if not ([b"proxy", b"run"] in commands or [b"proxy", b"supervise"] in commands) \
-                    or not any(a == b"dualgit" or a.endswith(b"git-dual") for a in argv):
+            if not wanted(argv):
                 continue
             env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
             home = next((item[5:] for item in env if item.startswith(b"HOME=")), b"")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PORT, dual, git, write_config
+from conftest import PORT, dual, git, stop_processes_of, write_config
 from dualgit.engine.api import DockerAPI
 from dualgit.engine.find import Endpoint
 from engines import RemoteEngine
@@ -53,14 +52,7 @@ def on_remote(remote: RemoteEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def end_sync_processes(base: Path) -> None:
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"sync-run" in argv and any(e.startswith(b"HOME=" + os.fsencode(base)) for e in env):
-            os.kill(int(pid), signal.SIGTERM)
+    stop_processes_of(base, lambda argv: b"sync-run" in argv)
 
 
 def row_of(tree: Path) -> dict:  # type: ignore[type-arg]

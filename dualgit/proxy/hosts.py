@@ -57,14 +57,12 @@ class Backend:
     def published(self, port: int) -> int | None:
         """The loopback port Docker published for the container's `port`, if it runs."""
         if self.container.synced:  # forwarded by its sync process, whose ports are read fresh: it may restart
-            from dualgit.worktrees.state import sync_status
+            from dualgit.worktrees.state import forwarded
 
-            found = sync_status(self.container.name) or {}
-            forwards = found.get("forwards") if found.get("running") else None
-            where = forwards.get(str(port)) if isinstance(forwards, dict) else None
+            where = forwarded(self.container.name).get(str(port))
         else:
             where = self.container.ports.get(str(port))
-        return int(str(where).rsplit(":", 1)[1]) if where else None
+        return int(where.rsplit(":", 1)[1]) if where else None
 
     def relayed(self, port: int) -> int | None:
         """The loopback port of the agent's relay to the container's 127.0.0.1:`port` (None: none)."""

@@ -39,7 +39,7 @@ def checks(api: Engine, loc: Location) -> list[Check]:
     found.append(_helper(api, name, unison))
     if not (container.get("State") or {}).get("Running"):
         return [*found, ("sync", None, f"{name} is not running", "`git dual up` starts it")]
-    found.append(_round_trip(name))
+    found.append(_round_trip(api, name))
     found.append(_forward(api, name))
     return found
 
@@ -56,7 +56,7 @@ def _helper(api: Engine, name: str, unison: sync.Unison) -> Check:
     return ("helper", True, f"{sync.helper_name(name)} carries this machine's unison ({unison.digest})", None)
 
 
-def _round_trip(name: str, seconds: float = 15) -> Check:
+def _round_trip(api: Engine, name: str, seconds: float = 15) -> Check:
     """A file written here in the state folder, read there; one written there, read here."""
     said = state.sync_status(name)
     if said is None or not said.get("running"):
@@ -65,11 +65,8 @@ def _round_trip(name: str, seconds: float = 15) -> Check:
     began = time.monotonic()
     try:
         agent.write(name, token, token)
-        from dualgit.engine.api import DockerAPI
-
-        lean = DockerAPI()
         while time.monotonic() - began < seconds:
-            code, out = lean.run(name, [agent.BUSYBOX, "sh", "-c", f"cat {agent.STATE}/{token} && "
+            code, out = api.run(name, [agent.BUSYBOX, "sh", "-c", f"cat {agent.STATE}/{token} && "
                                         f"echo back > {agent.STATE}/{token}.back"], timeout=10)
             if code == 0 and out.decode(errors="replace").startswith(token):
                 break

@@ -22,9 +22,11 @@ from dualgit.git.locate import locate, registered
 from dualgit.naming import container_name
 from dualgit.remote import files
 from dualgit.remote.forwards import Forwards
-from dualgit.worktrees import agent, state, sync
+from dualgit.worktrees import agent, labels, state, sync
+from dualgit.worktrees.inventory import port_list
 
 RETRY = 2.0  # seconds between attempts while paused
+FORWARD_EVERY = 5  # seconds between looks at which ports the container declares
 
 
 class Status:
@@ -95,9 +97,12 @@ def run(args: list[str]) -> int:
                 continue
             status.set(state="synced", error=None, synced_once=True)
             watching = files.watch(loc, name, config, unison, helper, user, log)
+            rounds = 0
             while watching.poll() is None and not stopping and registered(loc):
                 _conflicts(status, log_path)
-                _forward(api, name, forwards, status, quiet=True)
+                if rounds % FORWARD_EVERY == 0:  # a port declared anew comes with a new container: rare
+                    _forward(api, name, forwards, status, quiet=True)
+                rounds += 1
                 time.sleep(1)
             if watching.poll() is None:
                 watching.terminate()
@@ -122,10 +127,7 @@ def _forward(api: DockerAPI, name: str, forwards: Forwards, status: Status, quie
             return
         raise
     tags = (found.get("Config") or {}).get("Labels") or {}
-    from dualgit.worktrees import labels
-
-    http = [int(p) for p in tags.get(labels.PORTS, "").split(",") if p.isdigit()]
-    tcp = [int(p) for p in tags.get(labels.TCP_PORTS, "").split(",") if p.isdigit()]
+    http, tcp = port_list(tags.get(labels.PORTS, "")), port_list(tags.get(labels.TCP_PORTS, ""))
     wanted = [*http, *tcp, *(agent.relay_ports(http).values() if tags.get(labels.AGENT) else [])]
     forwards.want(wanted, status.data["forwards"])
     if forwards.ports() != status.data["forwards"]:

@@ -44,11 +44,9 @@ class Container:
                 ports[str(port["PrivatePort"])] = f"{port.get('IP') or '127.0.0.1'}:{port['PublicPort']}"
         synced = tags.get(labels.SYNC) == "1"
         if synced and entry.get("State") == "running":  # its ports, forwarded here (`remote/forwards.py`)
-            from dualgit.worktrees.state import sync_status
+            from dualgit.worktrees.state import forwarded
 
-            said = sync_status((entry.get("Names") or ["/?"])[0].lstrip("/")) or {}
-            forwards = said.get("forwards") if said.get("running") else None
-            ports = {str(k): str(v) for k, v in forwards.items()} if isinstance(forwards, dict) else {}
+            ports = forwarded((entry.get("Names") or ["/?"])[0].lstrip("/"))
         return cls(
             id=entry["Id"],
             name=(entry.get("Names") or ["/?"])[0].lstrip("/"),
@@ -59,8 +57,8 @@ class Container:
             spec=tags.get(labels.SPEC, ""),
             image_id=entry.get("ImageID", ""),
             ports=dict(sorted(ports.items(), key=lambda kv: int(kv[0]))),
-            http_ports=_port_list(tags.get(labels.PORTS, "")),
-            tcp_ports=_port_list(tags.get(labels.TCP_PORTS, "")),
+            http_ports=port_list(tags.get(labels.PORTS, "")),
+            tcp_ports=port_list(tags.get(labels.TCP_PORTS, "")),
             port_labels=_port_labels(tags.get(labels.PORT_LABELS)),
             services=tuple(s for s in tags.get(labels.SERVICES, "").split(",") if s),
             synced=synced,
@@ -80,7 +78,8 @@ def _port_labels(text: str | None) -> dict[str, str]:
     return {str(k): str(v)[:100] for k, v in found.items()} if isinstance(found, dict) else {}
 
 
-def _port_list(text: str) -> tuple[int, ...]:
+def port_list(text: str) -> tuple[int, ...]:
+    """A ports label's ports (`labels.PORTS`, `labels.TCP_PORTS`)."""
     return tuple(int(p) for p in text.split(",") if p.strip().isdigit())
 
 

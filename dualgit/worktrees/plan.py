@@ -292,11 +292,10 @@ def create_body(plan: Plan, config: Config) -> dict[str, Any]:
     tools (the tools volume), the agent is the main process; caps are kept out of the spec hash."""
     loc, extra, name, tools, caps, network = plan.location, plan.settings, plan.name, plan.tools, plan.caps, plan.network
     workspace = extra.workspace if extra.workspace and extra.workspace != loc.worktree else None
-    binds = [f"{loc.worktree}:{loc.worktree}"]  # the git dir: `readonly.mounts`
-    guarded = readonly.mounts(loc) if not plan.synced else sync.mounts(loc, name, workspace, agent.STATE)
-    if plan.synced:
-        binds = []
-    elif workspace:  # the worktree again where the project expects it, its git dir as guarded there too
+    # synced: volumes in the host's folders' places (`sync.mounts`); else the worktree, its git dir guarded
+    binds = [] if plan.synced else [f"{loc.worktree}:{loc.worktree}"]
+    guarded = sync.mounts(loc, name, workspace, agent.STATE) if plan.synced else readonly.mounts(loc)
+    if workspace and not plan.synced:  # the worktree again where the project expects it, its git dir as guarded there too
         binds.append(f"{loc.worktree}:{workspace}")
         guarded += [{**m, "Target": workspace + str(m["Target"])[len(loc.worktree):]} for m in guarded
                     if str(m["Target"]).startswith(loc.worktree.rstrip("/") + "/")]

@@ -85,6 +85,14 @@ def sync_status(name: str) -> dict[str, object] | None:
     return found
 
 
+def forwarded(name: str) -> dict[str, str]:
+    """A synced container's ports as its live sync process forwards them here: container port ->
+    "127.0.0.1:PORT" ({} while none runs)."""
+    found = sync_status(name) or {}
+    forwards = found.get("forwards") if found.get("running") else None
+    return {str(k): str(v) for k, v in forwards.items()} if isinstance(forwards, dict) else {}
+
+
 def sync_word(found: dict[str, object] | None) -> str | None:
     """What `ls` says of a sync: `sync` (the first is running), `sync paused`, or None (in step)."""
     if found is None:

@@ -19,11 +19,9 @@ Where the sync stands is the sync process's status file (`state.sync_status`).
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 import subprocess
-import tarfile
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -124,6 +122,9 @@ def server_command(unison: Unison) -> list[str]:
 
 
 def _archive(unison: Unison) -> bytes:
+    import io
+    import tarfile  # only when a helper is made: the hook imports this module
+
     data = io.BytesIO()
     with tarfile.open(fileobj=data, mode="w") as tar:
         for path, name in unison.files:
