@@ -19,8 +19,8 @@ FILENAME = ".dual.toml"
 DEFAULT_PORTS = (3000,)
 KNOWN_KEYS = ("image", "build", "ports", "tcp_ports", "serve", "env", "strict", "route", "host", "env_pass",
               "env_block", "idle_after", "cpus", "memory", "services", "compose", "compose_profiles", "files",
-              "remote_only")  # plugins add theirs
-USER_KEYS = ("idle_after", "cpus", "memory", "max_running", "files")  # the user-wide file's: defaults, and the cap
+              "remote_only", "engine")  # plugins add theirs
+USER_KEYS = ("idle_after", "cpus", "memory", "max_running", "files", "engine", "engines")  # defaults, the cap, engines
 DEFAULT_IDLE_WITH_SERVE = 30 * 60  # seconds: a branch with `serve` sleeps after this; one without, never
 DURATION = re.compile(r"(?:(\d+)([smhd]))+")
 DURATION_PART = re.compile(r"(\d+)([smhd])")
@@ -77,6 +77,11 @@ cache_dirs = []
 # remote_only = ["node_modules", "build/cache"]
 # files = "sync"
 
+# The engine this branch's container runs on: a Docker context's name (`docker context ls`), or
+# "default" (DOCKER_HOST, else the current context, else this machine's). Addresses go in your own
+# ~/.config/dualgit/config.toml, which can also choose per repository and branch ([[engines]]).
+# engine = "devbox"
+
 # Command names that run in the container from any shell once `git dual shell-init` is in your rc
 # (on top of node, npm, python, pytest, make, curl, ...; `git dual which NAME` tells), and names
 # kept on this machine. Variables set for one command (FOO=1 npm test) go in; host-only ones
@@ -112,6 +117,7 @@ class Config:
     compose: tuple[str, ...] = ()  # compose files opted in (relative to the worktree); their services join
     files: str | None = None  # "sync" or "bind": how the container gets the worktree (None: by the engine's address)
     remote_only: tuple[str, ...] | None = None  # what stays on a synced engine's side (None: `sync.REMOTE_ONLY`)
+    engine: str | None = None  # a Docker context's name, or "default" (None: the user's choice)
 
 
 def load(worktree: str) -> Config:
@@ -164,7 +170,30 @@ def parse(text: str, file: str = FILENAME, plugin_keys: dict[str, Any] | list[st
         compose=tuple(compose),
         files=_files(doc, file, text),
         remote_only=_remote_only(doc, file, text),
+        engine=_engine(doc.get("engine"), _at(file, text, "engine"), addresses=False),
     )
+
+
+ENGINE_FORMS = ('"default", or a Docker context\'s name such as "devbox" (`docker context ls`)')
+
+
+def _engine(value: Any, at: str, addresses: bool, key: str = "engine") -> str | None:
+    """An engine's name: "default", a Docker context's name, or (`addresses`: in the user's own
+    file) an address. A repository's file names no address: a container can write that file, and
+    an address there would send the worktree's files wherever it says."""
+    if value is None:
+        return None
+    forms = ENGINE_FORMS + (", or an address: ssh://[USER@]HOST, tcp://HOST:PORT, unix:///PATH" if addresses else "")
+    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value.strip()):
+        raise _bad(at, key, forms, value)
+    name: str = value.strip()
+    if "://" in name and not addresses:
+        raise DualgitError(f"{at}: `{key}` names an address ({name}), and a repository's file may only name an "
+                           "engine you named yourself", hint="make it a Docker context (`docker context create NAME "
+                           f"--docker host={name}`) and write its name, or name the address in {user_config_file()}")
+    if "://" in name and not name.startswith(("unix://", "tcp://", "ssh://", "https://", "http://")):
+        raise _bad(at, key, forms, value)
+    return name
 
 
 def _files(doc: dict[str, Any], file: str, text: str) -> str | None:
@@ -238,7 +267,25 @@ class UserConfig:
     memory: int | None = None
     max_running: int | None = None
     files: str | None = None  # "sync" or "bind" for every engine (None: by the engine's address)
+    engine: str | None = None  # every branch's engine, unless a rule or its `.dual.toml` names one (None: "default")
+    engines: tuple[EngineRule, ...] = ()  # `[[engines]]`: the first that matches a branch names its engine
     source: str | None = None
+
+
+@dataclass(frozen=True)
+class EngineRule:
+    """`[[engines]]` in the user's file: branches of `repo` (its folder's name, as in its URLs; None:
+    any) whose name matches the glob `branch` (None: any) run on `engine`."""
+    engine: str
+    repo: str | None = None
+    branch: str | None = None
+
+    def matches(self, repo: str, branch: str | None) -> bool:
+        import fnmatch
+
+        if self.repo is not None and self.repo != repo:
+            return False
+        return self.branch is None or (branch is not None and fnmatch.fnmatchcase(branch, self.branch))
 
 
 def load_user() -> UserConfig:
@@ -266,7 +313,28 @@ def parse_user(text: str, file: str) -> UserConfig:
     cap = doc.get("max_running")
     if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0):
         raise _bad(_at(file, text, "max_running"), "max_running", "a whole number of branches (0: no cap)", cap)
-    return UserConfig(**_caps(doc, file, text), max_running=cap or None, files=_files(doc, file, text), source=file)
+    return UserConfig(**_caps(doc, file, text), max_running=cap or None, files=_files(doc, file, text),
+                      engine=_engine(doc.get("engine"), _at(file, text, "engine"), addresses=True),
+                      engines=_rules(doc.get("engines", []), file, text), source=file)
+
+
+RULE_FORMS = ('a list of tables such as [[engines]] repo = "shop" branch = "feat/heavy-*" engine = "devbox" '
+              '(repo and branch optional)')
+
+
+def _rules(value: Any, file: str, text: str) -> tuple[EngineRule, ...]:
+    at = _at(file, text, "engines")
+    if not isinstance(value, list) or not all(isinstance(rule, dict) for rule in value):
+        raise _bad(at, "engines", RULE_FORMS, value)
+    rules = []
+    for rule in value:
+        extra = set(rule) - {"repo", "branch", "engine"}
+        if extra or "engine" not in rule or not all(isinstance(rule.get(k, ""), str) for k in ("repo", "branch")):
+            raise _bad(at, "engines", RULE_FORMS, rule)
+        engine = _engine(rule["engine"], at, addresses=True, key="engines.engine")
+        assert engine is not None
+        rules.append(EngineRule(engine, rule.get("repo") or None, rule.get("branch") or None))
+    return tuple(rules)
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,17 @@ def endpoint() -> Endpoint:
 
 
 DEFAULT_SOURCE = "the default socket"
+DEFAULT = "default"  # the engine named by nothing in dualgit's config: the one `endpoint` finds
+
+
+def named(name: str | None) -> Endpoint:
+    """The engine dualgit's config names (`engine`): DEFAULT (or nothing) for the one `endpoint`
+    finds, an address (unix://, tcp://, ssh://), or a Docker context's name."""
+    if not name or name == DEFAULT:
+        return endpoint()
+    if "://" in name:
+        return parse(name, f"the engine {name}", f"named by dualgit's config ({name})")
+    return _from_context(name)
 
 
 def fallback() -> Endpoint | None:
