@@ -59,9 +59,9 @@ class Response:
 
 class DockerAPI:
     def __init__(self, endpoint: Endpoint | None = None) -> None:
-        self._use(endpoint or find.endpoint())
+        self.use(endpoint or find.endpoint())
 
-    def _use(self, endpoint: Endpoint) -> None:
+    def use(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self.forwarded: str | None = None  # ssh: the socket here that ssh forwards to the engine's ("": none)
         self.address = self.endpoint.address
@@ -95,7 +95,7 @@ class DockerAPI:
             sock.close()
             other = find.fallback() if self.endpoint.source == find.DEFAULT_SOURCE else None
             if other is not None:  # the default socket is dead: the next engine that answers, as `endpoint` says
-                self._use(other)
+                self.use(other)
                 return self.connect(timeout)
             raise DualgitError(f"cannot reach the Docker engine ({self.endpoint.where()}: {exc.strerror or exc})",
                                hint=f"that address is {self.endpoint.source}; {find.ENGINE_HINT}")
