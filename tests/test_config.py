@@ -67,3 +67,36 @@ def test_files_and_remote_only_are_checked() -> None:
     with pytest.raises(DualgitError) as outside:
         parse('remote_only = ["../elsewhere"]\n', "x.toml")
     assert outside.value.message.startswith("x.toml:1:") and "remote_only" in outside.value.message
+
+
+def test_engine_names_and_rules_are_read_and_the_repository_names_no_address(tmp_path: Path) -> None:
+    from dualgit.config import EngineRule, parse_user
+    from dualgit.git.locate import Location
+    from dualgit.worktrees.engines import wanted
+
+    assert parse('engine = "devbox"\n').engine == "devbox"
+    with pytest.raises(DualgitError) as raised:
+        parse('ports = [3000]\nengine = "ssh://me@devbox"\n', "w/.dual.toml")
+    assert raised.value.message.startswith("w/.dual.toml:2:10: `engine` names an address (ssh://me@devbox)")
+    assert "docker context create NAME --docker host=ssh://me@devbox" in (raised.value.hint or "")
+    with pytest.raises(DualgitError, match="`engine` must be"):
+        parse('engine = "two words"\n')
+    user = parse_user('engine = "tcp://10.0.0.5:2376"\n[[engines]]\nrepo = "shop"\nbranch = "feat/heavy-*"\n'
+                      'engine = "ssh://me@devbox"\n[[engines]]\nbranch = "ci/*"\nengine = "ci"\n', "u.toml")
+    assert user.engine == "tcp://10.0.0.5:2376"
+    assert user.engines == (EngineRule("ssh://me@devbox", "shop", "feat/heavy-*"), EngineRule("ci", None, "ci/*"))
+    for bad in ('[[engines]]\nbranch = "x"\n', '[[engines]]\nengine = "a"\nwhere = "b"\n', 'engines = "devbox"\n',
+                '[[engines]]\nengine = "ftp://x"\n'):
+        with pytest.raises(DualgitError, match="engines"):
+            parse_user(bad, "u.toml")
+
+    shop = Location(str(tmp_path / "shop-heavy"), str(tmp_path / "shop/.git/worktrees/x"), str(tmp_path / "shop/.git"))
+    other = Location(str(tmp_path / "blog-heavy"), str(tmp_path / "blog/.git/worktrees/x"), str(tmp_path / "blog/.git"))
+    named = parse('engine = "laptop"\n')
+    # the user's rules first, then the branch's file, then the user's engine, else the default
+    assert wanted(shop, named, user, "feat/heavy-db") == "ssh://me@devbox"
+    assert wanted(other, named, user, "feat/heavy-db") == "laptop"
+    assert wanted(other, Config(), user, "ci/nightly") == "ci"
+    assert wanted(other, Config(), user, "main") == "tcp://10.0.0.5:2376"
+    assert wanted(other, Config(), parse_user("", "u.toml"), "main") == "default"
+    assert wanted(shop, Config(), user, None) == "tcp://10.0.0.5:2376"  # detached: no branch rule matches

@@ -5,6 +5,7 @@ page at its URL through the proxy here, and nothing left there once it is remove
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -259,3 +260,71 @@ def test_vite_hmr_on_a_remote_branch_in_chromium(repo: Path, tmp_path: Path, rem
         assert tab.text_content("#count") == "1"
     finally:
         proxy.stop()
+
+
+def docker_context(config: Path, name: str, host: str) -> None:
+    """A Docker context as `docker context create NAME --docker host=HOST` writes it."""
+    folder = config / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest()
+    folder.mkdir(parents=True)
+    (folder / "meta.json").write_text(json.dumps({"Name": name, "Metadata": {},
+                                                  "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": False}}}))
+
+
+def test_one_repository_on_two_engines(repo: Path, tmp_path: Path, remote: RemoteEngine, on_remote: DockerAPI,
+                                       docker: DockerAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Heavy branches on the remote (a user's rule names its Docker context), light ones here: each
+    command finds each branch's container where it was made, `ls` names each one's engine, the
+    proxy serves both, and removing them leaves nothing on either engine."""
+    monkeypatch.delenv("DOCKER_HOST")  # the default: this machine's engine
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
+    docker_context(tmp_path / "docker-config", "devbox", remote.ssh_host)
+    user = Path(os.environ["HOME"]) / ".config" / "dualgit" / "config.toml"
+    user.parent.mkdir(parents=True)
+    user.write_text('[[engines]]\nrepo = "demo"\nbranch = "heavy/*"\nengine = "devbox"\n')
+    assert dual("install", cwd=repo).returncode == 0
+    (repo / "www").mkdir()
+    (repo / "www" / "index.html").write_text("a page\n")
+    write_config(repo, f'image = "busybox:latest"\nports = [{PORT}]\nserve = "httpd -f -p {PORT} -h www"\n')
+    git("add", "-A", cwd=repo)
+    git("commit", "-qm", "a page", cwd=repo)
+    light, heavy = repo.parent / "demo-light", repo.parent / "demo-heavy"
+    git("worktree", "add", "-q", str(light), "-b", "light", cwd=repo)
+    git("worktree", "add", "-q", str(heavy), "-b", "heavy/x", cwd=repo)
+    for tree in (light, heavy):
+        (tree / "www" / "index.html").write_text(f"page of {tree.name}\n")
+        said = dual("exec", "sh", "-c", "cat www/index.html; exit 42", cwd=tree)
+        assert (said.returncode, said.stdout) == (42, f"page of {tree.name}\n"), said.stderr
+    assert objects_of(on_remote, heavy)[0] and not objects_of(on_remote, light)[0]
+    assert objects_of(docker, light)[0] and not objects_of(docker, heavy)[0]
+    rows = {r["branch"]: r for r in json.loads(dual("ls", "--json", cwd=repo).stdout)}
+    assert (rows["heavy/x"]["engine_name"], rows["heavy/x"]["engine"]) == ("devbox", remote.ssh_host), rows
+    assert (rows["light"]["engine_name"], rows["light"]["state"], rows["light"]["sync"]) == ("default", "running", None)
+    assert rows["heavy/x"]["state"] == "running" and rows["heavy/x"]["sync"]["state"] == "synced"
+    table = dual("ls", cwd=repo).stdout
+    assert "ENGINE" in table and "devbox" in table.split("heavy/x", 1)[1].splitlines()[0], table
+
+    # the config now names another engine for light: it stays where it is, and `up` says how to move it
+    with open(light / ".dual.toml", "a") as f:
+        f.write('engine = "devbox"\n')
+    up = dual("up", cwd=light)
+    assert up.returncode == 0 and "stays on the engine default" in up.stderr and "git dual down --rm" in up.stderr, up.stderr
+    assert objects_of(docker, light)[0] and not objects_of(on_remote, light)[0]
+    config = (light / ".dual.toml").read_text()
+    (light / ".dual.toml").write_text(config.replace('"devbox"', '"ssh://elsewhere"'))  # only the user's file may
+    bad = dual("up", cwd=light)
+    assert bad.returncode != 0 and "may only name an engine you named yourself" in bad.stderr, bad.stderr
+    assert len(bad.stderr.strip().splitlines()) <= 2, bad.stderr
+
+    proxy = Proxy(repo, tmp_path / "proxy.log")
+    proxy.start()
+    try:
+        for host, page in (("light.demo.localhost", b"page of demo-light\n"),
+                           ("heavy-x.demo.localhost", b"page of demo-heavy\n")):
+            wait_for(lambda host=host, page=page: request(host, "/index.html")[2] == page, timeout=30)
+    finally:
+        proxy.stop()
+
+    for tree in (light, heavy):
+        git("worktree", "remove", "--force", str(tree), cwd=repo)
+    assert dual("gc", cwd=repo).returncode == 0
+    assert objects_of(on_remote, heavy) == ([], []) and objects_of(docker, light) == ([], [])

@@ -65,9 +65,11 @@ def _dispatch(args: list[str]) -> int:
         import json
 
         from dualgit.engine.api import DockerAPI
+        from dualgit.engine.find import named
         from dualgit.engine.pipe import stdio
 
-        code = stdio(DockerAPI(), os.environ["DUALGIT_SYNC_HELPER"], json.loads(os.environ["DUALGIT_SYNC_SERVER"]),
+        api = DockerAPI(named(os.environ.get("DUALGIT_SYNC_ENGINE")))  # the worktree's, as `sync-run` names it
+        code = stdio(api, os.environ["DUALGIT_SYNC_HELPER"], json.loads(os.environ["DUALGIT_SYNC_SERVER"]),
                      user=os.environ.get("DUALGIT_SYNC_USER"))
         os._exit(code)
     if args[:1] == ["hook"]:

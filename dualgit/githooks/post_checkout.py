@@ -64,7 +64,7 @@ def post_checkout(old: str, new: str, flag: str) -> int:
         _worktree_added(loc, config)
         container: Container | None = None
         pulling = ""
-        remote = "" if strict else _remote(config)
+        remote = "" if strict else _remote(loc, config)
         if remote:  # each call to it is a round trip: all of it in the background, its first sync too
             from dualgit.worktrees.setup_state import create_in_background
 
@@ -98,12 +98,13 @@ def post_checkout(old: str, new: str, flag: str) -> int:
     return 0
 
 
-def _remote(config: Config) -> str:
+def _remote(loc: Location, config: Config) -> str:
     """The engine's address when it is on another machine (its worktrees synced), else ""."""
-    from dualgit.engine.find import endpoint
+    from dualgit.engine.find import named
+    from dualgit.worktrees.engines import likely
     from dualgit.worktrees.sync import wanted
 
-    found = endpoint()
+    found = named(likely(loc, config))
     return found.where() if wanted(found, config) else ""
 
 
@@ -126,10 +127,10 @@ def _where(container: Container) -> str:
 
         ports = ", ".join(f":{p} at http://{host}/" for p, host in own_ports(container).items())
         return f"; {ports}" if ports else ""
-    from dualgit.engine.api import DockerAPI
     from dualgit.proxy.hosts import current
+    from dualgit.worktrees.engines import client
 
-    urls = [str(row["url"]) for row in current(DockerAPI()).urls(worktree=container.worktree)]
+    urls = [str(row["url"]) for row in current(client()).urls(worktree=container.worktree)]
     return f"; {', '.join(urls)}" if urls else ""
 
 

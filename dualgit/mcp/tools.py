@@ -16,7 +16,7 @@ from dualgit.git.locate import GUARD
 from dualgit.githooks.install import HOOKS, hooks_dir, is_ours
 from dualgit.naming import container_name
 from dualgit.shell import capture
-from dualgit.worktrees import agent, idle, inventory, setup_state, status
+from dualgit.worktrees import agent, engines, idle, inventory, setup_state, status
 from dualgit.worktrees.targets import listing, reconciled
 
 LOG_LINES = 50  # `logs`' default
@@ -192,11 +192,10 @@ class Repository:
 
     def _running(self, wt: repository.Worktree, setup: bool = False) -> dict[str, Any]:
         """The worktree's container, running (made, started, or its image's pull waited for)."""
-        from dualgit.engine.api import DockerAPI
         from dualgit.worktrees.containers import ensure_running
         from dualgit.worktrees.images import ImageNotHere
 
-        api = DockerAPI()
+        api = engines.client()
         name = container_name(wt.common_dir, wt.path)
         try:
             container = ensure_running(wt.location, api=api, pull=False)

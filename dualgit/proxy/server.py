@@ -30,8 +30,9 @@ from dualgit.proxy.say import log
 from dualgit.proxy.sleep import Sleeper
 from dualgit.proxy.state import ServerState, Spares
 from dualgit.proxy.watchers import watch_events, watch_worktrees
-from dualgit.worktrees import idle
+from dualgit.worktrees import engines, idle
 from dualgit.worktrees.inventory import Container, list_all
+from dualgit.worktrees.state import engine_of
 
 if TYPE_CHECKING:
     from dualgit.engine.interface import Engine
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 class Proxy:
     def __init__(self, api: Engine | None = None, head_timeout: float = 10.0, keepalive_timeout: float = 30.0,
                  max_connections: int = 8192, status_file: str | None = None, hot_path: bool = True) -> None:
-        self.api = api or DockerPy()
+        self.api = api or engines.several(DockerPy)  # every engine a branch is on, and any named later
         self.status_file = status_file
         self.routes = Routes(rebuilt=lambda: self.listeners.sync_tcp())
         self.spares = Spares()
@@ -72,7 +73,12 @@ class Proxy:
         except DualgitError as exc:
             self._engine_down(exc.message)
             return
-        if self.engine_trouble is not None:
+        missing = getattr(self.api, "missing", {})
+        if missing:  # another engine out of reach: its branches' hosts stay, as one engine's would
+            self._engine_down("; ".join(f"{name}: {said}" for name, said in sorted(missing.items())))
+            listed = {c.id for c in containers}
+            containers += [c for c in self.routes.containers if c.id not in listed and engine_of(c.name) in missing]
+        elif self.engine_trouble is not None:
             self.engine_trouble = None
             log("engine: answering again")
         self.routes.take(containers)

@@ -18,7 +18,7 @@ import subprocess
 from dualgit.background import DUALGIT, atomic_write, state_dir
 from dualgit.config import Config
 from dualgit.git.locate import Location
-from dualgit.worktrees import agent, sync
+from dualgit.worktrees import agent, state, sync
 
 CONFLICT = re.compile(r"conflict_on_\d{4}-\d{2}-\d{2}")
 
@@ -74,7 +74,8 @@ def env(name: str, helper: str, unison: sync.Unison, user: str) -> dict[str, str
     archive = state_dir("sync", name, "unison")
     os.makedirs(archive, exist_ok=True)
     return {**os.environ, "UNISON": archive, "DUALGIT_SYNC_HELPER": helper,
-            "DUALGIT_SYNC_SERVER": json.dumps(sync.server_command(unison)), "DUALGIT_SYNC_USER": user}
+            "DUALGIT_SYNC_SERVER": json.dumps(sync.server_command(unison)), "DUALGIT_SYNC_USER": user,
+            "DUALGIT_SYNC_ENGINE": state.engine_of(name)}
 
 
 def conflicts(line: str) -> str | None:

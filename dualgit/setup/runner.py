@@ -15,7 +15,8 @@ from dualgit.background import DUALGIT
 from dualgit.errors import DualgitError
 from dualgit.git.locate import Location, locate
 from dualgit.hookspecs import Context, Step, hookimpl
-from dualgit.worktrees import agent, setup_state, state
+from dualgit.naming import container_name
+from dualgit.worktrees import agent, engines, setup_state, state
 from dualgit.worktrees.plan import steps_for
 from dualgit.worktrees.setup_state import SETUP_CONTAINER
 
@@ -25,14 +26,13 @@ def _create(loc: Location) -> int:
     up once this one lets go of the lock. A failure is recorded as a failed `pull` step, with no
     container id: the next `git dual up` or `exec` tries again in the foreground."""
     from dualgit.engine.dockerpy import DockerPy
-    from dualgit.naming import container_name
     from dualgit.worktrees.containers import ensure_running
 
     name = container_name(loc.common_dir, loc.worktree)
     with setup_state.runner(name).hold_when_free():
         step = setup_state.read(name).step or "pull"
         try:
-            ensure_running(loc, api=DockerPy())
+            ensure_running(loc, api=engines.one(name, DockerPy))
         except DualgitError as exc:
             setup_state.write(name, "failed", "", step)
             print(exc.render(), flush=True)
@@ -52,7 +52,8 @@ def run(args: list[str]) -> int:
     loc = locate(worktree)
     if "--create" in args:
         return _create(loc)
-    current = list_containers(DockerPy(), loc.common_dir, loc.worktree)
+    current = list_containers(engines.one(container_name(loc.common_dir, loc.worktree), DockerPy), loc.common_dir,
+                              loc.worktree)
     if not current:
         print("dualgit: no container for this worktree; nothing to set up", flush=True)
         return 1
@@ -115,7 +116,7 @@ def _services(loc: Location, ctx: Context, name: str, container_id: str) -> bool
 
     try:
         declared = services_for(ctx, load(loc.worktree), environments_for(ctx))
-        for line in services.bring_up(DockerPy(), loc, declared, container_id, step):
+        for line in services.bring_up(engines.one(name, DockerPy), loc, declared, container_id, step):
             print(f"==> {line}", flush=True)
     except DualgitError as exc:
         setup_state.write(name, "failed", container_id, now[0])

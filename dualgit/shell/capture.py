@@ -21,7 +21,7 @@ from dualgit.engine.pipe import split_frames
 from dualgit.errors import DualgitError
 from dualgit.git.locate import Location
 from dualgit.naming import container_name
-from dualgit.shell.exec import NOT_FOUND_MARKS, RUNTIME_FAILED, create_exec, inside, text_only
+from dualgit.shell.exec import NOT_FOUND_MARKS, RUNTIME_FAILED, create_exec, engine_of, inside, text_only
 from dualgit.worktrees import agent
 from dualgit.worktrees.idle import Use
 from dualgit.worktrees.setup_state import read as read_setup
@@ -85,8 +85,8 @@ def run(loc: Location, cmd: list[str], cwd: str, env: list[str] | None = None, s
     text_only(cmd, env, cwd)
     began = time.monotonic()
     deadline = began + timeout
-    api = DockerAPI()
     name = container_name(loc.common_dir, loc.worktree)
+    api = DockerAPI(engine_of(name))
     with Use(name):
         if wait:
             _setup_done(name, deadline)

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 
+from dualgit.engine import find
 from dualgit.engine.api import ApiError, DockerAPI, path
 from dualgit.engine.pipe import split_frames
 from dualgit.errors import DualgitError
@@ -23,6 +24,8 @@ from dualgit.worktrees.setup_state import SETUP_CONTAINER
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from dualgit.engine.find import Endpoint
 
 # exec's options, defined once: its help, the man page and tab completion are made from them
 OPTIONS = (
@@ -146,9 +149,9 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
         del body["WorkingDir"]  # a service's container has its own folders, not the worktree
     else:
         text_only(request.cmd, env, cwd)
-    api = DockerAPI()
     pinned = os.environ.get(SETUP_CONTAINER)  # a setup step's exec: that container, never another
     name = pinned or container_name(loc.common_dir, loc.worktree)
+    api = DockerAPI(engine_of(container_name(loc.common_dir, loc.worktree)))
     with Use(name):  # keeps the branch awake while it runs; waits while the proxy puts it to sleep
         if request.wait:
             failed = _wait_for_setup(name)
@@ -170,7 +173,7 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
                 return failed
         if not pinned:  # a person's or an agent's command; a setup step's needs neither
             _reconcile_now_and_then(loc)
-            _proxy_up(api.endpoint.url())
+            _proxy_up(api.endpoint.url() if engine_of(container_name(loc.common_dir, loc.worktree)) is None else "")
         return Session(api, exec_id, tty, attach_stdin, request.cmd[0]).run()
 
 
@@ -210,6 +213,15 @@ def _reconcile_now_and_then(loc: Location) -> None:
         reconcile_later()  # it inherits our working directory, which is in the worktree
     except OSError:
         pass  # the next command reconciles
+
+
+def engine_of(name: str) -> Endpoint | None:
+    """The engine the container `name` was made on, when dualgit's config named one (None: the
+    one found as the docker CLI finds it). One file read."""
+    from dualgit.worktrees.state import engine_of as named_engine
+
+    found = named_engine(name)
+    return None if found == find.DEFAULT else find.named(found)
 
 
 def _proxy_up(engine: str) -> None:
@@ -288,6 +300,7 @@ def create_exec(api: DockerAPI, name: str, body: dict[str, Any], loc: Location |
             from dualgit.worktrees.containers import ensure_running  # the slow path: config, image, create
 
             ensure_running(loc)
+            api.use(engine_of(container_name(loc.common_dir, loc.worktree)) or find.endpoint())  # where it was made
     raise AssertionError("unreachable")
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from dualgit.config import Config, Limits
+from dualgit.config import Config, Limits, load
 from dualgit.engine.api import ApiError, DockerAPI
 from dualgit.errors import DualgitError
 from dualgit.git.locate import Location, registered
-from dualgit.worktrees import agent, idle, labels, network, owner, state
+from dualgit.worktrees import agent, engines, idle, labels, network, owner, state
 from dualgit.worktrees.images import ImageNotHere
 from dualgit.worktrees.inventory import Container, list_containers, remove
 from dualgit.worktrees.plan import Plan, caps_text, plan, resources
@@ -60,9 +60,10 @@ def ensure_running(loc: Location, config: Config | None = None, api: Engine | No
     """Idempotent `up`: the worktree's plan, then its container brought to it (`converge`). Without
     `pull`, an image not on this machine raises ImageNotHere. What is held back or not honoured is
     said when the container is made, or with `say`."""
-    api = api or DockerAPI()
     if not registered(loc):
         raise gone_worktree(loc)
+    config = config or load(loc.worktree)
+    api = engines.settle(api or DockerAPI(), loc, config)  # the engine it is on, or is to be made on
     try:
         return converge(api, plan(loc, config, api, pull=False), say)
     except ImageNotHere as exc:

@@ -257,7 +257,9 @@ def remove_service(api: Engine, found: Running) -> None:
 
 def logs_tail(api: Engine, container: str, lines: int = 10) -> str:
     from dualgit.engine.dockerpy import DockerPy
+    from dualgit.engine.several import holding
 
+    api = holding(api, container)
     engine = DockerPy(api.endpoint) if not isinstance(api, DockerPy) else api
     try:
         text: str = engine.api.logs(container, tail=lines).decode(errors="replace")

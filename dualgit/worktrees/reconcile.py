@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from dualgit.engine.api import DockerAPI
 from dualgit.git import repository
+from dualgit.worktrees import engines
 from dualgit.worktrees.inventory import Container, list_containers, remove
 
 TYPE_CHECKING = False
@@ -54,7 +54,7 @@ def reconcile(
     trees: list[repository.Worktree] | None = None,
 ) -> list[Action]:
     """`trees`, when given, must have been read after `containers` were listed."""
-    api = api or DockerAPI()
+    api = api or engines.client()
     # Containers first, git second: a container is only ever made after git registered its
     # worktree, so nothing listed here can be younger than the git state read below.
     if containers is None:

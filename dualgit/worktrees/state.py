@@ -7,7 +7,7 @@ Two places, and why:
   it as data only and never follows a link in it (`agent.py`).
 - `$XDG_STATE_HOME/dualgit/setup/NAME.KIND`, what the host alone writes: setup's `state`, `log` and
   `lock` (`setup_state.py`); the idle clock `active`, `asleep` and the `caps` last applied
-  (`idle.py`). Never in the shared folder, where a container could forge them.
+  (`idle.py`); the `engine` it was made on (`engines.py`). Never in the shared folder, where a container could forge them.
 Every write of these goes through `background.atomic_write` (the shared folder's, through its own
 no-follow walk). Standard library only: exec's path reads the idle clock.
 """
@@ -18,7 +18,7 @@ import os
 
 from dualgit.background import atomic_write, state_dir
 
-HOST_KINDS = ("state", "log", "lock", "active", "asleep", "caps", "workspace")
+HOST_KINDS = ("state", "log", "lock", "active", "asleep", "caps", "workspace", "engine")
 
 
 def shared_folder(name: str) -> str:
@@ -54,6 +54,14 @@ def applied_caps(name: str) -> str | None:
 
 def record_caps(name: str, caps: str) -> None:
     write_line(name, "caps", caps)
+
+
+def engine_of(name: str) -> str:
+    """The name of the engine the container `name` was made on, as the config named it
+    (`find.named` reads it); DEFAULT when none was recorded."""
+    from dualgit.engine.find import DEFAULT
+
+    return read_line(name, "engine") or DEFAULT
 
 
 def sync_file(name: str) -> str:

@@ -41,7 +41,7 @@ def rows(trees: list[repository.Worktree], containers: list[Container], api: Eng
                                       and killed_by_memory_cap(api, container.id)),
                 "ports": agent.own_ports(container) if container else {},
                 "services": _services(container, held.get(wt.path, [])) if container else [],
-                "engine": api.endpoint.url() if api is not None else None,
+                **_engine(api, container_name(wt.common_dir, wt.path), container is not None),
                 "sync": _sync(container.name, container.synced) if container else None,
                 **_setup(container, container_name(wt.common_dir, wt.path)),
                 **(agent.seen(container.name, container.http_ports, container.tcp_ports) if container
@@ -49,6 +49,27 @@ def rows(trees: list[repository.Worktree], containers: list[Container], api: Eng
             }
         )
     return out
+
+
+def _engine(api: Engine | None, name: str, listed: bool) -> dict[str, Any]:
+    """`engine`: the URL of the engine the worktree's container is on; `engine_name`: as dualgit's
+    config named it ("default": the one found as the docker CLI finds it); with `engine_error`, and
+    state `unreachable` when it has no container listed, an engine that did not answer."""
+    named = state.engine_of(name)
+    found: dict[str, Any] = {"engine": None, "engine_name": named}
+    members = getattr(api, "members", None)
+    if api is None:
+        return found
+    if members is None:
+        return {**found, "engine": api.endpoint.url()}
+    member = members.get(named)
+    found["engine"] = member.endpoint.url() if member is not None else None
+    why = getattr(api, "missing", {}).get(named)
+    if why is not None:
+        found["engine_error"] = why
+        if not listed:
+            found["state"] = "unreachable"
+    return found
 
 
 def unreachable(trees: list[repository.Worktree], engine: str, why: str) -> list[dict[str, Any]]:
@@ -60,7 +81,8 @@ def unreachable(trees: list[repository.Worktree], engine: str, why: str) -> list
         synced = state.sync_status(name) is not None
         out.append({"branch": wt.branch, "head": wt.head, "worktree": wt.path, "main": wt.main, "locked": wt.locked,
                     "container": name, "state": "unreachable", "asleep_since": None, "out_of_memory": False,
-                    "ports": {}, "services": [], "engine": engine, "engine_error": why,
+                    "ports": {}, "services": [], "engine": engine, "engine_name": state.engine_of(name),
+                    "engine_error": why,
                     "sync": _sync(name, synced), **_setup(None, name), "serve": [], "undeclared": [], "declare": {},
                     "over_max_running": None})
     return out

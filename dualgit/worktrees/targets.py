@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 
-from dualgit.engine.api import DockerAPI
 from dualgit.git import repository
+from dualgit.worktrees import engines
 from dualgit.worktrees.inventory import Container, list_containers
 from dualgit.worktrees.reconcile import reconcile
 
@@ -29,7 +29,7 @@ def listing(target: str | None = None, listed: list[Container] | None = None, ap
             ) -> tuple[repository.Repo, Engine, list[Container], list[repository.Worktree]]:
     """`reconciled`, and the worktree list it was reconciled with (read once, after the containers)."""
     repo = repository.open_repo(target if target and os.path.isdir(target) else None)
-    api = api or DockerAPI()
+    api = api or engines.client()
     containers = (list_containers(api, repo.common_dir) if listed is None
                   else [c for c in listed if c.repo == repo.common_dir])
     trees = repository.worktrees(repo)

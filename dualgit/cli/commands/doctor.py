@@ -38,8 +38,9 @@ def report(folder: str | None = None) -> dict[str, Any]:
                                                  "DOCKER_CERT_PATH", "DOCKER_CONFIG") if os.environ.get(key)},
     }
     checks: list[dict[str, Any]] = found["checks"]
+    named = found["engine_name"] = _engine_name(folder)  # this worktree's engine, as dualgit's config names it
     try:
-        endpoint = find.settled(find.endpoint())
+        endpoint = find.settled(find.endpoint()) if named == find.DEFAULT else find.named(named)
         found["endpoint"], found["source"] = endpoint.url(), endpoint.source
         found["tls"] = endpoint.tls.as_dict() if endpoint.tls is not None else None
         found["others"] = [s for s in sockets if endpoint.kind != "unix" or s["path"] != endpoint.address]
@@ -63,9 +64,23 @@ def report(folder: str | None = None) -> dict[str, Any]:
     else:
         checks.extend(_probe(api, endpoint, folder))
     checks.extend(_undeclared(api))
-    found["proxy"], proxy_check = _proxy(endpoint.url())
+    found["proxy"], proxy_check = _proxy(endpoint.url() if named == find.DEFAULT else "")
     checks.append(proxy_check)
     return found
+
+
+def _engine_name(folder: str | None) -> str:
+    """The engine the worktree's container is on, else the one its config names (DEFAULT outside one)."""
+    if not folder:
+        return find.DEFAULT
+    from dualgit.config import load
+    from dualgit.git.locate import locate
+    from dualgit.worktrees.engines import likely
+
+    try:
+        return likely(locate(folder), load(folder))
+    except DualgitError:
+        return find.DEFAULT
 
 
 def _synced(endpoint: Endpoint, folder: str | None) -> bool:

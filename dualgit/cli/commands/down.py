@@ -5,7 +5,7 @@ from __future__ import annotations
 from dualgit.cli.commands._context import for_each
 from dualgit.engine.dockerpy import DockerPy
 from dualgit.errors import DualgitError
-from dualgit.worktrees import idle
+from dualgit.worktrees import engines, idle
 from dualgit.worktrees.inventory import Container, remove, stop
 from dualgit.worktrees.targets import listing, worktree_for
 
@@ -18,7 +18,7 @@ def down(targets: list[str] | None = None, rm: bool = False, every: bool = False
     """Stop (or remove) the containers of the worktrees named, or of every worktree with `every`."""
     if every and targets:
         raise DualgitError("name worktrees or give --all, not both", hint="`git dual down --all` stops every container here")
-    repo, api, containers, trees = listing(targets[0] if targets else None, api=DockerPy())
+    repo, api, containers, trees = listing(targets[0] if targets else None, api=engines.client(DockerPy))
     if every:
         labels = {wt.path: wt.label for wt in trees}
         chosen = [c for c in containers if rm or c.state != "exited" or idle.asleep_since(c.name) is not None]

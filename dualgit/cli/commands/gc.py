@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dualgit.engine.dockerpy import DockerPy
 from dualgit.git import repository
+from dualgit.worktrees import engines
 from dualgit.worktrees.inventory import listed, remove_service, remove_volumes
 from dualgit.worktrees.reconcile import reconcile
 
 
 def gc(dry_run: bool = False, quiet: bool = False, folder: str | None = None) -> int:
     repo = repository.open_repo(folder)
-    api = DockerPy()
+    api = engines.client(DockerPy)
     said = [action.describe() for action in reconcile(repo, api, dry_run=dry_run)]
     # services whose branch container went another way (`docker rm`), and whose worktree is gone too
     registered = {wt.path for wt in repository.worktrees(repo)}

@@ -60,7 +60,9 @@ def _service_logs(api: Engine, label: str, services: tuple[str, ...], name: str,
         known = ", ".join(services) or "none"
         raise DualgitError(f"{label} has no service {service} (its services: {known})",
                            hint="`[services.NAME]` in .dual.toml declares one; `git dual up` makes it")
-    engine = DockerPy(api.endpoint)
+    from dualgit.engine.several import holding
+
+    engine = DockerPy(holding(api, name).endpoint)
     try:
         for chunk in engine.api.logs(container_for(name, service), stream=True, follow=follow):
             sys.stdout.buffer.write(chunk)

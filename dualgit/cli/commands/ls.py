@@ -7,6 +7,7 @@ import sys
 import time
 
 from dualgit.background import user_config_file
+from dualgit.engine.find import DEFAULT
 from dualgit.errors import DualgitError
 from dualgit.worktrees import idle, status
 from dualgit.worktrees.targets import listing
@@ -25,6 +26,11 @@ def ls(as_json: bool = False, folder: str | None = None) -> int:
 
         trees = repository.worktrees(repository.open_repo(folder))
         table, over, unreachable = status.unreachable(trees, endpoint().url(), exc.message), None, exc
+    if unreachable is None:  # one engine of several out of reach: the others' branches are listed
+        away = {row["engine_name"]: row["engine_error"] for row in table if row.get("engine_error")}
+        if away:
+            unreachable = DualgitError("; ".join(f"the engine {name} does not answer: {why}" for name, why in away.items()),
+                                       hint="`git dual doctor` in one of its branches says what was tried")
     if as_json:
         print(json.dumps(table, indent=2))
         return _said(unreachable)
@@ -67,8 +73,9 @@ def ls(as_json: bool = False, folder: str | None = None) -> int:
                          f"has no URL: `{row['declare'][str(port)]}`, then `git dual up`")
     if not any(row["services"] for row in table):  # the column only where a branch has services
         lines = [(*line[:6], line[7]) for line in lines]
-    if any(row["sync"] is not None for row in table):  # the column only where an engine is on another machine
-        engines = ["ENGINE", *(row["engine"] or "-" for row in table)]
+    if any(row["sync"] is not None or row["engine_name"] != DEFAULT for row in table):  # only where engines differ
+        engines = ["ENGINE", *(row["engine_name"] if row["engine_name"] != DEFAULT else row["engine"] or "-"
+                               for row in table)]
         lines = [(*line[:5], engine, *line[5:]) for line, engine in zip(lines, engines, strict=True)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]) - 1)]
     for line in lines:

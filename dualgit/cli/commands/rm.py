@@ -5,6 +5,7 @@ from __future__ import annotations
 from dualgit.cli.commands._context import for_each
 from dualgit.engine.dockerpy import DockerPy
 from dualgit.git import repository
+from dualgit.worktrees import engines
 from dualgit.worktrees.inventory import list_containers, remove
 from dualgit.worktrees.reconcile import removed
 from dualgit.worktrees.targets import reconciled, worktree_for
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 def rm(targets: list[str] | None = None, force: bool = False) -> int:
     """Remove worktrees (as `git worktree remove` would, dirty ones refused without --force) and their
     containers and volumes."""
-    repo, api, _containers = reconciled(targets[0] if targets else None, api=DockerPy())
+    repo, api, _containers = reconciled(targets[0] if targets else None, api=engines.client(DockerPy))
     return for_each(targets, lambda target: _remove(repo, api, worktree_for(repo, target), force))
 
 

@@ -10,7 +10,7 @@ from dualgit.config import load
 from dualgit.engine.dockerpy import DockerPy
 from dualgit.errors import DualgitError
 from dualgit.naming import repo_name
-from dualgit.worktrees import labels, services
+from dualgit.worktrees import engines, labels, services
 from dualgit.worktrees import seed as seeding
 from dualgit.worktrees.inventory import listed, remove_service
 from dualgit.worktrees.plan import context_for, environments_for
@@ -22,7 +22,7 @@ def seed(service: str | None = None, source: str | None = None, force: bool = Fa
          as_json: bool = False) -> int:
     """Re-seed the branch's services that have volumes (or `service`) from `source` (else each one's
     `seed`). Without `force`, says what it would replace and changes nothing."""
-    _repo, api, wt, mine = targeted(target, DockerPy())
+    _repo, api, wt, mine = targeted(target, engines.client(DockerPy))
     if not mine:
         raise DualgitError(f"{wt.label} has no container, so no services", hint="`git dual up` makes them")
     loc, branch = wt.location, mine[0]

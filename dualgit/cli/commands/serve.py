@@ -9,7 +9,7 @@ import time
 from dualgit.config import load
 from dualgit.engine.dockerpy import DockerPy
 from dualgit.errors import DualgitError
-from dualgit.worktrees import agent
+from dualgit.worktrees import agent, engines
 from dualgit.worktrees.inventory import Container
 from dualgit.worktrees.targets import targeted
 
@@ -17,7 +17,7 @@ from dualgit.worktrees.targets import targeted
 def serve(target: str | None = None, restart: bool = False, stop: bool = False, as_json: bool = False) -> int:
     if restart and stop:
         raise DualgitError("give --restart or --stop, not both", hint="`git dual serve --stop` stops it")
-    _repo, api, wt, mine = targeted(target, DockerPy())
+    _repo, api, wt, mine = targeted(target, engines.client(DockerPy))
     config = load(wt.path)
     if not config.serve:
         raise DualgitError(f"{wt.label} has no `serve` in .dual.toml",

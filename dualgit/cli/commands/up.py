@@ -28,10 +28,11 @@ def up(target: str | None = None, recreate: bool = False, setup: bool = False) -
 
         start_background(wt.location, container.name, container.id, force=True)
         print("  setup started: `git dual logs -f` follows it")
-    from dualgit.proxy.daemon import ensure_started
+    from dualgit.proxy.daemon import engine_here, ensure_started
     from dualgit.proxy.hosts import current
+    from dualgit.worktrees.engines import client
 
-    if ensure_started(api.endpoint.url()):
-        for row in current(api).urls(worktree=wt.path):
+    if ensure_started(engine_here()):
+        for row in current(client()).urls(worktree=wt.path):
             print(f"  {row['url']}")
     return 0

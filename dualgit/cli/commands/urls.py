@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 
-from dualgit.engine.api import DockerAPI
 from dualgit.proxy import daemon, hosts
-from dualgit.worktrees import agent
+from dualgit.worktrees import agent, engines
 from dualgit.worktrees.inventory import list_all
 from dualgit.worktrees.targets import listing
 
 
 def urls(as_json: bool = False) -> int:
-    api = DockerAPI()
+    api = engines.client()
     every = list_all(api)  # the one list call: this repository's, and the others' that names avoid
     repo, _api, mine, trees = listing(listed=every, api=api)
     others = [c for c in every if c.repo != repo.common_dir]
