@@ -227,7 +227,7 @@ class SshServer:
 
 class RemoteEngine:
     """A second machine, as far as dualgit can tell: a dockerd of its own (data root, exec root,
-    containerd, socket) in mount, network and host-name namespaces of its own, where /tmp (the
+    containerd, socket) in mount, network, process and host-name namespaces of its own, where /tmp (the
     tests' worktrees) is an empty tmpfs, so no bind mount of a worktree can pass by accident, and
     its containers' published ports sit on its own loopback, out of this machine's reach. It is
     reached as a remote engine is:
@@ -247,7 +247,8 @@ class RemoteEngine:
         engine = (f"mount -t tmpfs tmpfs /tmp && mount --bind {run} /run && hostname remote && ip link set lo up && "
                   f"exec dockerd --data-root {self.base / 'data'} --exec-root /run/exec --pidfile /run/dockerd.pid "
                   f"--host unix:///run/docker.sock --userland-proxy=true")
-        self.daemon = subprocess.Popen(["unshare", "--mount", "--net", "--uts", "sh", "-c", engine],
+        self.daemon = subprocess.Popen(["unshare", "--mount", "--net", "--uts", "--pid", "--fork", "--kill-child",
+                                        "--mount-proc", "sh", "-c", engine],
                                        stdout=subprocess.DEVNULL, stderr=open(self.base / "dockerd.log", "wb"),
                                        start_new_session=True)
         wait_for(lambda: listening(self.socket), timeout=90)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -92,6 +93,14 @@ def test_a_branch_on_a_remote_engine_over_ssh(repo: Path, tmp_path: Path, remote
     assert dual("exec", "sh", "-c", "exit 42", cwd=feat).returncode == 42
     missing = dual("exec", "no-such-program", cwd=feat)
     assert (missing.returncode, missing.stderr) == (127, "no-such-program: command not found\n")
+    # a signal reaches the command with no TTY: from inside, as its pid there is not one of this machine's
+    waiting = subprocess.Popen(["git-dual", "exec", "sh", "-c", 'trap "echo got TERM; exit 3" TERM; echo ready; '
+                                'while :; do sleep 0.1; done'], cwd=feat, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert waiting.stdout is not None and waiting.stdout.readline() == "ready\n"
+    waiting.send_signal(signal.SIGTERM)
+    out, err = waiting.communicate(timeout=30)
+    assert (waiting.returncode, out) == (3, "got TERM\n"), err
     row = row_of(feat)
     assert (row["engine"], row["sync"]["state"], row["state"]) == (remote.ssh_host, "synced", "running"), row
     container = api.inspect_container(row["container"])

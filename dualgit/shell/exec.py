@@ -43,6 +43,7 @@ stdin, TTY and signals through. A stopped container is started, a missing one cr
 and setup is waited for.
 
 """ + "".join(f"  {(', '.join(names) + (' ' + meta if meta else '')):<21}{text}\n" for names, meta, text in OPTIONS)
+EXEC_TOKEN = "DUALGIT_EXEC"  # a variable each exec gets, unique to it: how its processes are found inside
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 SHELL = ["sh", "-c", "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi"]
 NOT_FOUND_MARKS = (b"executable file not found", b"no such file or directory")
@@ -131,7 +132,7 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
     cwd = inside(loc, cwd)
     tty = os.isatty(0) and os.isatty(1)
     attach_stdin = _stdin_worth_attaching()
-    env = list(request.env)
+    env = [*request.env, f"{EXEC_TOKEN}={os.urandom(8).hex()}"]
     if tty and "TERM" in os.environ:
         env.append(f"TERM={os.environ['TERM']}")
     body = {
@@ -174,7 +175,8 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
         if not pinned:  # a person's or an agent's command; a setup step's needs neither
             _reconcile_now_and_then(loc)
             _proxy_up(api.endpoint.url() if engine_of(container_name(loc.common_dir, loc.worktree)) is None else "")
-        return Session(api, exec_id, tty, attach_stdin, request.cmd[0]).run()
+        return Session(api, exec_id, tty, attach_stdin, request.cmd[0], "0:0" if request.root else None,
+                       env[len(request.env)]).run()
 
 
 def inside(loc: Location, folder: str) -> str:
@@ -307,8 +309,10 @@ def create_exec(api: DockerAPI, name: str, body: dict[str, Any], loc: Location |
 class Session:
     """One attached exec: pumps stdin, demultiplexes output, forwards signals and window size."""
 
-    def __init__(self, api: DockerAPI, exec_id: str, tty: bool, attach_stdin: bool, program: str) -> None:
+    def __init__(self, api: DockerAPI, exec_id: str, tty: bool, attach_stdin: bool, program: str,
+                 user: str | None = None, token: str | None = None) -> None:
         self.api = api
+        self.user, self.token = user, token  # who it runs as, and the variable that marks its processes
         self.exec_id = exec_id
         self.tty = tty
         self.attach_stdin = attach_stdin
@@ -367,11 +371,31 @@ class Session:
             return
         found = info.json()
         pid = int(found.get("Pid") or 0)
-        if pid and _in_container(pid, str(found.get("ContainerID") or "")):
+        container = str(found.get("ContainerID") or "")
+        if pid and _in_container(pid, container):
             try:
                 os.killpg(pid, signum) if os.getpgid(pid) == pid else os.kill(pid, signum)
             except ProcessLookupError:
                 pass
+        elif container and self.token:  # an engine on another machine, or in a VM: its pid is not ours
+            self._signal_inside(container, signal.Signals(signum).name.removeprefix("SIG"))
+
+    def _signal_inside(self, container: str, name: str) -> None:
+        """Signal the command's processes from inside the container: those whose environment holds
+        this exec's token (its children too, as a terminal signals its foreground group), by an exec
+        as the same user, who may read their environment and signal them."""
+        from dualgit.worktrees.agent import BUSYBOX
+
+        for tools in (f"{BUSYBOX} ", ""):  # the agent's busybox, else the image's own tools
+            script = (f'for p in /proc/[0-9]*; do if {tools}tr "\\0" "\\n" < "$p/environ" 2>/dev/null | '
+                      f'{tools}grep -qxF "$1"; then kill -s "$0" "${{p#/proc/}}" 2>/dev/null; fi; done')
+            try:
+                code, _ = self.api.run(container, [*tools.split(), "sh", "-c", script, name, self.token or ""],
+                                       self.user, timeout=10)
+            except (ApiError, DualgitError):
+                continue
+            if code not in (126, 127):
+                return
 
     def _demux(self, sock: socket.SocketType, buffer: bytes) -> None:
         first = True
