@@ -69,7 +69,7 @@ def recorded() -> set[str]:
 
 def route(found: dict[str, str]) -> str:
     """The engine's name for an object with these labels: its worktree's container's."""
-    repo, worktree = found.get(labels.REPO), found.get(labels.WORKTREE)
+    repo, worktree = found.get(labels.REPO), found.get(labels.WORKTREE) or found.get(labels.SERVICE_OF)
     return state.engine_of(container_name(repo, worktree)) if repo and worktree else DEFAULT
 
 
