@@ -216,6 +216,36 @@ def test_a_branch_on_a_remote_engine_over_tls(repo: Path, remote: RemoteEngine, 
     assert objects_of(on_remote, feat) == ([], [])
 
 
+def test_a_remote_branch_s_compose_service_gets_its_binds(repo: Path, remote: RemoteEngine,
+                                                         on_remote: DockerAPI) -> None:
+    """A bind of a path here would show an empty folder there: the worktree's root is its synced
+    volume (live), and a file or folder in it is copied in as the service is made, anew on `up`
+    once it changed."""
+    assert dual("install", cwd=repo).returncode == 0
+    (repo / "site").mkdir()
+    (repo / "site" / "index.html").write_text("served by a service\n")
+    (repo / "conf.txt").write_text("a setting\n")
+    (repo / "compose.yaml").write_text("services:\n  web:\n    image: busybox:latest\n    command: sleep 1000\n"
+                                       "    volumes: ['./site:/srv:ro', './conf.txt:/etc/app/conf.txt', '.:/app']\n")
+    write_config(repo, 'image = "busybox:latest"\ncompose = ["compose.yaml"]\n')
+    git("add", "-A", cwd=repo)
+    git("commit", "-qm", "a service with binds", cwd=repo)
+    feat = repo.parent / "demo-feat"
+    git("worktree", "add", "-q", str(feat), "-b", "feat", cwd=repo)
+    assert dual("exec", "true", cwd=feat).returncode == 0  # setup, services and all
+
+    def web(*argv: str) -> str:
+        return dual("exec", "--service", "web", "--", *argv, cwd=feat).stdout
+
+    assert web("cat", "/srv/index.html", "/etc/app/conf.txt", "/app/conf.txt") == \
+        "served by a service\na setting\na setting\n"
+    (feat / "conf.txt").write_text("changed\n")
+    wait_for(lambda: web("cat", "/app/conf.txt") == "changed\n", timeout=10)  # the synced root: live
+    assert web("cat", "/etc/app/conf.txt") == "a setting\n"  # a copy, until the service is made anew
+    assert dual("up", cwd=feat).returncode == 0
+    wait_for(lambda: web("cat", "/etc/app/conf.txt") == "changed\n", timeout=30)
+
+
 def test_a_remote_branch_sleeps_and_its_request_wakes_it(repo: Path, tmp_path: Path, remote: RemoteEngine,
                                                          on_remote: DockerAPI) -> None:
     assert dual("install", cwd=repo).returncode == 0
@@ -332,6 +362,16 @@ def test_one_repository_on_two_engines(repo: Path, tmp_path: Path, remote: Remot
             wait_for(lambda host=host, page=page: request(host, "/index.html")[2] == page, timeout=30)
     finally:
         proxy.stop()
+
+    remote.cut_ssh()  # one engine out of reach: the other's branches listed as they are, and the exit says so
+    try:
+        said = dual("ls", "--json", cwd=repo)
+        rows = {r["branch"]: r for r in json.loads(said.stdout)}
+        assert (rows["light"]["state"], rows["heavy/x"]["state"]) == ("running", "unreachable"), rows
+        assert said.returncode == 1 and "the engine devbox does not answer" in said.stderr, said.stderr
+        assert dual("exec", "echo", "here", cwd=light).stdout == "here\n"
+    finally:
+        remote.restore_ssh()
 
     for tree in (light, heavy):
         git("worktree", "remove", "--force", str(tree), cwd=repo)

@@ -13,6 +13,7 @@ AGENT = "dualgit.agent"  # "1": its main process is the agent (`agent.sh`): rela
 SERVICES = "dualgit.services"  # on a branch's container: its services' names, comma-separated
 SERVICE = "dualgit.service"  # on a service's container and volumes: the service's name (`[services.NAME]`)
 SERVICE_OF = "dualgit.service_of"  # on a service's container: the worktree whose branch it serves
+SERVICE_FILES = "dualgit.service_files"  # on a synced engine: the digest of the binds copied into it
 VOLUME = "dualgit.volume"  # on a service's volume: its key (`volumes = { KEY = PATH }`)
 HELPER = "dualgit.helper"  # on a short-lived container of dualgit's own (a seed's copy): what it does
 SYNC = "dualgit.sync"  # "1" on a branch's container whose worktree is synced to its engine (`sync.py`); on the

@@ -100,11 +100,23 @@ def _body(loc: Location, service: Service, image: str, volumes: list[tuple[str, 
     return body
 
 
-def body_for(wanted: ServicePlan, branch_id: str) -> dict[str, Any]:
+def body_for(wanted: ServicePlan, branch_id: str, copied: bytes | None = None, loc: Location | None = None,
+             ) -> dict[str, Any]:
     """The create body, in the namespace of the branch container `branch_id`: a branch container
-    made anew means its services are too (the spec says so)."""
+    made anew means its services are too (the spec says so). With `copied` (`copied_binds`), on an
+    engine whose worktrees are synced: the worktree's root mounts its synced volume, and the other
+    binds are that archive, whose digest joins the spec (an edit to them makes the service anew)."""
     body: dict[str, Any] = json.loads(json.dumps(wanted.body))
     body["HostConfig"]["NetworkMode"] = f"container:{branch_id}"
+    if copied is not None and loc is not None:
+        from dualgit.naming import container_name
+        from dualgit.worktrees.sync import volumes
+
+        synced = volumes(container_name(loc.common_dir, loc.worktree))["worktree"]
+        body["HostConfig"]["Mounts"] = [m for m in body["HostConfig"]["Mounts"] if m["Type"] != "bind"] + [
+            {"Type": "volume", "Source": synced, "Target": inside, "ReadOnly": read_only}
+            for host, inside, read_only in wanted.service.binds if not host]
+        body["Labels"][labels.SERVICE_FILES] = hashlib.sha256(copied).hexdigest()[:16]
     spec = hashlib.sha256(json.dumps([body, wanted.image_id], sort_keys=True).encode()).hexdigest()[:16]
     body["Labels"].update({labels.SPEC: spec, labels.STATE: state_dir()})
     return body
@@ -190,13 +202,15 @@ def converge(api: Engine, loc: Location, wanted: list[ServicePlan], branch_id: s
 
     notes: list[str] = []
     current = {r.service: r for r in listed(api, loc.common_dir, loc.worktree)}
+    synced = _synced(api, loc, branch_id)
     asked: dict[str, str] = {}  # a service -> the strictest condition another's depends_on puts on it
     for plan in wanted:
         for other, condition in plan.service.depends_on.items():
             if CONDITIONS.index(condition) > CONDITIONS.index(asked.get(other, CONDITIONS[0])):
                 asked[other] = condition
     for plan in wanted:
-        body = body_for(plan, branch_id)
+        copied = copied_binds(loc, plan.service) if synced else None
+        body = body_for(plan, branch_id, copied, loc)
         have = current.pop(plan.service.name, None)
         if have is not None and have.spec != body["Labels"][labels.SPEC]:
             remove_service(api, have)
@@ -214,6 +228,8 @@ def converge(api: Engine, loc: Location, wanted: list[ServicePlan], branch_id: s
                     raise DualgitError(f"cannot create service {plan.service.name}'s container {plan.name}: "
                                        f"{exc.message}") from None
                 created = plan.name  # another run made it meanwhile
+            if copied:
+                api.put_archive(created, "/", copied)
             _start(api, created, plan.name)
         elif have.state != "running":
             step(f"service {plan.service.name}")
@@ -227,6 +243,41 @@ def converge(api: Engine, loc: Location, wanted: list[ServicePlan], branch_id: s
     for gone in current.values():  # a service no longer declared: its container goes, its volumes stay
         remove_service(api, gone)
     return notes
+
+
+def _synced(api: Engine, loc: Location, branch_id: str) -> bool:
+    """Whether the branch's engine gets its worktree synced (`sync.wanted`), so that a bind of a
+    path here would show an empty folder there."""
+    from dualgit.config import load
+    from dualgit.engine.several import holding
+    from dualgit.worktrees.sync import wanted
+
+    return wanted(holding(api, branch_id).endpoint, load(loc.worktree))
+
+
+def copied_binds(loc: Location, service: Service) -> bytes:
+    """A tar of what the service's binds of files and folders in the worktree show, each at its
+    place inside (b"": none); its links stay links, and a path that leads out of the worktree is
+    left out."""
+    import io
+    import os
+    import tarfile
+
+    def plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.mtime = 0  # the digest follows what the files hold
+        return info
+
+    root = os.path.realpath(loc.worktree)
+    out = io.BytesIO()
+    added = 0
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for host, inside, _read_only in service.binds:
+            source = os.path.join(root, host)
+            parent = os.path.realpath(os.path.dirname(source))
+            if host and os.path.lexists(source) and (parent + "/").startswith(root + "/"):
+                tar.add(source, arcname=inside.strip("/"), recursive=True, filter=plain)
+                added += 1
+    return out.getvalue() if added else b""
 
 
 def bring_up(api: Engine, loc: Location, wanted: tuple[Service, ...], branch_id: str, step: Say,
