@@ -341,6 +341,10 @@ def test_one_repository_on_two_engines(repo: Path, tmp_path: Path, remote: Remot
     assert rows["heavy/x"]["state"] == "running" and rows["heavy/x"]["sync"]["state"] == "synced"
     table = dual("ls", cwd=repo).stdout
     assert "ENGINE" in table and "devbox" in table.split("heavy/x", 1)[1].splitlines()[0], table
+    for tree, named, url in ((heavy, "devbox", remote.ssh_host), (light, "default", None)):
+        found = json.loads(dual("doctor", "--json", cwd=tree).stdout)  # each branch's own engine
+        assert found["engine_name"] == named and (url is None or found["endpoint"] == url), found
+        assert all(c["ok"] for c in found["checks"] if c["name"] != "proxy"), found["checks"]
 
     # the config now names another engine for light: it stays where it is, and `up` says how to move it
     with open(light / ".dual.toml", "a") as f:
