@@ -42,14 +42,15 @@ class Several:
                 self.members[name] = self._make(name)
             return self.members[name]
 
-    def _all(self) -> list[tuple[str, Engine]]:
-        """Every engine in use now; one that cannot be named (a context since removed) is `missing`."""
-        self.missing = {}
+    def _all(self, missing: dict[str, str] | None = None) -> list[tuple[str, Engine]]:
+        """Every engine in use now; one that cannot be named (a context since removed) is told to
+        `missing`."""
         for name in sorted(self._names() | {DEFAULT}):
             try:
                 self.member(name)
             except DualgitError as exc:
-                self.missing[name] = exc.message
+                if missing is not None:
+                    missing[name] = exc.message
         return list(self.members.items())
 
     def holding(self, ident: str, knows: Callable[[Engine, str], object] | None = None) -> Engine:
@@ -70,8 +71,8 @@ class Several:
 
     def _listed(self, call: Callable[[Engine], list[dict[str, Any]]], key: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
-        members = self._all()
-        missing = self.missing
+        missing: dict[str, str] = {}
+        members = self._all(missing)
         for name, engine in members:
             try:
                 items = call(engine)
@@ -83,6 +84,7 @@ class Several:
                 if key == "Id" and item.get("Names"):
                     self._held[item["Names"][0].lstrip("/")] = name
             found += items
+        self.missing = missing
         if members and all(name in missing for name, _engine in members):
             raise DualgitError(missing[DEFAULT] if DEFAULT in missing else next(iter(missing.values())))
         return found

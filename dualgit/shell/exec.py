@@ -20,6 +20,7 @@ from dualgit.git.locate import Location, locate
 from dualgit.naming import container_name
 from dualgit.worktrees.idle import Use
 from dualgit.worktrees.setup_state import SETUP_CONTAINER
+from dualgit.worktrees.state import engine_of as named_engine
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -151,8 +152,9 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
     else:
         text_only(request.cmd, env, cwd)
     pinned = os.environ.get(SETUP_CONTAINER)  # a setup step's exec: that container, never another
-    name = pinned or container_name(loc.common_dir, loc.worktree)
-    api = DockerAPI(engine_of(container_name(loc.common_dir, loc.worktree)))
+    home = container_name(loc.common_dir, loc.worktree)  # the worktree's own container, whose engine is the one
+    name = pinned or home
+    api = DockerAPI(engine_of(home))
     with Use(name):  # keeps the branch awake while it runs; waits while the proxy puts it to sleep
         if request.wait:
             failed = _wait_for_setup(name)
@@ -174,7 +176,7 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
                 return failed
         if not pinned:  # a person's or an agent's command; a setup step's needs neither
             _reconcile_now_and_then(loc)
-            _proxy_up(api.endpoint.url() if engine_of(container_name(loc.common_dir, loc.worktree)) is None else "")
+            _proxy_up(api.endpoint.url() if named_engine(home) == find.DEFAULT else "")  # the proxy's is the default
         return Session(api, exec_id, tty, attach_stdin, request.cmd[0], "0:0" if request.root else None,
                        env[len(request.env)]).run()
 
@@ -220,8 +222,6 @@ def _reconcile_now_and_then(loc: Location) -> None:
 def engine_of(name: str) -> Endpoint | None:
     """The engine the container `name` was made on, when dualgit's config named one (None: the
     one found as the docker CLI finds it). One file read."""
-    from dualgit.worktrees.state import engine_of as named_engine
-
     found = named_engine(name)
     return None if found == find.DEFAULT else find.named(found)
 
