@@ -323,7 +323,8 @@ def test_one_repository_on_two_engines(repo: Path, tmp_path: Path, remote: Remot
     assert dual("install", cwd=repo).returncode == 0
     (repo / "www").mkdir()
     (repo / "www" / "index.html").write_text("a page\n")
-    write_config(repo, f'image = "busybox:latest"\nports = [{PORT}]\nserve = "httpd -f -p {PORT} -h www"\n')
+    write_config(repo, f'image = "busybox:latest"\nports = [{PORT}]\nserve = "httpd -f -p {PORT} -h www"\n'
+                       'cache_dirs = [".cache"]\n')
     git("add", "-A", cwd=repo)
     git("commit", "-qm", "a page", cwd=repo)
     light, heavy = repo.parent / "demo-light", repo.parent / "demo-heavy"
@@ -376,6 +377,19 @@ def test_one_repository_on_two_engines(repo: Path, tmp_path: Path, remote: Remot
         assert dual("exec", "echo", "here", cwd=light).stdout == "here\n"
     finally:
         remote.restore_ssh()
+
+    # moved: made anew on the engine its config names; its volumes here stay, and it says how to remove them
+    (light / ".dual.toml").write_text(config)
+    assert dual("down", "--rm", cwd=light).returncode == 0
+    moved = dual("up", cwd=light)
+    assert moved.returncode == 0 and "its volumes on the engine default stay there" in moved.stderr, moved.stderr
+    assert "`docker volume rm " in moved.stderr, moved.stderr
+    assert objects_of(on_remote, light)[0] and not objects_of(docker, light)[0]
+    assert dual("exec", "cat", "www/index.html", cwd=light).stdout == "page of demo-light\n"
+    assert row_of(light)["engine_name"] == "devbox"
+    leftover = objects_of(docker, light)[1]
+    subprocess.run(["docker", "volume", "rm", *leftover], capture_output=True, check=True,
+                   env={k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")})
 
     for tree in (light, heavy):
         git("worktree", "remove", "--force", str(tree), cwd=repo)

@@ -136,6 +136,24 @@ def settle(api: Engine, loc: Location, config: Config) -> Engine:
                   f"`git dual down --rm {loc.worktree}` and `git dual up` make it there (its volumes are not moved)",
                   file=sys.stderr)
             want = have or DEFAULT
+        else:
+            _left_behind(current, loc, have or DEFAULT)
     if have != want:
         state.write_line(name, "engine", want)
     return serving(api, want)
+
+
+def _left_behind(old: Engine, loc: Location, named: str) -> None:
+    """Said when a worktree moves to another engine: its volumes on the one it leaves stay there
+    (a branch's data is never deleted by a move), with the command that removes them."""
+    from dualgit.engine.api import ApiError
+
+    try:
+        volumes = sorted(v["Name"] for v in old.volumes({"label": [f"{labels.WORKTREE}={loc.worktree}"]})
+                         if (v.get("Labels") or {}).get(labels.REPO) == loc.common_dir)
+    except (ApiError, DualgitError):
+        return
+    if volumes:
+        flag = "" if named == DEFAULT else f"-H {named} " if "://" in named else f"--context {named} "
+        print(f"dualgit: {loc.worktree}: its volumes on the engine {named} stay there ({', '.join(volumes)}); "
+              f"`docker {flag}volume rm {' '.join(volumes)}` removes them", file=sys.stderr)
