@@ -128,9 +128,10 @@ def _where(container: Container) -> str:
         ports = ", ".join(f":{p} at http://{host}/" for p, host in own_ports(container).items())
         return f"; {ports}" if ports else ""
     from dualgit.proxy.hosts import current
-    from dualgit.worktrees.engines import client
+    from dualgit.worktrees.engines import one
 
-    urls = [str(row["url"]) for row in current(client()).urls(worktree=container.worktree)]
+    # its own engine's table: git does not wait on another engine (one out of reach costs ssh's timeout)
+    urls = [str(row["url"]) for row in current(one(container.name)).urls(worktree=container.worktree)]
     return f"; {', '.join(urls)}" if urls else ""
 
 

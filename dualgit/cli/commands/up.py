@@ -30,9 +30,9 @@ def up(target: str | None = None, recreate: bool = False, setup: bool = False) -
         print("  setup started: `git dual logs -f` follows it")
     from dualgit.proxy.daemon import engine_here, ensure_started
     from dualgit.proxy.hosts import current
-    from dualgit.worktrees.engines import client
+    from dualgit.worktrees.engines import one
 
     if ensure_started(engine_here()):
-        for row in current(client()).urls(worktree=wt.path):
+        for row in current(one(container.name)).urls(worktree=wt.path):
             print(f"  {row['url']}")
     return 0
