@@ -365,18 +365,19 @@ def test_one_repository_on_two_engines(repo: Path, tmp_path: Path, remote: Remot
         for host, page in (("light.demo.localhost", b"page of demo-light\n"),
                            ("heavy-x.demo.localhost", b"page of demo-heavy\n")):
             wait_for(lambda host=host, page=page: request(host, "/index.html")[2] == page, timeout=30)
+        remote.cut_ssh()  # one engine out of reach: the other's branches listed and served as they are
+        try:
+            said = dual("ls", "--json", cwd=repo)
+            rows = {r["branch"]: r for r in json.loads(said.stdout)}
+            assert (rows["light"]["state"], rows["heavy/x"]["state"]) == ("running", "unreachable"), rows
+            assert said.returncode == 1 and "the engine devbox does not answer" in said.stderr, said.stderr
+            assert dual("exec", "echo", "here", cwd=light).stdout == "here\n"
+            wait_for(lambda: "engine: the engine devbox" in (tmp_path / "proxy.log").read_text(), timeout=30)
+            assert request("light.demo.localhost", "/index.html")[2] == b"page of demo-light\n"
+        finally:
+            remote.restore_ssh()
     finally:
         proxy.stop()
-
-    remote.cut_ssh()  # one engine out of reach: the other's branches listed as they are, and the exit says so
-    try:
-        said = dual("ls", "--json", cwd=repo)
-        rows = {r["branch"]: r for r in json.loads(said.stdout)}
-        assert (rows["light"]["state"], rows["heavy/x"]["state"]) == ("running", "unreachable"), rows
-        assert said.returncode == 1 and "the engine devbox does not answer" in said.stderr, said.stderr
-        assert dual("exec", "echo", "here", cwd=light).stdout == "here\n"
-    finally:
-        remote.restore_ssh()
 
     # moved: made anew on the engine its config names; its volumes here stay, and it says how to remove them
     (light / ".dual.toml").write_text(config)

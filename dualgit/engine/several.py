@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,6 +19,8 @@ from dualgit.errors import DualgitError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from dualgit.engine.interface import Engine
+
+RETRY_AFTER = 10.0  # seconds an engine that did not answer a listing is left out of the next ones
 
 
 class Several:
@@ -31,8 +34,9 @@ class Several:
         self.missing: dict[str, str] = {}  # engine's name -> what it said, at the last listing
         self._held: dict[str, str] = {}  # container, volume or exec id or name -> engine's name
         self._lock = threading.Lock()
-        self._events: queue.Queue[dict[str, Any] | Exception] = queue.Queue()
+        self._events: queue.Queue[dict[str, Any] | DualgitError] = queue.Queue()
         self._following: set[str] = set()
+        self._resting: dict[str, tuple[float, str]] = {}  # an engine that failed -> (asked again after, what it said)
         self.member(DEFAULT)
         self.endpoint = self.members[DEFAULT].endpoint
 
@@ -60,6 +64,8 @@ class Several:
         if name is not None:
             return self.members[name]
         for name, engine in self._all():
+            if time.monotonic() < self._resting.get(name, (0.0, ""))[0]:
+                continue
             try:
                 if not (knows or _has_container)(engine, ident):
                     continue
@@ -73,12 +79,19 @@ class Several:
         found: list[dict[str, Any]] = []
         missing: dict[str, str] = {}
         members = self._all(missing)
+        now = time.monotonic()
         for name, engine in members:
+            until, said = self._resting.get(name, (0.0, ""))
+            if now < until:  # it failed a moment ago: a long-lived caller (the proxy) does not wait on it each time
+                missing[name] = said
+                continue
             try:
                 items = call(engine)
             except DualgitError as exc:
                 missing[name] = exc.message
+                self._resting[name] = (time.monotonic() + RETRY_AFTER, exc.message)
                 continue
+            self._resting.pop(name, None)
             for item in items:
                 self._held[item[key]] = name
                 if key == "Id" and item.get("Names"):
@@ -178,26 +191,25 @@ class Several:
             for name, engine in self._all():
                 if name not in self._following:
                     self._following.add(name)
-                    threading.Thread(target=self._follow, args=(engine, filters), daemon=True).start()
+                    threading.Thread(target=self._follow, args=(name, engine, filters), daemon=True).start()
             try:
                 item = self._events.get(timeout=1.0)
             except queue.Empty:
                 continue
-            if isinstance(item, BaseException):
+            if isinstance(item, DualgitError):
                 raise item
             yield item
 
-    def _follow(self, engine: Engine, filters: dict[str, list[str]]) -> None:
-        import time
-
+    def _follow(self, name: str, engine: Engine, filters: dict[str, list[str]]) -> None:
         delay = 0.5
         while True:
             try:
                 for event in engine.events(filters):
                     delay = 0.5
                     self._events.put(event)
-            except (OSError, DualgitError) as exc:
-                self._events.put(exc)
+            except Exception as exc:  # noqa: BLE001  # whatever its client raised: told, and tried again
+                said = exc.message if isinstance(exc, DualgitError) else str(exc) or type(exc).__name__
+                self._events.put(DualgitError(f"the engine {name}: {said}"))
             time.sleep(delay)
             delay = min(delay * 2, 10)
 
