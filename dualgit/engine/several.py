@@ -20,7 +20,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from dualgit.engine.interface import Engine
 
-RETRY_AFTER = 10.0  # seconds an engine that did not answer a listing is left out of the next ones
+RETRY_AFTER = 10.0  # seconds another engine that did not answer a listing is left out of the next ones
 
 
 class Several:
@@ -89,7 +89,8 @@ class Several:
                 items = call(engine)
             except DualgitError as exc:
                 missing[name] = exc.message
-                self._resting[name] = (time.monotonic() + RETRY_AFTER, exc.message)
+                if name != DEFAULT:  # this machine's fails fast, and is asked again at once
+                    self._resting[name] = (time.monotonic() + RETRY_AFTER, exc.message)
                 continue
             self._resting.pop(name, None)
             for item in items:
@@ -209,9 +210,15 @@ class Several:
                     self._events.put(event)
             except Exception as exc:  # noqa: BLE001  # whatever its client raised: told, and tried again
                 said = exc.message if isinstance(exc, DualgitError) else str(exc) or type(exc).__name__
-                self._events.put(DualgitError(f"the engine {name}: {said}"))
+                self._events.put(DualgitError(told(name, said)))
             time.sleep(delay)
             delay = min(delay * 2, 10)
+
+
+def told(name: str, said: str) -> str:
+    """What an engine's failure reads as: the default engine's as one engine's always did, another's
+    with its name (one wording wherever it is said, so that a log says it once)."""
+    return said if name == DEFAULT else f"the engine {name}: {said}"
 
 
 def _has_container(engine: Engine, ident: str) -> object:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from dualgit.background import atomic_write
 from dualgit.engine.dockerpy import DockerPy
+from dualgit.engine.several import told
 from dualgit.errors import DualgitError
 from dualgit.proxy.diagnosis import Diagnosis
 from dualgit.proxy.hosts import Mark
@@ -75,7 +76,7 @@ class Proxy:
             return
         missing = getattr(self.api, "missing", {})
         if missing:  # another engine out of reach: its branches' hosts stay, as one engine's would
-            self._engine_down("; ".join(f"{name}: {said}" for name, said in sorted(missing.items())))
+            self._engine_down("; ".join(told(name, said) for name, said in sorted(missing.items())))
             listed = {c.id for c in containers}
             containers += [c for c in self.routes.containers if c.id not in listed and engine_of(c.name) in missing]
         elif self.engine_trouble is not None:
