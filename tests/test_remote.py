@@ -53,6 +53,17 @@ def on_remote(remote: RemoteEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPa
             api.request("DELETE", f"/volumes/{volume['Name']}", ok=(204, 404))
 
 
+def a_page(repo: Path, page: str, more: str = "") -> None:
+    """dualgit installed in `repo`, whose committed config serves www/index.html (`page`) with
+    busybox httpd; `more`: further lines of its config."""
+    assert dual("install", cwd=repo).returncode == 0
+    (repo / "www").mkdir()
+    (repo / "www" / "index.html").write_text(page)
+    write_config(repo, f'image = "busybox:latest"\nports = [{PORT}]\nserve = "httpd -f -p {PORT} -h www"\n{more}')
+    git("add", "-A", cwd=repo)
+    git("commit", "-qm", "a page", cwd=repo)
+
+
 def end_sync_processes(base: Path) -> None:
     stop_processes_of(base, lambda argv: b"sync-run" in argv)
 
@@ -70,14 +81,8 @@ def objects_of(api: DockerAPI, tree: Path) -> tuple[list[str], list[str]]:
 def test_a_branch_on_a_remote_engine_over_ssh(repo: Path, tmp_path: Path, remote: RemoteEngine,
                                               on_remote: DockerAPI) -> None:
     api = on_remote
-    assert dual("install", cwd=repo).returncode == 0
-    (repo / "www").mkdir()
-    (repo / "www" / "index.html").write_text("page of feat\n")
     (repo / ".gitignore").write_text("node_modules/\n")
-    write_config(repo, f'image = "busybox:latest"\nports = [{PORT}]\n'
-                       f'serve = "httpd -f -p {PORT} -h www"\n')
-    git("add", "-A", cwd=repo)
-    git("commit", "-qm", "a page", cwd=repo)
+    a_page(repo, "page of feat\n")
     feat = repo.parent / "demo-feat"
     began = time.monotonic()
     added = subprocess.run(["git", "worktree", "add", "-q", str(feat), "-b", "feat"], cwd=repo, capture_output=True,
@@ -248,13 +253,7 @@ def test_a_remote_branch_s_compose_service_gets_its_binds(repo: Path, remote: Re
 
 def test_a_remote_branch_sleeps_and_its_request_wakes_it(repo: Path, tmp_path: Path, remote: RemoteEngine,
                                                          on_remote: DockerAPI) -> None:
-    assert dual("install", cwd=repo).returncode == 0
-    (repo / "www").mkdir()
-    (repo / "www" / "index.html").write_text("awake\n")
-    write_config(repo, f'image = "busybox:latest"\nports = [{PORT}]\nserve = "httpd -f -p {PORT} -h www"\n'
-                       'idle_after = "3s"\n')
-    git("add", "-A", cwd=repo)
-    git("commit", "-qm", "a page", cwd=repo)
+    a_page(repo, "awake\n", 'idle_after = "3s"\n')
     feat = repo.parent / "demo-feat"
     git("worktree", "add", "-q", str(feat), "-b", "feat", cwd=repo)
     assert dual("exec", "true", cwd=feat).returncode == 0
@@ -320,13 +319,7 @@ def test_one_repository_on_two_engines(repo: Path, tmp_path: Path, remote: Remot
     user = Path(os.environ["HOME"]) / ".config" / "dualgit" / "config.toml"
     user.parent.mkdir(parents=True)
     user.write_text('[[engines]]\nrepo = "demo"\nbranch = "heavy/*"\nengine = "devbox"\n')
-    assert dual("install", cwd=repo).returncode == 0
-    (repo / "www").mkdir()
-    (repo / "www" / "index.html").write_text("a page\n")
-    write_config(repo, f'image = "busybox:latest"\nports = [{PORT}]\nserve = "httpd -f -p {PORT} -h www"\n'
-                       'cache_dirs = [".cache"]\n')
-    git("add", "-A", cwd=repo)
-    git("commit", "-qm", "a page", cwd=repo)
+    a_page(repo, "a page\n", 'cache_dirs = [".cache"]\n')
     light, heavy = repo.parent / "demo-light", repo.parent / "demo-heavy"
     git("worktree", "add", "-q", str(light), "-b", "light", cwd=repo)
     git("worktree", "add", "-q", str(heavy), "-b", "heavy/x", cwd=repo)

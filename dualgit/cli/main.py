@@ -65,10 +65,10 @@ def _dispatch(args: list[str]) -> int:
         import json
 
         from dualgit.engine.api import DockerAPI
-        from dualgit.engine.find import named
+        from dualgit.engine.find import chosen
         from dualgit.engine.pipe import stdio
 
-        api = DockerAPI(named(os.environ.get("DUALGIT_SYNC_ENGINE")))  # the worktree's, as `sync-run` names it
+        api = DockerAPI(chosen(os.environ.get("DUALGIT_SYNC_ENGINE")))  # the worktree's, as `sync-run` names it
         code = stdio(api, os.environ["DUALGIT_SYNC_HELPER"], json.loads(os.environ["DUALGIT_SYNC_SERVER"]),
                      user=os.environ.get("DUALGIT_SYNC_USER"))
         os._exit(code)

@@ -142,6 +142,12 @@ def named(name: str | None) -> Endpoint:
     return _from_context(name)
 
 
+def chosen(name: str | None) -> Endpoint | None:
+    """`named`, but None for DEFAULT: a client given None finds the engine as it always does (the
+    lean one's fallback to another socket, docker-py's `settled`)."""
+    return None if not name or name == DEFAULT else named(name)
+
+
 def fallback() -> Endpoint | None:
     """When nothing named an engine and the default socket does not answer: the first of the other
     usual sockets that answers (None: none does). The lean client asks this only after its connect

@@ -58,7 +58,7 @@ def run(args: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     status = Status(name)
     status.set()  # its own, from the start: `exec` waits for this process's first sync, not an earlier one's
-    api = DockerAPI(find.named(state.engine_of(name)))
+    api = DockerAPI(find.chosen(state.engine_of(name)))
     forwards = Forwards(api, name)
     log_path = state_dir("sync", name, "log")
     os.makedirs(os.path.dirname(log_path), exist_ok=True)

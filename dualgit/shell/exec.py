@@ -133,7 +133,8 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
     cwd = inside(loc, cwd)
     tty = os.isatty(0) and os.isatty(1)
     attach_stdin = _stdin_worth_attaching()
-    env = [*request.env, f"{EXEC_TOKEN}={os.urandom(8).hex()}"]
+    token = f"{EXEC_TOKEN}={os.urandom(8).hex()}"
+    env = [*request.env, token]
     if tty and "TERM" in os.environ:
         env.append(f"TERM={os.environ['TERM']}")
     body = {
@@ -177,8 +178,7 @@ def run(request: ExecRequest, location: Location | None = None) -> int:
         if not pinned:  # a person's or an agent's command; a setup step's needs neither
             _reconcile_now_and_then(loc)
             _proxy_up(api.endpoint.url() if named_engine(home) == find.DEFAULT else "")  # the proxy's is the default
-        return Session(api, exec_id, tty, attach_stdin, request.cmd[0], "0:0" if request.root else None,
-                       env[len(request.env)]).run()
+        return Session(api, exec_id, tty, attach_stdin, request.cmd[0], "0:0" if request.root else None, token).run()
 
 
 def inside(loc: Location, folder: str) -> str:
@@ -222,8 +222,7 @@ def _reconcile_now_and_then(loc: Location) -> None:
 def engine_of(name: str) -> Endpoint | None:
     """The engine the container `name` was made on, when dualgit's config named one (None: the
     one found as the docker CLI finds it). One file read."""
-    found = named_engine(name)
-    return None if found == find.DEFAULT else find.named(found)
+    return find.chosen(named_engine(name))
 
 
 def _proxy_up(engine: str) -> None:

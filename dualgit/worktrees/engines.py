@@ -28,7 +28,6 @@ from dualgit.worktrees import labels, state
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from dualgit.engine.find import Endpoint
     from dualgit.engine.interface import Engine
     from dualgit.engine.several import Several
 
@@ -83,17 +82,12 @@ def several(kind: Callable[..., Engine]) -> Several:
     """Every engine in use, now and as others are recorded (the proxy's, which outlives a listing)."""
     from dualgit.engine.several import Several
 
-    return Several(recorded, lambda name: kind(endpoint(name)), route)
-
-
-def endpoint(name: str) -> Endpoint | None:
-    """The engine `name` (None for DEFAULT: the client finds it, as it always did)."""
-    return None if name == DEFAULT else find.named(name)
+    return Several(recorded, lambda name: kind(find.chosen(name)), route)
 
 
 def one(name: str, kind: Callable[..., Engine] = DockerAPI) -> Engine:
     """A client of `kind` for the engine the container `name` was made on."""
-    return kind(endpoint(state.engine_of(name)))
+    return kind(find.chosen(state.engine_of(name)))
 
 
 def likely(loc: Location, config: Config) -> str:
@@ -107,7 +101,7 @@ def serving(api: Engine, name: str) -> Engine:
 
     if isinstance(api, Several):
         return api.member(name)
-    found = endpoint(name)
+    found = find.chosen(name)
     if (found or find.endpoint()).url() == api.endpoint.url():
         return api
     kind: Callable[..., Engine] = type(api)

@@ -7,7 +7,8 @@ Two places, and why:
   it as data only and never follows a link in it (`agent.py`).
 - `$XDG_STATE_HOME/dualgit/setup/NAME.KIND`, what the host alone writes: setup's `state`, `log` and
   `lock` (`setup_state.py`); the idle clock `active`, `asleep` and the `caps` last applied
-  (`idle.py`); the `engine` it was made on (`engines.py`). Never in the shared folder, where a container could forge them.
+  (`idle.py`); the `engine` it was made on (`engines.py`). Never in the shared folder, where a
+  container could forge them.
 Every write of these goes through `background.atomic_write` (the shared folder's, through its own
 no-follow walk). Standard library only: exec's path reads the idle clock.
 """

@@ -40,7 +40,7 @@ def report(folder: str | None = None) -> dict[str, Any]:
     checks: list[dict[str, Any]] = found["checks"]
     named = found["engine_name"] = _engine_name(folder)  # this worktree's engine, as dualgit's config names it
     try:
-        endpoint = find.settled(find.endpoint()) if named == find.DEFAULT else find.named(named)
+        endpoint = find.chosen(named) or find.settled(find.endpoint())
         found["endpoint"], found["source"] = endpoint.url(), endpoint.source
         found["tls"] = endpoint.tls.as_dict() if endpoint.tls is not None else None
         found["others"] = [s for s in sockets if endpoint.kind != "unix" or s["path"] != endpoint.address]
